@@ -1,0 +1,39 @@
+# Sluice's two entry points: `make demo` (set up + run on the bundled samples), `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO ?= out/demo
+
+.PHONY: setup setup-test demo test bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.sluice-base: setup.py | $(VENV)/bin/python
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.sluice-test: setup.py | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.sluice-base
+
+setup: $(VENV)/.sluice-base
+setup-test: $(VENV)/.sluice-test
+
+demo: setup
+	$(PY) -m pipelines.tokenizer --source mono --input samples/mono/manifest.jsonl \
+	    --output $(DEMO)/tokenizer --vocab_size 8000 --overwrite
+	$(PY) -m pipelines.mono --input samples/mono/manifest.jsonl --output $(DEMO)/mono \
+	    --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 --seq_len 2048 \
+	    --write_documents --write_rejects --overwrite
+	$(PY) -m pipelines.summary $(DEMO)/mono
+
+test: setup-test
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) bench/mono_pipeline.py
+
+clean:
+	rm -rf out

@@ -1,0 +1,1 @@
+"""Runnable Sluice pipelines: ``python -m pipelines.NAME`` (or ``sluice NAME``)."""

@@ -1,0 +1,28 @@
+"""The ``sluice`` command: ``sluice NAME [flags]`` is ``python -m pipelines.NAME [flags]``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+PIPELINES = {
+    "mono": "The Mono corpus: GitHub Python archives to packed streams.",
+    "tokenizer": "Train the SentencePiece tokenizer on a corpus sample.",
+}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in PIPELINES:
+        lines = [f"  {name:<10} {text}" for name, text in PIPELINES.items()]
+        print("usage: sluice PIPELINE [flags]   (sluice PIPELINE --help)\n\npipelines:\n" + "\n".join(lines))
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"error: unknown pipeline {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0
+    module = importlib.import_module(f"pipelines.{argv[0]}")
+    return module.run(argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""The Mono corpus: permissively licensed GitHub Python repositories to packed training streams.
+
+    python -m pipelines.mono --input MANIFEST.jsonl --output DIR --tokenizer MODEL.model \
+        [--seq_len 2048] [--num_shards N] [--seed S] [--licenses ...] [--min_stars N] \
+        [--max_file_bytes N] [--write_documents] [--write_rejects] [any Beam pipeline option]
+
+Stages: manifest -> stars -> license -> read archives -> file selection -> code quality ->
+exact dedup -> (near-dedup: next issue) -> tokenize -> global shuffle -> pack -> write shards,
+then the driver writes ``manifest.json`` last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import apache_beam as beam
+
+from pipelines import common
+from schemas import manifest as manifest_schema
+from transforms.archive_stream import ArchiveLimits
+from transforms.github_curation import CurateGithubRepos, CurationConfig
+from transforms.global_shuffle import GroupIntoShuffledShards
+from transforms.license_filter import DEFAULT_ALLOWED, DEFAULT_MIN_CONFIDENCE, normalize_allow_list
+from transforms.packing import TAIL_MODES
+from transforms.parquet_outputs import WriteDocuments, WriteRejects
+from transforms.quality_filters import QualityThresholds
+from transforms.run_stats import ArchiveFingerprintFn, WriteJson, read_json
+from transforms.shard_writer import PackAndWriteShards
+from transforms.tokenize import Tokenize, load_tokenizer
+
+DATASET = "mono"
+
+
+def add_curation_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags of the GitHub read and filter stages (shared with the tokenizer pipeline)."""
+    q, limits = QualityThresholds(), ArchiveLimits()
+    parser.add_argument("--input", required=True, help="Manifest JSONL of repositories (any Beam filesystem).")
+    parser.add_argument("--licenses", type=common.comma_list, default=DEFAULT_ALLOWED,
+                        help="Comma-separated allowed licenses (SPDX ids or GitHub keys).")
+    parser.add_argument("--license_min_confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
+                        help="Lowest license-detector score accepted for undeclared licenses.")
+    parser.add_argument("--min_stars", type=common.non_negative_int, default=0)
+    parser.add_argument("--extensions", type=common.comma_list, default=(".py",),
+                        help="Comma-separated file extensions to keep.")
+    parser.add_argument("--max_file_bytes", type=common.positive_int, default=limits.max_file_bytes)
+    parser.add_argument("--max_archive_bytes", type=common.positive_int, default=limits.max_archive_bytes,
+                        help="Bound on the declared size of all members of one archive (bomb guard).")
+    parser.add_argument("--max_archive_members", type=common.positive_int, default=limits.max_members)
+    parser.add_argument("--max_avg_line_length", type=float, default=q.max_avg_line_length)
+    parser.add_argument("--max_line_length", type=common.positive_int, default=q.max_line_length)
+    parser.add_argument("--max_digit_fraction", type=float, default=q.max_digit_fraction)
+    parser.add_argument("--generated_scan_lines", type=common.non_negative_int, default=q.generated_scan_lines)
+
+
+def curation_config(args) -> CurationConfig:
+    common.require_file(args.input, "--input")
+    try:
+        normalize_allow_list(args.licenses)
+    except ValueError as err:
+        raise common.UsageError(str(err)) from None
+    if not 0.0 <= args.license_min_confidence <= 1.0:
+        raise common.UsageError("--license_min_confidence: must be between 0 and 1")
+    if not 0.0 < args.max_digit_fraction <= 1.0:
+        raise common.UsageError("--max_digit_fraction: must be in (0, 1]")
+    return CurationConfig(
+        manifest=args.input,
+        licenses=tuple(args.licenses),
+        license_min_confidence=args.license_min_confidence,
+        min_stars=args.min_stars,
+        extensions=tuple(args.extensions),
+        limits=ArchiveLimits(args.max_file_bytes, args.max_archive_bytes, args.max_archive_members),
+        quality=dataclasses.replace(
+            QualityThresholds(),
+            max_avg_line_length=args.max_avg_line_length,
+            max_line_length=args.max_line_length,
+            max_digit_fraction=args.max_digit_fraction,
+            generated_scan_lines=args.generated_scan_lines,
+        ),
+    )
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="sluice mono", description=__doc__.split("\n\n")[0])
+    add_curation_flags(parser)
+    parser.add_argument("--output", required=True, help="Output folder (any Beam filesystem).")
+    parser.add_argument("--tokenizer", required=True, help="SentencePiece model from pipelines.tokenizer.")
+    parser.add_argument("--seq_len", type=common.positive_int, default=2048)
+    parser.add_argument("--num_shards", type=common.positive_int, default=64)
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the global shuffle.")
+    parser.add_argument("--pack_tail", choices=TAIL_MODES, default="drop",
+                        help="The tokens that do not fill a last sequence: drop, or pad with a loss mask.")
+    parser.add_argument("--write_documents", action="store_true", help="Write curated documents as Parquet.")
+    parser.add_argument("--write_rejects", action="store_true", help="Write every reject as Parquet.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace a published output.")
+    args, beam_args = parser.parse_known_args(argv)
+    if args.num_shards > 99999:
+        parser.error("--num_shards: at most 99999")
+    return args, beam_args
+
+
+def run_config(args, curation: CurationConfig) -> dict:
+    """The config recorded in the manifest: every flag that changes the output."""
+    config = dataclasses.asdict(curation)
+    config.update(
+        tokenizer=args.tokenizer, seq_len=args.seq_len, num_shards=args.num_shards,
+        seed=args.seed, pack_tail=args.pack_tail, near_dedup=None,
+    )
+    return manifest_schema.plain(config)
+
+
+def main(argv=None):
+    args, beam_args = parse_args(argv)
+    curation = curation_config(args)
+    common.require_file(args.tokenizer, "--tokenizer")
+    try:
+        tokenizer = load_tokenizer(args.tokenizer)
+    except (ValueError, RuntimeError) as err:
+        raise common.UsageError(f"--tokenizer: {args.tokenizer} is not a Sluice tokenizer ({err})") from None
+    common.prepare_output(args.output, args.overwrite)
+    stats_dir = common.join(args.output, common.RUN_STATS_DIR)
+    options = common.pipeline_options(beam_args)
+    started = common.utc_now()
+
+    pipeline = beam.Pipeline(options=options)
+    curated = pipeline | "Curate" >> CurateGithubRepos(curation)
+    documents = curated.documents
+    # Near-dedup slot (issue: MinHash near-dedup): documents = documents | NearDedup(...), its
+    # rejects flattened into curated.rejects.
+    shard_stats = (
+        documents
+        | "Tokenize" >> Tokenize(args.tokenizer)
+        | "GlobalShuffle" >> GroupIntoShuffledShards(args.num_shards, args.seed)
+        | "PackAndWrite" >> PackAndWriteShards(
+            args.output, args.num_shards, args.seq_len, tokenizer.eot_id, tokenizer.pad_id,
+            args.pack_tail,
+        )
+    )
+    (shard_stats | "AllShardStats" >> beam.combiners.ToList()
+     | "WriteShardStats" >> WriteJson(common.join(stats_dir, "shards.json")))
+    (curated.archives | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
+     | "WriteArchiveStats" >> WriteJson(common.join(stats_dir, "archives.json")))
+    if args.write_documents:
+        documents | "WriteDocuments" >> WriteDocuments(args.output)
+    if args.write_rejects:
+        curated.rejects | "WriteRejects" >> WriteRejects(args.output)
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
+    config = run_config(args, curation)
+    manifest = {
+        "format_version": manifest_schema.FORMAT_VERSION,
+        "dataset": DATASET,
+        "created": {"started": started, "finished": common.utc_now()},
+        "sluice": common.sluice_info(),
+        "config": config,
+        "config_fingerprint": manifest_schema.fingerprint(config),
+        "inputs": {
+            "manifest": common.file_sha256(args.input),
+            "archives": read_json(common.join(stats_dir, "archives.json")),
+        },
+        "tokenizer": {**common.file_sha256(args.tokenizer), "vocab_size": tokenizer.vocab_size,
+                      "eot_id": tokenizer.eot_id, "pad_id": tokenizer.pad_id},
+        "counts": common.counts_from_metrics(result),
+        "stream": {"seq_len": args.seq_len, "formats": ["tfrecord", "arrow"],
+                   "loss_mask": args.pack_tail == "pad"},
+        "side_outputs": {"documents": "documents/" if args.write_documents else None,
+                         "rejects": "rejects/" if args.write_rejects else None},
+        "shards": shards,
+        "totals": manifest_schema.totals_of(shards),
+    }
+    manifest_schema.validate(manifest)
+    common.remove(stats_dir)
+    common.write_json_file(common.join(args.output, manifest_schema.MANIFEST_NAME), manifest)
+    return manifest
+
+
+def run(argv=None) -> int:
+    return common.run_main(main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

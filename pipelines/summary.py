@@ -1,0 +1,50 @@
+"""Print a short summary of a published dataset's manifest: ``python -m pipelines.summary DIR``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from apache_beam.io.filesystems import FileSystems
+
+from schemas import manifest as manifest_schema
+
+
+def summarize(manifest: dict) -> str:
+    totals = manifest["totals"]
+    lines = [
+        f"dataset {manifest['dataset']}  config {manifest['config_fingerprint'][:12]}  "
+        f"sluice {manifest['sluice']['version']} ({manifest['sluice']['git_commit'][:10]})",
+        f"  {totals['shards']} shards, {totals['records']:,} sequences, {totals['tokens']:,} tokens, "
+        f"{totals['documents']:,} documents, {totals['bytes']:,} bytes",
+        f"  tail tokens {totals['tail_tokens']:,} (dropped {totals['dropped_tail_tokens']:,}), "
+        f"padding {totals['padding_tokens']:,}",
+    ]
+    for stage, outcomes in manifest["counts"].items():
+        shown = ", ".join(f"{name} {n:,}" for name, n in outcomes.items())
+        lines.append(f"  {stage:<12} {shown}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m pipelines.summary DATASET_DIR", file=sys.stderr)
+        return 2
+    path = f"{argv[0].rstrip('/')}/{manifest_schema.MANIFEST_NAME}"
+    if not FileSystems.exists(path):
+        print(f"error: no manifest at {path}", file=sys.stderr)
+        return 2
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        manifest = json.loads(handle.read())
+    manifest_schema.validate(manifest)
+    print(summarize(manifest))
+    return 0
+
+
+def run(argv=None) -> int:
+    return main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

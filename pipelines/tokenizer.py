@@ -1,0 +1,132 @@
+"""Train the corpus tokenizer: a SentencePiece BPE model for code, from a deterministic sample.
+
+    python -m pipelines.tokenizer --source mono --input MANIFEST.jsonl --output DIR \
+        [--vocab_size N] [--sample_docs N] [--seed S] [any flag of the mono read/filter stages]
+
+The documents go through the same read and filter stages as the corpus itself (exact dedup
+included, so a file vendored a thousand times does not weigh a thousand times). The sample is the
+``--sample_docs`` documents with the smallest ``hash(seed, id)``: the same whatever the worker
+count, and a bounded set (the only thing gathered on one worker, where SentencePiece trains).
+Writes ``DIR/tokenizer.model``, ``DIR/tokenizer.vocab`` and ``DIR/manifest.json`` (last).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines import common
+from pipelines.mono import add_curation_flags, curation_config
+from schemas import manifest as manifest_schema
+from schemas.tokenizer import Tokenizer
+from transforms.github_curation import CurateGithubRepos
+from transforms.global_shuffle import shuffle_key
+from transforms.run_stats import WriteJson, read_json
+from transforms.tokenize import load_tokenizer
+from transforms.sentencepiece_trainer import train_sentencepiece
+
+DATASET = "tokenizer"
+MODEL_NAME = "tokenizer.model"
+VOCAB_NAME = "tokenizer.vocab"
+SOURCES = ("mono",)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="sluice tokenizer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", choices=SOURCES, required=True, help="Which corpus reader feeds the sample.")
+    add_curation_flags(parser)
+    parser.add_argument("--output", required=True, help="Folder for tokenizer.model and manifest.json.")
+    parser.add_argument("--vocab_size", type=common.positive_int, default=32000)
+    parser.add_argument("--sample_docs", type=common.positive_int, default=50000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true")
+    return parser.parse_known_args(argv)
+
+
+class _TrainFn(beam.DoFn):
+    """Trains on the sampled texts (in sample order) and writes the model files."""
+
+    def __init__(self, output, vocab_size, seed):
+        self._output = output
+        self._vocab_size = vocab_size
+        self._seed = seed
+
+    def process(self, sample):
+        texts = [text for _, _, text in sorted(sample)]
+        if texts:  # else nothing passed the filters: the driver reports it
+            yield self._train(texts)
+
+    def _train(self, texts):
+        try:
+            model = train_sentencepiece(texts, self._vocab_size, seed=self._seed)
+        except RuntimeError as err:
+            raise RuntimeError(
+                f"SentencePiece training failed with --vocab_size {self._vocab_size} on "
+                f"{len(texts)} documents ({err}); a smaller --vocab_size or more text is needed"
+            ) from None
+        tokenizer = Tokenizer(model)
+        with FileSystems.create(common.join(self._output, MODEL_NAME)) as handle:
+            handle.write(model)
+        vocab = "".join(f"{tokenizer.id_to_piece(i)}\t{i}\n" for i in range(tokenizer.vocab_size))
+        with FileSystems.create(common.join(self._output, VOCAB_NAME)) as handle:
+            handle.write(vocab.encode("utf-8"))
+        return {"documents": len(texts), "characters": sum(len(t) for t in texts),
+               "vocab_size": tokenizer.vocab_size}
+
+
+def main(argv=None):
+    args, beam_args = parse_args(argv)
+    curation = curation_config(args)
+    common.prepare_output(args.output, args.overwrite)
+    stats_dir = common.join(args.output, common.RUN_STATS_DIR)
+    started = common.utc_now()
+    seed = args.seed
+
+    pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
+    curated = pipeline | "Curate" >> CurateGithubRepos(curation)
+    (
+        curated.documents
+        | "SampleKey" >> beam.Map(lambda doc: (shuffle_key(seed, doc.id), doc.id, doc.text))
+        | "Sample" >> beam.combiners.Top.Smallest(args.sample_docs)
+        | "Train" >> beam.ParDo(_TrainFn(args.output, args.vocab_size, args.seed))
+        | "WriteTrainStats" >> WriteJson(common.join(stats_dir, "train.json"))
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    model_path = common.join(args.output, MODEL_NAME)
+    if not FileSystems.exists(model_path):
+        raise common.UsageError("--input: no document passed the filters, nothing to train on")
+    config = manifest_schema.plain({
+        "source": args.source, "curation": dataclasses.asdict(curation),
+        "vocab_size": args.vocab_size, "sample_docs": args.sample_docs, "seed": args.seed})
+    manifest = {
+        "format_version": manifest_schema.FORMAT_VERSION,
+        "dataset": DATASET,
+        "created": {"started": started, "finished": common.utc_now()},
+        "sluice": common.sluice_info(),
+        "config": config,
+        "config_fingerprint": manifest_schema.fingerprint(config),
+        "inputs": {"manifest": common.file_sha256(args.input)},
+        "tokenizer": {**common.file_sha256(model_path),
+                      "vocab_size": load_tokenizer(model_path).vocab_size},
+        "sample": read_json(common.join(stats_dir, "train.json")),
+        "counts": common.counts_from_metrics(result),
+        "shards": [],
+        "totals": manifest_schema.totals_of([]),
+    }
+    manifest_schema.validate(manifest)
+    common.remove(stats_dir)
+    common.write_json_file(common.join(args.output, manifest_schema.MANIFEST_NAME), manifest)
+    return manifest
+
+
+def run(argv=None) -> int:
+    return common.run_main(main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

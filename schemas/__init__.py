@@ -1,0 +1,5 @@
+"""Output-record schemas shared by Sluice writers and training-side readers.
+
+Kept free of Apache Beam imports: GPU training jobs import this package and
+must not pull in Beam.
+"""

@@ -1,0 +1,45 @@
+"""Sluice: training data for code language models, as Apache Beam pipelines.
+
+A plain setup.py, because Dataflow ships local packages to its workers with ``--setup_file``
+(see Beam's juliaset example).
+"""
+
+import re
+
+import setuptools
+
+VERSION = re.search(r'__version__ = "([^"]+)"', open("schemas/version.py").read()).group(1)
+
+REQUIRED = [
+    "apache-beam==2.77.0",
+    "pyarrow>=14",
+    "numpy>=1.24",
+    "protobuf>=4.22",
+    "google-crc32c>=1.5",
+    "sentencepiece==0.2.3",  # pinned: a tokenizer's model bytes must not change under a run
+    "fsspec>=2023.1",
+    "license-expression>=30.1",
+    "pyaskalono>=0.2",
+]
+
+EXTRAS = {
+    "test": [
+        "pytest>=8",
+        # TensorFlow only checks that its own parser reads our TFRecord files (x86_64 wheels).
+        "tensorflow-cpu>=2.16; platform_machine == 'x86_64'",
+    ],
+    "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs"],
+    "http": ["fsspec[http]"],
+}
+
+setuptools.setup(
+    name="sluice",
+    version=VERSION,
+    description="Training data for code language models (CodeGen / FLAN style) on Apache Beam",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["pipelines", "pipelines.*", "transforms",
+                                               "transforms.*", "schemas", "schemas.*"]),
+    install_requires=REQUIRED,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["sluice = pipelines.cli:main"]},
+)

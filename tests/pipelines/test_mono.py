@@ -1,0 +1,232 @@
+"""The Mono pipeline end to end on the real samples: outputs, licenses, packing, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import mono
+from schemas import manifest as manifest_schema
+from schemas.packed_stream import read_arrow_stream, read_tfrecord_shard
+from schemas.tokenizer import Tokenizer
+from transforms.global_shuffle import shuffle_key
+from transforms.license_filter import DEFAULT_ALLOWED, is_allowed, normalize_allow_list
+
+
+def run_mono(manifest, tokenizer, output, *extra):
+    return mono.main(["--input", str(manifest), "--output", str(output), "--tokenizer",
+                      str(tokenizer), *extra])
+
+
+@pytest.fixture(scope="module")
+def padded_run(sample_manifest, sample_tokenizer, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mono_padded")
+    manifest = run_mono(sample_manifest, sample_tokenizer, out, "--num_shards", "3",
+                        "--seq_len", "512", "--pack_tail", "pad", "--seed", "7",
+                        "--write_documents", "--write_rejects")
+    return out, manifest
+
+
+def read_parquet_folder(folder):
+    return pa.concat_tables([pq.read_table(p) for p in sorted(folder.glob("*.parquet"))]).to_pylist()
+
+
+def test_outputs_and_manifest(padded_run):
+    out, manifest = padded_run
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == manifest
+    manifest_schema.validate(on_disk)
+    names = sorted(p.name for p in out.glob("train-*"))
+    assert names == [f"train-{i:05d}-of-00003.{ext}" for i in range(3) for ext in ("arrow", "tfrecord")]
+    for shard in manifest["shards"]:
+        for entry in shard["files"]:
+            data = (out / entry["path"]).read_bytes()
+            assert len(data) == entry["bytes"]
+            assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    counts = manifest["counts"]
+    assert counts["license"]["license_not_allowed"] == 2  # certifi (MPL-2.0), html2text (GPL-3.0)
+    assert counts["read"]["archives_complete"] == 12
+    assert counts["tokenize"]["kept"] == manifest["totals"]["documents"]
+    assert not list(out.glob(".tmp-*")) and not (out / "_run").exists()
+
+
+def test_no_document_outside_the_allow_list(padded_run):
+    out, _ = padded_run
+    allowed = normalize_allow_list(DEFAULT_ALLOWED)
+    docs = read_parquet_folder(out / "documents")
+    assert docs
+    assert all(is_allowed(doc["license"], allowed) for doc in docs)
+    repos = {doc["repo_name"] for doc in docs}
+    assert "certifi/python-certifi" not in repos and "Alir3z4/html2text" not in repos
+    detected = {doc["repo_name"]: doc for doc in docs if doc["license_source"] == "detected"}
+    assert detected and all(doc["license_confidence"] >= 0.8 for doc in detected.values())
+    rejects = read_parquet_folder(out / "rejects")
+    by_id = {(r["id"], r["reason"]): r for r in rejects}
+    assert by_id[("certifi/python-certifi", "license_not_allowed")]["detail"] == "MPL-2.0"
+    assert by_id[("Alir3z4/html2text", "license_not_allowed")]["detail"].startswith("GPL-3.0")
+
+
+def test_rejects_match_the_counters(padded_run):
+    out, manifest = padded_run
+    rejects = read_parquet_folder(out / "rejects")
+    tally = {}
+    for r in rejects:
+        tally[(r["stage"], r["reason"])] = tally.get((r["stage"], r["reason"]), 0) + 1
+    for (stage, reason), n in tally.items():
+        assert manifest["counts"][stage][reason] == n, (stage, reason)
+
+
+def test_packing_loses_and_duplicates_no_token(padded_run, sample_tokenizer):
+    out, manifest = padded_run
+    tokenizer = Tokenizer(sample_tokenizer.read_bytes())
+    docs = read_parquet_folder(out / "documents")
+    expected = {i: [] for i in range(3)}
+    for doc in sorted(docs, key=lambda d: (shuffle_key(7, d["id"]), d["id"])):
+        expected[shuffle_key(7, doc["id"]) % 3].append(doc["text"])
+    total_tokens = 0
+    for shard in range(3):
+        ids, mask = read_arrow_stream(out / f"train-{shard:05d}-of-00003.arrow")
+        tf_ids, tf_mask = read_tfrecord_shard(open(out / f"train-{shard:05d}-of-00003.tfrecord", "rb"))
+        np.testing.assert_array_equal(ids, tf_ids)
+        np.testing.assert_array_equal(mask, tf_mask)
+        stream = ids.reshape(-1)[mask.reshape(-1) == 1]
+        assert np.all(ids.reshape(-1)[mask.reshape(-1) == 0] == tokenizer.pad_id)
+        total_tokens += stream.size
+        want = np.concatenate(
+            [np.append(tokenizer.encode_array(text), tokenizer.eot_id) for text in expected[shard]]
+            or [np.zeros(0, np.int32)]
+        )
+        np.testing.assert_array_equal(stream, want)
+        pieces = np.split(stream, np.flatnonzero(stream == tokenizer.eot_id) + 1)[:-1]
+        assert [tokenizer.decode(p[:-1]) for p in pieces] == expected[shard]
+    assert total_tokens == manifest["totals"]["document_tokens"]
+    assert manifest["totals"]["dropped_tail_tokens"] == 0
+    assert manifest["totals"]["tokens"] == total_tokens + manifest["totals"]["padding_tokens"]
+
+
+def test_tfrecord_is_a_tf_train_example_stream(padded_run):
+    tf = pytest.importorskip("tensorflow", reason="TensorFlow not installed (pip install '.[test]')")
+    out, manifest = padded_run
+    path = str(out / "train-00000-of-00003.tfrecord")
+    spec = {"input_ids": tf.io.FixedLenFeature([512], tf.int64),
+            "loss_mask": tf.io.FixedLenFeature([512], tf.int64)}
+    rows = [tf.io.parse_single_example(r, spec) for r in tf.data.TFRecordDataset(path)]
+    assert len(rows) == manifest["shards"][0]["records"]
+    ids, _ = read_arrow_stream(out / "train-00000-of-00003.arrow")
+    np.testing.assert_array_equal(np.stack([r["input_ids"].numpy() for r in rows]), ids)
+
+
+def test_arrow_loads_with_plain_pyarrow(padded_run):
+    out, manifest = padded_run
+    with pa.OSFile(str(out / "train-00001-of-00003.arrow")) as f:
+        table = pa.ipc.open_stream(f).read_all()
+    assert table.schema.field("input_ids").type == pa.list_(pa.int32(), 512)
+    assert table.num_rows == manifest["shards"][1]["records"]
+
+
+def shard_bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("train-*"))}
+
+
+def test_one_worker_and_two_processes_give_identical_shards(sample_manifest, sample_tokenizer, tmp_path):
+    one = run_mono(sample_manifest, sample_tokenizer, tmp_path / "one", "--num_shards", "2",
+                   "--seq_len", "1024")
+    two = run_mono(sample_manifest, sample_tokenizer, tmp_path / "two", "--num_shards", "2",
+                   "--seq_len", "1024", "--direct_running_mode=multi_processing",
+                   "--direct_num_workers=2")
+    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
+    assert one["shards"] == two["shards"] and one["counts"] == two["counts"]
+    assert one["totals"]["dropped_tail_tokens"] > 0
+
+
+def test_refuses_a_published_output(sample_manifest, sample_tokenizer, padded_run, capsys):
+    out, _ = padded_run
+    before = (out / "manifest.json").read_bytes()
+    status = mono.run(["--input", str(sample_manifest), "--output", str(out), "--tokenizer",
+                       str(sample_tokenizer)])
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0]
+    assert (out / "manifest.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--input", "/nonexistent/manifest.jsonl"], "--input"),
+    (["--licenses", "mit,not-a-license"], "not-a-license"),
+])
+def test_bad_flags_give_one_line(sample_manifest, sample_tokenizer, tmp_path, capsys, argv, needle):
+    base = {"--input": str(sample_manifest), "--output": str(tmp_path / "o"),
+            "--tokenizer": str(sample_tokenizer)}
+    base.update(dict(zip(argv[::2], argv[1::2])))
+    status = mono.run([x for kv in base.items() for x in kv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and needle in err[0]
+
+
+def hostile_archive(path):
+    """A codeload-shaped archive with every kind of member Sluice must refuse."""
+    def add(tar, name, data=b"", **attrs):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        for key, value in attrs.items():
+            setattr(info, key, value)
+        tar.addfile(info, io.BytesIO(data))
+
+    with tarfile.open(path, "w:gz") as tar:
+        add(tar, "evil-1.0/good.py", b"def ok():\n    return 1\n")
+        add(tar, "evil-1.0/../../escape.py", b"print('escaped')\n")
+        add(tar, "/abs/path.py", b"print('abs')\n")
+        add(tar, "evil-1.0/link.py", type=tarfile.SYMTYPE, linkname="/etc/passwd")
+        add(tar, "evil-1.0/hard.py", type=tarfile.LNKTYPE, linkname="evil-1.0/good.py")
+        add(tar, "evil-1.0/big.py", b"x = 1\n" * 400_000)
+        add(tar, "evil-1.0/latin1.py", "s = 'café'\n".encode("latin-1"))
+        add(tar, "evil-1.0/blob.py", b"\x00\x01\x02")
+        add(tar, "evil-1.0/LICENSE", b"MIT License\n")
+
+
+def test_hostile_inputs_are_counted_rejects(sample_manifest, sample_tokenizer, tmp_path):
+    archives = tmp_path / "in"
+    archives.mkdir()
+    hostile_archive(archives / "evil.tar.gz")
+    # A real sample archive cut in half: a truncated download.
+    sample = next((sample_manifest.parent / "archives").glob("attrs-*.tar.gz")).read_bytes()
+    (archives / "truncated.tar.gz").write_bytes(sample[: len(sample) // 2])
+    lines = [
+        json.dumps({"repo_name": "evil/evil", "stars": 5, "license": "mit", "archive": "evil.tar.gz"}),
+        json.dumps({"repo_name": "cut/attrs", "stars": 5, "license": "MIT", "archive": "truncated.tar.gz"}),
+        json.dumps({"repo_name": "gone/missing", "stars": 5, "license": "mit", "archive": "nope.tar.gz"}),
+        "{not json",
+        json.dumps({"repo_name": "no-slash", "license": "mit", "archive": "x.tar.gz"}),
+    ]
+    (archives / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    out = tmp_path / "out"
+    manifest = run_mono(archives / "manifest.jsonl", sample_tokenizer, out, "--num_shards", "2",
+                        "--max_file_bytes", "100000", "--write_rejects", "--write_documents")
+    assert sorted(p.name for p in tmp_path.parent.iterdir()) == before
+    assert sorted(p.name for p in archives.iterdir()) == ["evil.tar.gz", "manifest.jsonl", "truncated.tar.gz"]
+    reasons = {(r["id"], r["reason"]) for r in read_parquet_folder(out / "rejects")}
+    assert {
+        ("evil/evil:evil-1.0/../../escape.py", "path_traversal"),
+        ("evil/evil:/abs/path.py", "absolute_path"),
+        ("evil/evil:evil-1.0/link.py", "link"),
+        ("evil/evil:evil-1.0/hard.py", "link"),
+        ("evil/evil:big.py", "too_large"),
+        ("evil/evil:latin1.py", "invalid_utf8"),
+        ("evil/evil:blob.py", "binary"),
+        ("gone/missing", "archive_unreadable"),
+        ("manifest:manifest.jsonl:4", "invalid_json"),
+        ("manifest:manifest.jsonl:5", "bad_repo_name"),
+    } <= reasons
+    assert any(i == "cut/attrs" and r in ("archive_corrupt", "archive_truncated") for i, r in reasons)
+    kept = {d["id"] for d in read_parquet_folder(out / "documents")}
+    assert "evil/evil:good.py" in kept
+    assert any(i.startswith("cut/attrs:") for i in kept)  # files read in full before the damage
+    assert manifest["inputs"]["archives"]["status"]["complete"] == 1

@@ -1,0 +1,1 @@
+"""Sluice processing stages: Beam transforms and the plain-Python helpers they wrap."""

@@ -1,0 +1,39 @@
+"""Optional side outputs as Parquet: the curated documents and every reject with its reason."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from schemas.records import (
+    DOCUMENT_PARQUET_SCHEMA,
+    REJECT_PARQUET_SCHEMA,
+    document_row,
+    reject_row,
+)
+
+
+class _WriteRows(beam.PTransform):
+    def __init__(self, folder, name, to_row, schema):
+        super().__init__()
+        self._prefix = f"{folder.rstrip('/')}/{name}/{name}"
+        self._to_row = to_row
+        self._schema = schema
+
+    def expand(self, pcoll):
+        return (
+            pcoll
+            | "ToRows" >> beam.Map(self._to_row)
+            | "Write" >> beam.io.WriteToParquet(
+                self._prefix, self._schema, file_name_suffix=".parquet"
+            )
+        )
+
+
+def WriteDocuments(output_dir: str) -> beam.PTransform:  # noqa: N802 (a PTransform factory)
+    """Documents -> ``OUTPUT/documents/documents-*.parquet``."""
+    return _WriteRows(output_dir, "documents", document_row, DOCUMENT_PARQUET_SCHEMA)
+
+
+def WriteRejects(output_dir: str) -> beam.PTransform:  # noqa: N802 (a PTransform factory)
+    """Rejects -> ``OUTPUT/rejects/rejects-*.parquet`` (id, stage, reason, detail)."""
+    return _WriteRows(output_dir, "rejects", reject_row, REJECT_PARQUET_SCHEMA)
