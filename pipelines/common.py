@@ -156,6 +156,30 @@ def write_json_file(path: str, value: dict) -> None:
     FileSystems.rename([temporary], [path])
 
 
+def publish_manifest(output: str, *, dataset: str, started: str, config: dict, result,
+                     inputs: dict, tokenizer: dict, shards: list, **sections) -> dict:
+    """Assemble, validate and write ``manifest.json`` last; the run's scratch folder goes first."""
+    config = manifest_schema.plain(config)
+    manifest = {
+        "format_version": manifest_schema.FORMAT_VERSION,
+        "dataset": dataset,
+        "created": {"started": started, "finished": utc_now()},
+        "sluice": sluice_info(),
+        "config": config,
+        "config_fingerprint": manifest_schema.fingerprint(config),
+        "inputs": inputs,
+        "tokenizer": tokenizer,
+        "counts": counts_from_metrics(result),
+        **sections,
+        "shards": shards,
+        "totals": manifest_schema.totals_of(shards),
+    }
+    manifest_schema.validate(manifest)
+    remove(join(output, RUN_STATS_DIR))
+    write_json_file(join(output, manifest_schema.MANIFEST_NAME), manifest)
+    return manifest
+
+
 def run_main(main, argv=None) -> int:
     """Run ``main(argv)``; a UsageError or a bad flag becomes one line on stderr and exit status 2."""
     logging.getLogger().setLevel(logging.WARNING)

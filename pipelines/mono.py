@@ -17,7 +17,6 @@ import dataclasses
 import apache_beam as beam
 
 from pipelines import common
-from schemas import manifest as manifest_schema
 from transforms.archive_stream import ArchiveLimits
 from transforms.github_curation import CurateGithubRepos, CurationConfig
 from transforms.global_shuffle import GroupIntoShuffledShards
@@ -106,7 +105,7 @@ def run_config(args, curation: CurationConfig) -> dict:
         tokenizer=args.tokenizer, seq_len=args.seq_len, num_shards=args.num_shards,
         seed=args.seed, pack_tail=args.pack_tail, near_dedup=None,
     )
-    return manifest_schema.plain(config)
+    return config
 
 
 def main(argv=None):
@@ -148,32 +147,24 @@ def main(argv=None):
     result.wait_until_finish()
 
     shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
-    config = run_config(args, curation)
-    manifest = {
-        "format_version": manifest_schema.FORMAT_VERSION,
-        "dataset": DATASET,
-        "created": {"started": started, "finished": common.utc_now()},
-        "sluice": common.sluice_info(),
-        "config": config,
-        "config_fingerprint": manifest_schema.fingerprint(config),
-        "inputs": {
+    return common.publish_manifest(
+        args.output,
+        dataset=DATASET,
+        started=started,
+        config=run_config(args, curation),
+        result=result,
+        inputs={
             "manifest": common.file_sha256(args.input),
             "archives": read_json(common.join(stats_dir, "archives.json")),
         },
-        "tokenizer": {**common.file_sha256(args.tokenizer), "vocab_size": tokenizer.vocab_size,
-                      "eot_id": tokenizer.eot_id, "pad_id": tokenizer.pad_id},
-        "counts": common.counts_from_metrics(result),
-        "stream": {"seq_len": args.seq_len, "formats": ["tfrecord", "arrow"],
-                   "loss_mask": args.pack_tail == "pad"},
-        "side_outputs": {"documents": "documents/" if args.write_documents else None,
-                         "rejects": "rejects/" if args.write_rejects else None},
-        "shards": shards,
-        "totals": manifest_schema.totals_of(shards),
-    }
-    manifest_schema.validate(manifest)
-    common.remove(stats_dir)
-    common.write_json_file(common.join(args.output, manifest_schema.MANIFEST_NAME), manifest)
-    return manifest
+        tokenizer={**common.file_sha256(args.tokenizer), "vocab_size": tokenizer.vocab_size,
+                   "eot_id": tokenizer.eot_id, "pad_id": tokenizer.pad_id},
+        stream={"seq_len": args.seq_len, "formats": ["tfrecord", "arrow"],
+                "loss_mask": args.pack_tail == "pad"},
+        side_outputs={"documents": "documents/" if args.write_documents else None,
+                      "rejects": "rejects/" if args.write_rejects else None},
+        shards=shards,
+    )
 
 
 def run(argv=None) -> int:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import common
 from pipelines.mono import add_curation_flags, curation_config
-from schemas import manifest as manifest_schema
 from schemas.tokenizer import Tokenizer
 from transforms.github_curation import CurateGithubRepos
 from transforms.global_shuffle import shuffle_key
@@ -70,7 +70,8 @@ class _TrainFn(beam.DoFn):
         tokenizer = Tokenizer(model)
         with FileSystems.create(common.join(self._output, MODEL_NAME)) as handle:
             handle.write(model)
-        vocab = "".join(f"{tokenizer.id_to_piece(i)}\t{i}\n" for i in range(tokenizer.vocab_size))
+        # One JSON string a line (id = line number): pieces may hold newlines and tabs.
+        vocab = "".join(f"{json.dumps(tokenizer.id_to_piece(i))}\t{i}\n" for i in range(tokenizer.vocab_size))
         with FileSystems.create(common.join(self._output, VOCAB_NAME)) as handle:
             handle.write(vocab.encode("utf-8"))
         return {"documents": len(texts), "characters": sum(len(t) for t in texts),
@@ -100,28 +101,19 @@ def main(argv=None):
     model_path = common.join(args.output, MODEL_NAME)
     if not FileSystems.exists(model_path):
         raise common.UsageError("--input: no document passed the filters, nothing to train on")
-    config = manifest_schema.plain({
-        "source": args.source, "curation": dataclasses.asdict(curation),
-        "vocab_size": args.vocab_size, "sample_docs": args.sample_docs, "seed": args.seed})
-    manifest = {
-        "format_version": manifest_schema.FORMAT_VERSION,
-        "dataset": DATASET,
-        "created": {"started": started, "finished": common.utc_now()},
-        "sluice": common.sluice_info(),
-        "config": config,
-        "config_fingerprint": manifest_schema.fingerprint(config),
-        "inputs": {"manifest": common.file_sha256(args.input)},
-        "tokenizer": {**common.file_sha256(model_path),
-                      "vocab_size": load_tokenizer(model_path).vocab_size},
-        "sample": read_json(common.join(stats_dir, "train.json")),
-        "counts": common.counts_from_metrics(result),
-        "shards": [],
-        "totals": manifest_schema.totals_of([]),
-    }
-    manifest_schema.validate(manifest)
-    common.remove(stats_dir)
-    common.write_json_file(common.join(args.output, manifest_schema.MANIFEST_NAME), manifest)
-    return manifest
+    return common.publish_manifest(
+        args.output,
+        dataset=DATASET,
+        started=started,
+        config={"source": args.source, "curation": dataclasses.asdict(curation),
+                "vocab_size": args.vocab_size, "sample_docs": args.sample_docs, "seed": args.seed},
+        result=result,
+        inputs={"manifest": common.file_sha256(args.input)},
+        tokenizer={**common.file_sha256(model_path),
+                   "vocab_size": load_tokenizer(model_path).vocab_size},
+        sample=read_json(common.join(stats_dir, "train.json")),
+        shards=[],
+    )
 
 
 def run(argv=None) -> int:

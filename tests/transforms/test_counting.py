@@ -1,0 +1,54 @@
+"""CountedFilter: kept and rejected elements split, each outcome counted under sluice.<stage>."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.records import Reject
+from transforms.counting import CountedFilter
+
+
+class _RejectOdd:
+    """A picklable check with a configuration, as the stages use."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __call__(self, n):
+        return None if n % 2 == 0 else (self.reason, str(n))
+
+
+def _record_id(n):
+    return f"n{n}"
+
+
+def test_counted_filter_splits_and_counts(beam_helpers):
+    new_pipeline, run, counters = beam_helpers
+    p = new_pipeline()
+    kept, rejects = (p | beam.Create(list(range(7)))) | CountedFilter(
+        "unit", _RejectOdd("odd"), record_id=_record_id
+    )
+    assert_that(kept, equal_to([0, 2, 4, 6]), label="kept")
+    assert_that(
+        rejects,
+        equal_to([Reject(f"n{n}", "unit", "odd", str(n)) for n in (1, 3, 5)]),
+        label="rejects",
+    )
+    result = run(p)
+    assert counters(result, "unit") == {"kept": 4, "odd": 3}
+
+
+def test_counted_filter_default_record_id_is_element_id(beam_helpers):
+    new_pipeline, run, counters = beam_helpers
+    p = new_pipeline()
+    elements = [Reject(id=f"r{i}", stage="s", reason="x") for i in range(3)]
+    kept, rejects = (p | beam.Create(elements)) | CountedFilter(
+        "other", lambda r: ("always", r.reason)
+    )
+    assert_that(kept, equal_to([]), label="kept")
+    assert_that(rejects | beam.Map(lambda r: (r.id, r.stage, r.reason, r.detail)),
+                equal_to([(f"r{i}", "other", "always", "x") for i in range(3)]), label="rejects")
+    result = run(p)
+    assert counters(result, "other") == {"always": 3}
+    assert counters(result, "unit") == {}
