@@ -20,6 +20,7 @@ REQUIRED = [
     "fsspec>=2023.1",
     "license-expression>=30.1",
     "pyaskalono>=0.2",
+    "datasketch==2.0.0",  # pinned: signatures must match its permutations (2.0 changed its scheme)
 ]
 
 EXTRAS = {

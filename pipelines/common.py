@@ -33,6 +33,13 @@ class UsageError(Exception):
     """A bad flag or input: reported as one line, never a traceback."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are UsageErrors: one line, not usage text plus an error line."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -156,7 +163,7 @@ def write_json_file(path: str, value: dict) -> None:
     FileSystems.rename([temporary], [path])
 
 
-def publish_manifest(output: str, *, dataset: str, started: str, config: dict, result,
+def publish_manifest(output: str, *, dataset: str, started: str, config: dict, counts: dict,
                      inputs: dict, tokenizer: dict, shards: list, **sections) -> dict:
     """Assemble, validate and write ``manifest.json`` last; the run's scratch folder goes first."""
     config = manifest_schema.plain(config)
@@ -169,7 +176,7 @@ def publish_manifest(output: str, *, dataset: str, started: str, config: dict, r
         "config_fingerprint": manifest_schema.fingerprint(config),
         "inputs": inputs,
         "tokenizer": tokenizer,
-        "counts": counts_from_metrics(result),
+        "counts": counts,
         **sections,
         "shards": shards,
         "totals": manifest_schema.totals_of(shards),

@@ -20,7 +20,10 @@ from pipelines import common
 from transforms.archive_stream import ArchiveLimits
 from transforms.github_curation import CurateGithubRepos, CurationConfig
 from transforms.global_shuffle import GroupIntoShuffledShards
+from transforms.connected_components import convergence
 from transforms.license_filter import DEFAULT_ALLOWED, DEFAULT_MIN_CONFIDENCE, normalize_allow_list
+from transforms.near_dedup import STAGE as NEAR_DEDUP_STAGE
+from transforms.near_dedup import VERIFY_MODES, NearDedup, NearDedupConfig
 from transforms.packing import TAIL_MODES
 from transforms.parquet_outputs import WriteDocuments, WriteRejects
 from transforms.quality_filters import QualityThresholds
@@ -79,8 +82,40 @@ def curation_config(args) -> CurationConfig:
     )
 
 
+def add_near_dedup_flags(parser) -> None:
+    d = NearDedupConfig()
+    parser.add_argument("--near_dedup", action=argparse.BooleanOptionalAction, default=True,
+                        help="MinHash near-dedup (on by default; --no-near_dedup turns it off).")
+    parser.add_argument("--dedup_threshold", type=float, default=d.threshold,
+                        help="Jaccard similarity at which two documents are near-duplicates.")
+    parser.add_argument("--num_perm", type=common.positive_int, default=d.num_perm,
+                        help="MinHash permutations; LSH bands and rows follow from it and the threshold.")
+    parser.add_argument("--dedup_ngram", type=common.positive_int, default=d.ngram, help="Words per shingle.")
+    parser.add_argument("--dedup_seed", type=int, default=d.seed, help="MinHash seed (datasketch's).")
+    parser.add_argument("--dedup_verify", choices=VERIFY_MODES, default=d.verify,
+                        help="Check LSH candidates by signature Jaccard, exact shingle Jaccard, or not at all.")
+    parser.add_argument("--lsh_false_negative_weight", type=float, default=d.lsh_false_negative_weight,
+                        help="Weight of false negatives when datasketch picks LSH bands and rows.")
+    parser.add_argument("--cc_rounds", type=common.positive_int, default=d.cc_rounds,
+                        help="Rounds of the distributed connected components (a run that needed more fails).")
+
+
+def near_dedup_config(args) -> NearDedupConfig | None:
+    if not args.near_dedup:
+        return None
+    if not 0.0 < args.dedup_threshold <= 1.0:
+        raise common.UsageError("--dedup_threshold: must be in (0, 1]")
+    if not 0.0 < args.lsh_false_negative_weight < 1.0:
+        raise common.UsageError("--lsh_false_negative_weight: must be in (0, 1)")
+    return NearDedupConfig(
+        threshold=args.dedup_threshold, num_perm=args.num_perm, ngram=args.dedup_ngram,
+        seed=args.dedup_seed, verify=args.dedup_verify, cc_rounds=args.cc_rounds,
+        lsh_false_negative_weight=args.lsh_false_negative_weight,
+    )
+
+
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="sluice mono", description=__doc__.split("\n\n")[0])
+    parser = common.ArgumentParser(prog="sluice mono", description=__doc__.split("\n\n")[0])
     add_curation_flags(parser)
     parser.add_argument("--output", required=True, help="Output folder (any Beam filesystem).")
     parser.add_argument("--tokenizer", required=True, help="SentencePiece model from pipelines.tokenizer.")
@@ -89,21 +124,23 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0, help="Seed of the global shuffle.")
     parser.add_argument("--pack_tail", choices=TAIL_MODES, default="drop",
                         help="The tokens that do not fill a last sequence: drop, or pad with a loss mask.")
+    add_near_dedup_flags(parser)
     parser.add_argument("--write_documents", action="store_true", help="Write curated documents as Parquet.")
     parser.add_argument("--write_rejects", action="store_true", help="Write every reject as Parquet.")
     parser.add_argument("--overwrite", action="store_true", help="Replace a published output.")
     args, beam_args = parser.parse_known_args(argv)
     if args.num_shards > 99999:
-        parser.error("--num_shards: at most 99999")
+        raise common.UsageError("--num_shards: at most 99999")
     return args, beam_args
 
 
-def run_config(args, curation: CurationConfig) -> dict:
+def run_config(args, curation: CurationConfig, near_dedup) -> dict:
     """The config recorded in the manifest: every flag that changes the output."""
     config = dataclasses.asdict(curation)
     config.update(
         tokenizer=args.tokenizer, seq_len=args.seq_len, num_shards=args.num_shards,
-        seed=args.seed, pack_tail=args.pack_tail, near_dedup=None,
+        seed=args.seed, pack_tail=args.pack_tail,
+        near_dedup=dataclasses.asdict(near_dedup) if near_dedup else None,
     )
     return config
 
@@ -111,6 +148,7 @@ def run_config(args, curation: CurationConfig) -> dict:
 def main(argv=None):
     args, beam_args = parse_args(argv)
     curation = curation_config(args)
+    near_dedup = near_dedup_config(args)
     common.require_file(args.tokenizer, "--tokenizer")
     try:
         tokenizer = load_tokenizer(args.tokenizer)
@@ -123,9 +161,10 @@ def main(argv=None):
 
     pipeline = beam.Pipeline(options=options)
     curated = pipeline | "Curate" >> CurateGithubRepos(curation)
-    documents = curated.documents
-    # Near-dedup slot (issue: MinHash near-dedup): documents = documents | NearDedup(...), its
-    # rejects flattened into curated.rejects.
+    documents, rejects = curated.documents, curated.rejects
+    if near_dedup is not None:
+        documents, near_rejects = documents | "NearDedup" >> NearDedup(near_dedup)
+        rejects = (rejects, near_rejects) | "AllRejects" >> beam.Flatten()
     shard_stats = (
         documents
         | "Tokenize" >> Tokenize(args.tokenizer)
@@ -142,17 +181,21 @@ def main(argv=None):
     if args.write_documents:
         documents | "WriteDocuments" >> WriteDocuments(args.output)
     if args.write_rejects:
-        curated.rejects | "WriteRejects" >> WriteRejects(args.output)
+        rejects | "WriteRejects" >> WriteRejects(args.output)
     result = pipeline.run()
     result.wait_until_finish()
+    counts = common.counts_from_metrics(result)
+    sections = {}
+    if near_dedup is not None:
+        sections["near_dedup"] = near_dedup_report(near_dedup, counts)
 
     shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
     return common.publish_manifest(
         args.output,
         dataset=DATASET,
         started=started,
-        config=run_config(args, curation),
-        result=result,
+        config=run_config(args, curation, near_dedup),
+        counts=counts,
         inputs={
             "manifest": common.file_sha256(args.input),
             "archives": read_json(common.join(stats_dir, "archives.json")),
@@ -164,7 +207,24 @@ def main(argv=None):
         side_outputs={"documents": "documents/" if args.write_documents else None,
                       "rejects": "rejects/" if args.write_rejects else None},
         shards=shards,
+        **sections,
     )
+
+
+def near_dedup_report(config: NearDedupConfig, counts: dict) -> dict:
+    """LSH parameters and the proof of convergence; a run that did not converge is not published."""
+    bands, rows = config.bands_rows()
+    stage = counts.get(NEAR_DEDUP_STAGE, {})
+    report = {"bands": bands, "rows": rows, "components": stage.get("components", 0),
+              "removed": stage.get("near_duplicate", 0),
+              "connected_components": convergence(stage, config.cc_rounds)}
+    if not report["connected_components"]["converged"]:
+        raise common.UsageError(
+            f"--cc_rounds: near-dedup's connected components did not converge in {config.cc_rounds}"
+            f" rounds (edges rewired per round: {report['connected_components']['rewired_per_round']});"
+            " nothing was published: rerun with a larger --cc_rounds"
+        )
+    return report
 
 
 def run(argv=None) -> int:

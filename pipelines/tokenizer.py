@@ -35,7 +35,7 @@ SOURCES = ("mono",)
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="sluice tokenizer", description=__doc__.split("\n\n")[0])
+    parser = common.ArgumentParser(prog="sluice tokenizer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", choices=SOURCES, required=True, help="Which corpus reader feeds the sample.")
     add_curation_flags(parser)
     parser.add_argument("--output", required=True, help="Folder for tokenizer.model and manifest.json.")
@@ -107,7 +107,7 @@ def main(argv=None):
         started=started,
         config={"source": args.source, "curation": dataclasses.asdict(curation),
                 "vocab_size": args.vocab_size, "sample_docs": args.sample_docs, "seed": args.seed},
-        result=result,
+        counts=common.counts_from_metrics(result),
         inputs={"manifest": common.file_sha256(args.input)},
         tokenizer={**common.file_sha256(model_path),
                    "vocab_size": load_tokenizer(model_path).vocab_size},

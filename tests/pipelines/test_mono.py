@@ -131,19 +131,61 @@ def test_arrow_loads_with_plain_pyarrow(padded_run):
     assert table.num_rows == manifest["shards"][1]["records"]
 
 
+@pytest.fixture(scope="module")
+def forked_manifest(sample_manifest, tmp_path_factory):
+    """The samples plus a fork of attrs whose Python files were lightly edited: near-duplicates."""
+    folder = tmp_path_factory.mktemp("forked")
+    source = next((sample_manifest.parent / "archives").glob("attrs-*.tar.gz"))
+    with tarfile.open(source) as original, tarfile.open(folder / "attrs-fork.tar.gz", "w:gz") as fork:
+        for info in original.getmembers():
+            data = original.extractfile(info).read() if info.isreg() else None
+            info.name = "attrs-fork-1.0/" + info.name.split("/", 1)[-1] if "/" in info.name else info.name
+            if data is not None and info.name.endswith(".py") and len(data) > 2000:
+                data = b"# forked\n" + data.replace(b"\n\n", b"\n\n# fork\n", 1)
+                info.size = len(data)
+            fork.addfile(info, io.BytesIO(data) if data is not None else None)
+    lines = []
+    for line in sample_manifest.read_text().splitlines():
+        record = json.loads(line)
+        record["archive"] = str(sample_manifest.parent / record["archive"])
+        lines.append(json.dumps(record))
+    lines.append(json.dumps({"repo_name": "someone/attrs-fork", "stars": 3, "license": "mit",
+                             "archive": "attrs-fork.tar.gz", "ref": "v1.0"}))
+    (folder / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return folder / "manifest.jsonl"
+
+
+def test_near_duplicates_of_a_fork_are_removed(forked_manifest, sample_tokenizer, tmp_path):
+    manifest = run_mono(forked_manifest, sample_tokenizer, tmp_path / "out", "--num_shards", "2",
+                        "--write_rejects", "--write_documents")
+    rejects = read_parquet_folder(tmp_path / "out" / "rejects")
+    near = {r["id"]: r["detail"] for r in rejects if r["reason"] == "near_duplicate"}
+    exact = {r["id"] for r in rejects if r["reason"] == "exact_duplicate"}
+    assert near and all(i.startswith("someone/attrs-fork:") for i in near)
+    assert all(kept == "python-attrs/attrs:" + i.split(":", 1)[1] for i, kept in near.items())
+    assert exact  # files the fork did not touch are exact copies
+    kept = {d["id"] for d in read_parquet_folder(tmp_path / "out" / "documents")}
+    assert not kept & set(near)
+    report = manifest["near_dedup"]
+    assert report["connected_components"]["converged"]
+    assert report["removed"] == len(near) == manifest["counts"]["near_dedup"]["near_duplicate"]
+    assert report["components"] == manifest["counts"]["near_dedup"]["components"] > 0
+
+
 def shard_bytes(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.glob("train-*"))}
 
 
-def test_one_worker_and_two_processes_give_identical_shards(sample_manifest, sample_tokenizer, tmp_path):
-    one = run_mono(sample_manifest, sample_tokenizer, tmp_path / "one", "--num_shards", "2",
+def test_one_worker_and_two_processes_give_identical_shards(forked_manifest, sample_tokenizer, tmp_path):
+    one = run_mono(forked_manifest, sample_tokenizer, tmp_path / "one", "--num_shards", "2",
                    "--seq_len", "1024")
-    two = run_mono(sample_manifest, sample_tokenizer, tmp_path / "two", "--num_shards", "2",
+    two = run_mono(forked_manifest, sample_tokenizer, tmp_path / "two", "--num_shards", "2",
                    "--seq_len", "1024", "--direct_running_mode=multi_processing",
                    "--direct_num_workers=2")
     assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
     assert one["shards"] == two["shards"] and one["counts"] == two["counts"]
     assert one["totals"]["dropped_tail_tokens"] > 0
+    assert one["counts"]["near_dedup"]["near_duplicate"] > 0
 
 
 def test_refuses_a_published_output(sample_manifest, sample_tokenizer, padded_run, capsys):

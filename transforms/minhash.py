@@ -1,0 +1,185 @@
+"""MinHash signatures of documents' word shingles, vectorised with numpy, in datasketch's scheme.
+
+Shingles are word n-grams over ``re.findall(r"\\w+", text.lower())`` (a document with fewer than n
+words is one shingle of all its words). Each shingle's UTF-8 bytes (words joined by one space)
+hash to 32 bits with ``shingle_hash32``; the signature is datasketch 2.0's ``affine32`` MinHash
+over those hashes with datasketch's own permutations for the seed, so
+``datasketch.MinHash(num_perm, seed, hashfunc=shingle_hash32)`` gives the same signature.
+
+Why a hash of our own rather than datasketch's default (SHA-1 per shingle): SHA-1 runs once per
+shingle in a Python loop, which caps a worker at a few MB/s. ``shingle_hash32`` is a polynomial
+hash that numpy computes for all shingles of a document at once from prefix sums over the
+document's bytes, then mixes with the MurmurHash3 / SplitMix64 finalizers.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Optional
+
+import numpy as np
+
+DEFAULT_NGRAM = 5
+DEFAULT_NUM_PERM = 256
+DEFAULT_SEED = 1
+_WORD = re.compile(r"\w+")
+_BASE = 0x9E3779B97F4A7C15 | 1  # odd, so invertible modulo 2**64
+_MASK64 = (1 << 64) - 1
+_BASE_INVERSE = pow(_BASE, -1, 1 << 64)
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def shingles(text: str, n: int = DEFAULT_NGRAM) -> list[bytes]:
+    """The document's shingles as UTF-8 bytes (reference definition; tests and benchmarks use it)."""
+    ws = words(text)
+    if not ws:
+        return []
+    if len(ws) < n:
+        return [" ".join(ws).encode("utf-8")]
+    return [" ".join(ws[k:k + n]).encode("utf-8") for k in range(len(ws) - n + 1)]
+
+
+def _splitmix64_high32(h: int) -> int:
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EB & _MASK64
+    return (h ^ (h >> 31)) >> 32
+
+
+def shingle_hash32(data: bytes) -> int:
+    """32-bit hash of one shingle: sum((byte+1) * BASE**i) mod 2**64, mixed by SplitMix64."""
+    h, power = 0, 1
+    for byte in data:
+        h = (h + (byte + 1) * power) & _MASK64
+        power = power * _BASE & _MASK64
+    return _splitmix64_high32(h)
+
+
+class _Powers:
+    """BASE**i and BASE**-i modulo 2**64 for i < n, grown on demand (per process, thread-safe)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.forward = np.ones(1, dtype=np.uint64)
+        self.inverse = np.ones(1, dtype=np.uint64)
+
+    def ensure(self, n: int) -> None:
+        if n <= self.forward.size:
+            return
+        with self._lock:
+            size = max(n, 2 * self.forward.size)
+            self.forward = self._powers_of(_BASE, size)
+            self.inverse = self._powers_of(_BASE_INVERSE, size)
+
+    @staticmethod
+    def _powers_of(base: int, size: int) -> np.ndarray:
+        factors = np.full(size, base, dtype=np.uint64)
+        factors[0] = 1
+        with np.errstate(over="ignore"):
+            return np.cumprod(factors, dtype=np.uint64)  # wraps modulo 2**64, as intended
+
+
+_POWERS = _Powers()
+
+
+def _splitmix64_high32_array(h: np.ndarray) -> np.ndarray:
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return ((h ^ (h >> np.uint64(31))) >> np.uint64(32)).astype(np.uint32)
+
+
+def shingle_hashes(text: str, n: int = DEFAULT_NGRAM) -> np.ndarray:
+    """``shingle_hash32`` of every shingle of ``text``, as uint32, computed without a Python loop."""
+    ws = words(text)
+    if not ws:
+        return np.zeros(0, dtype=np.uint32)
+    joined = " ".join(ws)
+    data = joined.encode("utf-8")
+    if len(data) == len(joined):  # ASCII: a word's byte length is its length
+        lengths = np.fromiter(map(len, ws), dtype=np.int64, count=len(ws))
+    else:
+        lengths = np.fromiter((len(w.encode("utf-8")) for w in ws), dtype=np.int64, count=len(ws))
+    starts = np.zeros(len(ws), dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    ends = starts + lengths
+    if len(ws) < n:
+        first, last = np.array([0]), np.array([len(ws) - 1])
+    else:
+        first = np.arange(len(ws) - n + 1)
+        last = first + n - 1
+    _POWERS.ensure(len(data) + 1)
+    with np.errstate(over="ignore"):
+        values = np.frombuffer(data, dtype=np.uint8).astype(np.uint64) + np.uint64(1)
+        prefix = np.zeros(len(data) + 1, dtype=np.uint64)
+        np.cumsum(values * _POWERS.forward[: len(data)], out=prefix[1:])
+        s, e = starts[first], ends[last]
+        spans = (prefix[e] - prefix[s]) * _POWERS.inverse[s]
+        return _splitmix64_high32_array(spans)
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, as datasketch applies it before its affine permutations."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+class MinHasher:
+    """Signatures over shingle hashes with datasketch's affine32 permutations for ``seed``."""
+
+    _CHUNK = 512  # shingles per block: a [512, num_perm] uint32 block stays in L2 cache
+
+    def __init__(self, num_perm: int = DEFAULT_NUM_PERM, seed: int = DEFAULT_SEED):
+        from datasketch import MinHash
+
+        reference = MinHash(num_perm=num_perm, seed=seed, scheme="affine32")
+        self.num_perm = num_perm
+        self.seed = seed
+        self._a = np.asarray(reference.permutations[0], dtype=np.uint32)
+        self._b = np.asarray(reference.permutations[1], dtype=np.uint32)
+        self._empty = np.asarray(reference.hashvalues, dtype=np.uint32)
+
+    def signature(self, hashes: np.ndarray) -> np.ndarray:
+        """uint32[num_perm]: the minimum of every permutation over the shingle hashes."""
+        result = self._empty.copy()
+        if hashes.size == 0:
+            return result
+        mixed = _fmix32(np.unique(hashes))
+        block = np.empty((min(self._CHUNK, mixed.size), self.num_perm), dtype=np.uint32)
+        for start in range(0, mixed.size, self._CHUNK):
+            part = mixed[start:start + self._CHUNK]
+            view = block[: part.size]
+            np.multiply.outer(part, self._a, out=view)
+            view += self._b
+            np.minimum(result, view.min(axis=0), out=result)
+        return result
+
+    def signature_of_text(self, text: str, n: int = DEFAULT_NGRAM) -> Optional[np.ndarray]:
+        """The text's signature, or None when it has no word (nothing to compare)."""
+        hashes = shingle_hashes(text, n)
+        return self.signature(hashes) if hashes.size else None
+
+
+def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.count_nonzero(a == b)) / a.size
+
+
+def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard of two sorted unique shingle-hash arrays."""
+    if a.size == 0 and b.size == 0:
+        return 1.0
+    common = np.intersect1d(a, b, assume_unique=True).size
+    return common / (a.size + b.size - common)
+
+
+def lsh_params(threshold: float, num_perm: int, false_positive_weight: float = 0.5,
+               false_negative_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) from datasketch's own optimiser of weighted false positive/negative rates."""
+    from datasketch.lsh import _optimal_param
+
+    return _optimal_param(threshold, num_perm, false_positive_weight, false_negative_weight)
