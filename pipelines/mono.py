@@ -5,7 +5,7 @@
         [--max_file_bytes N] [--write_documents] [--write_rejects] [any Beam pipeline option]
 
 Stages: manifest -> stars -> license -> read archives -> file selection -> code quality ->
-exact dedup -> (near-dedup: next issue) -> tokenize -> global shuffle -> pack -> write shards,
+exact dedup -> decontamination -> near-dedup -> tokenize -> global shuffle -> pack -> write shards,
 then the driver writes ``manifest.json`` last.
 """
 
@@ -18,6 +18,8 @@ import apache_beam as beam
 
 from pipelines import common
 from transforms.archive_stream import ArchiveLimits
+from transforms.decontamination import BENCHMARKS, DEFAULT_MIN_COVERAGE, Decontaminate
+from transforms.decontamination import DEFAULT_NGRAM as DECONTAMINATION_NGRAM
 from transforms.github_curation import CurateGithubRepos, CurationConfig
 from transforms.global_shuffle import GroupIntoShuffledShards
 from transforms.connected_components import convergence
@@ -82,6 +84,32 @@ def curation_config(args) -> CurationConfig:
     )
 
 
+def add_decontamination_flags(parser) -> None:
+    parser.add_argument("--decontaminate", action=argparse.BooleanOptionalAction, default=True,
+                        help="Remove documents containing an evaluation benchmark's problems (on by default).")
+    parser.add_argument("--benchmarks", type=common.comma_list, default=BENCHMARKS,
+                        help="Built-in benchmarks to decontaminate against (humaneval, mtpb).")
+    parser.add_argument("--benchmark_jsonl", action="append", default=[],
+                        help="Extra benchmark texts, JSONL of {id, text} (repeatable; any Beam filesystem).")
+    parser.add_argument("--decontamination_ngram", type=common.positive_int, default=DECONTAMINATION_NGRAM)
+    parser.add_argument("--decontamination_min_coverage", type=float, default=DEFAULT_MIN_COVERAGE,
+                        help="Share of a benchmark item's n-grams a document must hold to be contaminated.")
+
+
+def decontamination_config(args) -> dict | None:
+    if not args.decontaminate:
+        return None
+    for path in args.benchmark_jsonl:
+        common.require_file(path, "--benchmark_jsonl")
+    config = {"benchmarks": list(args.benchmarks), "extra_paths": list(args.benchmark_jsonl),
+              "ngram": args.decontamination_ngram, "min_coverage": args.decontamination_min_coverage}
+    try:
+        Decontaminate(**config)
+    except ValueError as err:
+        raise common.UsageError(f"--benchmarks/--decontamination_*: {err}") from None
+    return config
+
+
 def add_near_dedup_flags(parser) -> None:
     d = NearDedupConfig()
     parser.add_argument("--near_dedup", action=argparse.BooleanOptionalAction, default=True,
@@ -124,6 +152,7 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0, help="Seed of the global shuffle.")
     parser.add_argument("--pack_tail", choices=TAIL_MODES, default="drop",
                         help="The tokens that do not fill a last sequence: drop, or pad with a loss mask.")
+    add_decontamination_flags(parser)
     add_near_dedup_flags(parser)
     parser.add_argument("--write_documents", action="store_true", help="Write curated documents as Parquet.")
     parser.add_argument("--write_rejects", action="store_true", help="Write every reject as Parquet.")
@@ -134,13 +163,14 @@ def parse_args(argv):
     return args, beam_args
 
 
-def run_config(args, curation: CurationConfig, near_dedup) -> dict:
+def run_config(args, curation: CurationConfig, near_dedup, decontamination) -> dict:
     """The config recorded in the manifest: every flag that changes the output."""
     config = dataclasses.asdict(curation)
     config.update(
         tokenizer=args.tokenizer, seq_len=args.seq_len, num_shards=args.num_shards,
         seed=args.seed, pack_tail=args.pack_tail,
         near_dedup=dataclasses.asdict(near_dedup) if near_dedup else None,
+        decontamination=decontamination,
     )
     return config
 
@@ -149,6 +179,7 @@ def main(argv=None):
     args, beam_args = parse_args(argv)
     curation = curation_config(args)
     near_dedup = near_dedup_config(args)
+    decontamination = decontamination_config(args)
     common.require_file(args.tokenizer, "--tokenizer")
     try:
         tokenizer = load_tokenizer(args.tokenizer)
@@ -161,10 +192,15 @@ def main(argv=None):
 
     pipeline = beam.Pipeline(options=options)
     curated = pipeline | "Curate" >> CurateGithubRepos(curation)
-    documents, rejects = curated.documents, curated.rejects
+    documents, rejects = curated.documents, [curated.rejects]
+    # Decontaminate before near-dedup, so a contaminated copy is never the one a cluster keeps.
+    if decontamination is not None:
+        documents, contaminated = documents | "Decontaminate" >> Decontaminate(**decontamination)
+        rejects.append(contaminated)
     if near_dedup is not None:
-        documents, near_rejects = documents | "NearDedup" >> NearDedup(near_dedup)
-        rejects = (rejects, near_rejects) | "AllRejects" >> beam.Flatten()
+        documents, near_duplicates = documents | "NearDedup" >> NearDedup(near_dedup)
+        rejects.append(near_duplicates)
+    rejects = rejects | "AllRejects" >> beam.Flatten()
     shard_stats = (
         documents
         | "Tokenize" >> Tokenize(args.tokenizer)
@@ -194,7 +230,7 @@ def main(argv=None):
         args.output,
         dataset=DATASET,
         started=started,
-        config=run_config(args, curation, near_dedup),
+        config=run_config(args, curation, near_dedup, decontamination),
         counts=counts,
         inputs={
             "manifest": common.file_sha256(args.input),

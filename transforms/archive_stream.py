@@ -123,7 +123,7 @@ def iter_members(url: str, limits: ArchiveLimits, report: Optional[ArchiveReport
                     if top is None:
                         top = first
                     elif first != top:
-                        reason, detail = "outside_top_level", info.name
+                        path, reason, detail = info.name, "outside_top_level", info.name
                 if reason is not None:
                     yield Member(path=path, reason=reason, detail=detail)
                     continue
@@ -137,6 +137,10 @@ def iter_members(url: str, limits: ArchiveLimits, report: Optional[ArchiveReport
                 if len(data) != info.size:
                     raise ArchiveError("archive_truncated", f"{path}: {len(data)} of {info.size} bytes")
                 yield Member(path=path, data=data)
+            # tarfile stops at the end-of-archive marker; read the rest (padding, the gzip
+            # trailer) so the fingerprint covers the whole file.
+            while hasher.read(1 << 20):
+                pass
     except ArchiveError:
         raise
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as err:

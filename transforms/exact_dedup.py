@@ -18,8 +18,10 @@ class _KeepSmallestIdFn(beam.DoFn):
     def process(self, group):
         _, docs = group
         keep = min(doc.id for doc in docs)
+        kept = False
         for doc in docs:
-            if doc.id == keep:
+            if doc.id == keep and not kept:  # the same id twice (a repo listed twice) is kept once
+                kept = True
                 count(STAGE, KEPT)
                 yield doc
             else:

@@ -32,6 +32,11 @@ DEFAULT_ALLOWED = (
     "zlib",
 )
 DEFAULT_MIN_CONFIDENCE = 0.8
+# askalono's nearest match can be a license derived from a common one by a few words: the Pixar
+# license is Apache-2.0 with a modified section 6, and askalono names it for plain Apache-2.0
+# texts (requests' LICENSE scores 0.985 as Pixar). The derived license is taken only when its
+# distinguishing word is in the text.
+KNOWN_CONFUSIONS = {"Pixar": ("Apache-2.0", "pixar")}
 
 
 @functools.lru_cache(maxsize=1)
@@ -91,10 +96,15 @@ def detect_license(texts: Iterable[str], min_confidence: float) -> tuple[Optiona
     for name, text in texts:
         match = askalono.identify(text)
         score = float(match.score)
-        notes.append(f"{name}={match.name}@{score:.3f}")
+        license_name = match.name
+        if license_name in KNOWN_CONFUSIONS:
+            common, marker = KNOWN_CONFUSIONS[license_name]
+            if marker not in text.lower():
+                license_name = common
+        notes.append(f"{name}={license_name}@{score:.3f}")
         if score < min_confidence:
             return None, score, "low_confidence " + " ".join(notes)
-        spdx = normalize_license(match.name)
+        spdx = normalize_license(license_name)
         if spdx is None:
             return None, score, "unmapped " + " ".join(notes)
         found.append(spdx)

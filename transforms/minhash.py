@@ -15,10 +15,11 @@ document's bytes, then mixes with the MurmurHash3 / SplitMix64 finalizers.
 from __future__ import annotations
 
 import re
-import threading
 from typing import Optional
 
 import numpy as np
+
+from transforms.polyhash import Powers, splitmix64
 
 DEFAULT_NGRAM = 5
 DEFAULT_NUM_PERM = 256
@@ -58,37 +59,7 @@ def shingle_hash32(data: bytes) -> int:
     return _splitmix64_high32(h)
 
 
-class _Powers:
-    """BASE**i and BASE**-i modulo 2**64 for i < n, grown on demand (per process, thread-safe)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.forward = np.ones(1, dtype=np.uint64)
-        self.inverse = np.ones(1, dtype=np.uint64)
-
-    def ensure(self, n: int) -> None:
-        if n <= self.forward.size:
-            return
-        with self._lock:
-            size = max(n, 2 * self.forward.size)
-            self.forward = self._powers_of(_BASE, size)
-            self.inverse = self._powers_of(_BASE_INVERSE, size)
-
-    @staticmethod
-    def _powers_of(base: int, size: int) -> np.ndarray:
-        factors = np.full(size, base, dtype=np.uint64)
-        factors[0] = 1
-        with np.errstate(over="ignore"):
-            return np.cumprod(factors, dtype=np.uint64)  # wraps modulo 2**64, as intended
-
-
-_POWERS = _Powers()
-
-
-def _splitmix64_high32_array(h: np.ndarray) -> np.ndarray:
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return ((h ^ (h >> np.uint64(31))) >> np.uint64(32)).astype(np.uint32)
+_POWERS = Powers(_BASE)
 
 
 def shingle_hashes(text: str, n: int = DEFAULT_NGRAM) -> np.ndarray:
@@ -110,14 +81,13 @@ def shingle_hashes(text: str, n: int = DEFAULT_NGRAM) -> np.ndarray:
     else:
         first = np.arange(len(ws) - n + 1)
         last = first + n - 1
-    _POWERS.ensure(len(data) + 1)
-    with np.errstate(over="ignore"):
-        values = np.frombuffer(data, dtype=np.uint8).astype(np.uint64) + np.uint64(1)
-        prefix = np.zeros(len(data) + 1, dtype=np.uint64)
-        np.cumsum(values * _POWERS.forward[: len(data)], out=prefix[1:])
-        s, e = starts[first], ends[last]
-        spans = (prefix[e] - prefix[s]) * _POWERS.inverse[s]
-        return _splitmix64_high32_array(spans)
+    up, down = _POWERS.get(len(data) + 1)
+    values = np.frombuffer(data, dtype=np.uint8).astype(np.uint64) + np.uint64(1)
+    prefix = np.zeros(len(data) + 1, dtype=np.uint64)
+    np.cumsum(values * up[: len(data)], out=prefix[1:])
+    s, e = starts[first], ends[last]
+    spans = (prefix[e] - prefix[s]) * down[s]  # sum of (byte+1) * BASE**(i - s) over the span
+    return (splitmix64(spans) >> np.uint64(32)).astype(np.uint32)
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ def parse_manifest_line(line: bytes, source: str, manifest_path: str) -> RepoSpe
     if not isinstance(record, dict):
         raise ValueError("not_an_object")
     repo_name = record.get("repo_name")
-    if not isinstance(repo_name, str) or not _REPO_NAME.match(repo_name):
+    if not isinstance(repo_name, str) or not _REPO_NAME.fullmatch(repo_name):
         raise ValueError(f"bad_repo_name: {repo_name!r}")
     stars = record.get("stars")
     if stars is not None and (isinstance(stars, bool) or not isinstance(stars, int) or stars < 0):

@@ -26,7 +26,7 @@ def _record_id(n):
 def test_counted_filter_splits_and_counts(beam_helpers):
     new_pipeline, run, counters = beam_helpers
     p = new_pipeline()
-    kept, rejects = (p | beam.Create(list(range(7)))) | CountedFilter(
+    kept, rejects = (p | "Ints" >> beam.Create(list(range(7)))) | "Unit" >> CountedFilter(
         "unit", _RejectOdd("odd"), record_id=_record_id
     )
     assert_that(kept, equal_to([0, 2, 4, 6]), label="kept")
@@ -35,20 +35,16 @@ def test_counted_filter_splits_and_counts(beam_helpers):
         equal_to([Reject(f"n{n}", "unit", "odd", str(n)) for n in (1, 3, 5)]),
         label="rejects",
     )
-    result = run(p)
-    assert counters(result, "unit") == {"kept": 4, "odd": 3}
-
-
-def test_counted_filter_default_record_id_is_element_id(beam_helpers):
-    new_pipeline, run, counters = beam_helpers
-    p = new_pipeline()
+    # Without record_id, a reject is named by the element's ``id``.
     elements = [Reject(id=f"r{i}", stage="s", reason="x") for i in range(3)]
-    kept, rejects = (p | beam.Create(elements)) | CountedFilter(
+    kept_none, rejects_all = (p | "Records" >> beam.Create(elements)) | "Other" >> CountedFilter(
         "other", lambda r: ("always", r.reason)
     )
-    assert_that(kept, equal_to([]), label="kept")
-    assert_that(rejects | beam.Map(lambda r: (r.id, r.stage, r.reason, r.detail)),
-                equal_to([(f"r{i}", "other", "always", "x") for i in range(3)]), label="rejects")
+    assert_that(kept_none, equal_to([]), label="kept_none")
+    assert_that(rejects_all | beam.Map(lambda r: (r.id, r.stage, r.reason, r.detail)),
+                equal_to([(f"r{i}", "other", "always", "x") for i in range(3)]), label="rejects_all")
     result = run(p)
+    # Each stage counts in its own namespace.
+    assert counters(result, "unit") == {"kept": 4, "odd": 3}
     assert counters(result, "other") == {"always": 3}
-    assert counters(result, "unit") == {}
+    assert counters(result, "missing") == {}
