@@ -32,6 +32,7 @@ sys.path.insert(0, str(HERE))
 
 import dedup_baseline  # noqa: E402
 import dedup_corpus  # noqa: E402
+import sluice_dedup  # noqa: E402
 import dedup_truth  # noqa: E402
 
 Method = Callable[[list[dict]], set]  # docs ({"id", "text", ...}) -> ids removed
@@ -51,12 +52,9 @@ def methods() -> dict[str, Method]:
     registry: dict[str, Method] = {
         "datasketch": dedup_baseline.run,
     }
-    # ------------------------------------------------------------------ SLUICE GOES HERE
-    # Register the Sluice MinHash near-dedup Beam transform once it exists, e.g.
-    #     registry["sluice"] = sluice_near_dedup
-    # where sluice_near_dedup(docs) runs the Beam pipeline (DirectRunner) over `docs`
-    # and returns the set of ids it drops. Not implemented yet: no stand-in here.
-    # -----------------------------------------------------------------------------------
+    # Sluice's Beam transform, verifying LSH candidates by signature (the default) or exactly.
+    registry["sluice"] = sluice_dedup.run_signature
+    registry["sluice-exact"] = sluice_dedup.run_exact
     return registry
 
 

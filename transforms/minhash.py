@@ -9,14 +9,13 @@ over those hashes with datasketch's own permutations for the seed, so
 Why a hash of our own rather than datasketch's default (SHA-1 per shingle): SHA-1 runs once per
 shingle in a Python loop, which caps a worker at a few MB/s. ``shingle_hash32`` is a polynomial
 hash that numpy computes for all shingles of a document at once from prefix sums over the
-document's bytes, then mixes with the MurmurHash3 / SplitMix64 finalizers.
+document's code points (``transforms.polyhash``), then mixes with SplitMix64.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Optional
-
 import numpy as np
 
 from transforms.polyhash import Powers, splitmix64
@@ -35,10 +34,12 @@ def words(text: str) -> list[str]:
 
 
 def shingles(text: str, n: int = DEFAULT_NGRAM) -> list[bytes]:
-    """The document's shingles as UTF-8 bytes (reference definition; tests and benchmarks use it)."""
+    """The document's shingles as UTF-8 bytes (reference definition; tests and benchmarks use it).
+
+    A document with fewer than n words is one shingle of all its words; with no word at all, that
+    is the empty shingle, so word-less documents are duplicates of each other.
+    """
     ws = words(text)
-    if not ws:
-        return []
     if len(ws) < n:
         return [" ".join(ws).encode("utf-8")]
     return [" ".join(ws[k:k + n]).encode("utf-8") for k in range(len(ws) - n + 1)]
@@ -51,10 +52,12 @@ def _splitmix64_high32(h: int) -> int:
 
 
 def shingle_hash32(data: bytes) -> int:
-    """32-bit hash of one shingle: sum((byte+1) * BASE**i) mod 2**64, mixed by SplitMix64."""
+    """32-bit hash of one shingle (UTF-8 bytes): sum((code point + 1) * BASE**i) mod 2**64 over
+    its characters, mixed by SplitMix64. Code points, not bytes, so a word's length in the hash
+    is its length in Python: no per-word encoding for non-ASCII text."""
     h, power = 0, 1
-    for byte in data:
-        h = (h + (byte + 1) * power) & _MASK64
+    for char in data.decode("utf-8"):
+        h = (h + (ord(char) + 1) * power) & _MASK64
         power = power * _BASE & _MASK64
     return _splitmix64_high32(h)
 
@@ -66,13 +69,9 @@ def shingle_hashes(text: str, n: int = DEFAULT_NGRAM) -> np.ndarray:
     """``shingle_hash32`` of every shingle of ``text``, as uint32, computed without a Python loop."""
     ws = words(text)
     if not ws:
-        return np.zeros(0, dtype=np.uint32)
+        return np.array([shingle_hash32(b"")], dtype=np.uint32)
     joined = " ".join(ws)
-    data = joined.encode("utf-8")
-    if len(data) == len(joined):  # ASCII: a word's byte length is its length
-        lengths = np.fromiter(map(len, ws), dtype=np.int64, count=len(ws))
-    else:
-        lengths = np.fromiter((len(w.encode("utf-8")) for w in ws), dtype=np.int64, count=len(ws))
+    lengths = np.fromiter(map(len, ws), dtype=np.int64, count=len(ws))
     starts = np.zeros(len(ws), dtype=np.int64)
     np.cumsum(lengths[:-1] + 1, out=starts[1:])
     ends = starts + lengths
@@ -81,12 +80,12 @@ def shingle_hashes(text: str, n: int = DEFAULT_NGRAM) -> np.ndarray:
     else:
         first = np.arange(len(ws) - n + 1)
         last = first + n - 1
-    up, down = _POWERS.get(len(data) + 1)
-    values = np.frombuffer(data, dtype=np.uint8).astype(np.uint64) + np.uint64(1)
-    prefix = np.zeros(len(data) + 1, dtype=np.uint64)
-    np.cumsum(values * up[: len(data)], out=prefix[1:])
+    points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    up, down = _POWERS.get(points.size + 1)
+    prefix = np.zeros(points.size + 1, dtype=np.uint64)
+    np.cumsum((points.astype(np.uint64) + np.uint64(1)) * up[: points.size], out=prefix[1:])
     s, e = starts[first], ends[last]
-    spans = (prefix[e] - prefix[s]) * down[s]  # sum of (byte+1) * BASE**(i - s) over the span
+    spans = (prefix[e] - prefix[s]) * down[s]  # sum of (point+1) * BASE**(i - s) over the span
     return (splitmix64(spans) >> np.uint64(32)).astype(np.uint32)
 
 
@@ -129,10 +128,8 @@ class MinHasher:
             np.minimum(result, view.min(axis=0), out=result)
         return result
 
-    def signature_of_text(self, text: str, n: int = DEFAULT_NGRAM) -> Optional[np.ndarray]:
-        """The text's signature, or None when it has no word (nothing to compare)."""
-        hashes = shingle_hashes(text, n)
-        return self.signature(hashes) if hashes.size else None
+    def signature_of_text(self, text: str, n: int = DEFAULT_NGRAM) -> np.ndarray:
+        return self.signature(shingle_hashes(text, n))
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -147,6 +144,7 @@ def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return common / (a.size + b.size - common)
 
 
+@functools.lru_cache(maxsize=64)
 def lsh_params(threshold: float, num_perm: int, false_positive_weight: float = 0.5,
                false_negative_weight: float = 0.5) -> tuple[int, int]:
     """(bands, rows) from datasketch's own optimiser of weighted false positive/negative rates."""

@@ -85,9 +85,6 @@ class _SignatureFn(beam.DoFn):
     def process(self, keyed):
         label, doc = keyed
         hashes = shingle_hashes(doc.text, self._config.ngram)
-        if hashes.size == 0:
-            count(STAGE, "no_words")  # nothing to compare: such a document is always kept
-            return
         exact = self._config.verify == "exact"
         yield _Node(
             label=label,
@@ -127,14 +124,17 @@ class _BucketStarFn(beam.DoFn):
 
 
 class _AttachMemberFn(beam.DoFn):
-    """(member, {node: [node], centers: [center...]}) -> (center, (member, member node))."""
+    """(member, {node: [node], centers: [...]}) -> (center, member node), once per distinct center.
+
+    A member has at most one center per band, so its set of centers is small (<= bands).
+    """
 
     def process(self, item):
         _, grouped = item
         nodes = list(grouped["node"])
         if not nodes:
             return
-        for center in grouped["centers"]:
+        for center in sorted(set(grouped["centers"])):
             yield center, nodes[0]
 
 
@@ -227,7 +227,6 @@ class NearDedup(beam.PTransform):
             | "BandKeys" >> beam.ParDo(_BandKeysFn(self._config))
             | "Buckets" >> beam.GroupByKey()
             | "StarEdges" >> beam.ParDo(_BucketStarFn())
-            | "DistinctCandidates" >> beam.Distinct()
         )
         nodes_by_label = nodes | "NodesByLabel" >> beam.Map(lambda node: (node.label, node))
         members = (

@@ -35,7 +35,8 @@ def real_files():
 def test_shingles_follow_the_definition():
     assert shingles("Def f(x): return X + 1") == [b"def f x return x", b"f x return x 1"]
     assert shingles("one two", n=5) == [b"one two"]
-    assert shingles("  ... ") == []
+    assert shingles("  ... ") == [b""]  # no word: the empty shingle
+    assert shingle_hashes("  ... ").tolist() == [shingle_hash32(b"")]
 
 
 def test_vectorised_hashes_equal_the_scalar_definition(real_files):
