@@ -30,7 +30,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -139,16 +138,8 @@ PROSE_LICENSES = {
 }
 
 
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 16), b""):
-            h.update(chunk)
-    return h.hexdigest()
+log = build_samples.log
+sha256_of = build_samples.sha256_of
 
 
 # ----------------------------------------------------------------------------- code corpus

@@ -21,17 +21,16 @@ from transforms.archive_stream import ArchiveLimits
 from transforms.decontamination import BENCHMARKS, DEFAULT_MIN_COVERAGE, Decontaminate
 from transforms.decontamination import DEFAULT_NGRAM as DECONTAMINATION_NGRAM
 from transforms.github_curation import CurateGithubRepos, CurationConfig
-from transforms.global_shuffle import GroupIntoShuffledShards
 from transforms.connected_components import convergence
 from transforms.license_filter import DEFAULT_ALLOWED, DEFAULT_MIN_CONFIDENCE, normalize_allow_list
 from transforms.near_dedup import STAGE as NEAR_DEDUP_STAGE
 from transforms.near_dedup import VERIFY_MODES, NearDedup, NearDedupConfig
 from transforms.packing import TAIL_MODES
+from transforms.packed_output import WritePackedStreams
 from transforms.parquet_outputs import WriteDocuments, WriteRejects
 from transforms.quality_filters import QualityThresholds
 from transforms.run_stats import ArchiveFingerprintFn, WriteJson, read_json
-from transforms.shard_writer import PackAndWriteShards
-from transforms.tokenize import Tokenize, load_tokenizer
+from transforms.tokenize import load_tokenizer
 
 DATASET = "mono"
 
@@ -201,17 +200,11 @@ def main(argv=None):
         documents, near_duplicates = documents | "NearDedup" >> NearDedup(near_dedup)
         rejects.append(near_duplicates)
     rejects = rejects | "AllRejects" >> beam.Flatten()
-    shard_stats = (
-        documents
-        | "Tokenize" >> Tokenize(args.tokenizer)
-        | "GlobalShuffle" >> GroupIntoShuffledShards(args.num_shards, args.seed)
-        | "PackAndWrite" >> PackAndWriteShards(
-            args.output, args.num_shards, args.seq_len, tokenizer.eot_id, tokenizer.pad_id,
-            args.pack_tail,
-        )
+    documents | "WriteStreams" >> WritePackedStreams(
+        args.output, args.tokenizer, seq_len=args.seq_len, num_shards=args.num_shards,
+        seed=args.seed, pack_tail=args.pack_tail, eot_id=tokenizer.eot_id, pad_id=tokenizer.pad_id,
+        stats_path=common.join(stats_dir, "shards.json"),
     )
-    (shard_stats | "AllShardStats" >> beam.combiners.ToList()
-     | "WriteShardStats" >> WriteJson(common.join(stats_dir, "shards.json")))
     (curated.archives | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
      | "WriteArchiveStats" >> WriteJson(common.join(stats_dir, "archives.json")))
     if args.write_documents:

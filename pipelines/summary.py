@@ -20,6 +20,14 @@ def summarize(manifest: dict) -> str:
         f"  tail tokens {totals['tail_tokens']:,} (dropped {totals['dropped_tail_tokens']:,}), "
         f"padding {totals['padding_tokens']:,}",
     ]
+    near = manifest.get("near_dedup")
+    if near:
+        cc = near["connected_components"]
+        lines.append(
+            f"  near-dedup: LSH {near['bands']} bands x {near['rows']} rows, {near['components']:,}"
+            f" clusters, {near['removed']:,} removed, components converged after round"
+            f" {cc['first_idle_round']} of {cc['rounds']}"
+        )
     for stage, outcomes in manifest["counts"].items():
         shown = ", ".join(f"{name} {n:,}" for name, n in outcomes.items())
         lines.append(f"  {stage:<12} {shown}")

@@ -12,7 +12,6 @@ Writes ``DIR/tokenizer.model``, ``DIR/tokenizer.vocab`` and ``DIR/manifest.json`
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 

@@ -4,6 +4,7 @@ files of the sample archives, and FilterLicenses over the real sample manifest i
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import apache_beam as beam
 import pytest
@@ -187,7 +188,7 @@ def test_filter_licenses_pipeline_on_sample_manifest(sample_repos, sources, tmp_
 
 def test_apache_text_that_askalono_calls_pixar_is_apache():
     """requests' LICENSE is plain Apache-2.0; askalono's nearest match is its Pixar derivative."""
-    archive = next(SAMPLES.glob("requests-*.tar.gz")) if "SAMPLES" in globals() else next(
-        (__import__("pathlib").Path(__file__).resolve().parents[2] / "samples/mono/archives").glob("requests-*.tar.gz"))
+    archives = pathlib.Path(__file__).resolve().parents[2] / "samples" / "mono" / "archives"
+    archive = next(archives.glob("requests-*.tar.gz"))
     spdx, confidence, _ = detect_license(iter_license_files(str(archive), 256 * 1024), 0.8)
     assert spdx == "Apache-2.0" and confidence > 0.9

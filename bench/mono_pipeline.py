@@ -1,0 +1,819 @@
+#!/usr/bin/env python
+"""Benchmark of the Mono pipeline end to end on this machine.
+
+    python bench/mono_pipeline.py [--input MANIFEST.jsonl] [--scale N] [--repeat R] [--workers W]
+                                  [--vocab_size 8000] [--num_shards 4] [--tokenizer MODEL]
+                                  [--profile_runs K] [--sample_interval_ms 5] [--json PATH]
+                                  [--workdir DIR] [--keep] [any pipelines.mono flag]
+
+Reports input MB/s and output tokens/s of ``pipelines.mono`` (median of R runs), the share of time
+per stage (a sampling profiler over one extra in-process run), and SentencePiece's raw encode speed
+on exactly the curated documents of the same run, so the pipeline's overhead over its unavoidable
+tokenization cost is one ratio. See bench/README.md for what each figure means.
+
+Runs, in this order, all in this process (the FnApiRunner's default in_memory mode executes every
+bundle on the calling thread):
+  1. pipelines.tokenizer on the unscaled input (timed separately; not part of any throughput);
+  2. one mono run with --write_documents --write_rejects (warm-up; gives the curated texts and the
+     list of repositories whose archives were read; its wall time is reported separately);
+  3. R timed mono runs with 1 worker, the command of the issue (no side outputs), each followed by
+     one pass of SentencePiece encode alone over the curated texts (single thread), so the
+     pipeline and its unavoidable tokenization cost are measured under the same conditions;
+  4. K (default 1) extra 1-worker mono runs under the sampling profiler (per-stage shares);
+  5. with --workers W > 1: R timed runs with --direct_running_mode=multi_processing
+     --direct_num_workers=W, side by side with 1 worker;
+  6. a reference outside Beam: the read stage's own work (gunzip + untar + UTF-8 check + sha256)
+     over the archives the pipeline read, which also gives their uncompressed bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import glob
+import hashlib
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+# The multi_processing SDK workers are fresh interpreters that unpickle Sluice's DoFns.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+# Before Beam is imported: its import-time warnings (apitools, BigQuery) are noise here.
+logging.getLogger().setLevel(logging.ERROR)
+
+MB = 1_000_000
+DEFAULT_INPUT = os.path.join(REPO, "samples", "mono", "manifest.jsonl")
+
+# Which Sluice source file does the work of which stage (paths relative to the repository root).
+STAGE_OF_FILE = {
+    "transforms/repo_manifest.py": "manifest",
+    "transforms/star_filter.py": "stars",
+    "transforms/license_filter.py": "license",
+    "transforms/archive_reader.py": "read",
+    "transforms/archive_stream.py": "read",
+    "transforms/file_selection.py": "select",
+    "transforms/quality_filters.py": "quality",
+    "transforms/exact_dedup.py": "exact_dedup",
+    "transforms/near_dedup.py": "near_dedup",
+    "transforms/minhash.py": "near_dedup",
+    "transforms/connected_components.py": "near_dedup",
+    "transforms/decontamination.py": "decontamination",
+    "transforms/tokenize.py": "tokenize",
+    "schemas/tokenizer.py": "tokenize",
+    "transforms/global_shuffle.py": "shuffle",
+    "transforms/shard_writer.py": "pack_write",
+    "transforms/packing.py": "pack_write",
+    "schemas/packed_stream.py": "pack_write",
+    "schemas/tfrecord.py": "pack_write",
+    "schemas/tf_example.py": "pack_write",
+    "transforms/run_stats.py": "run_stats",
+    "transforms/parquet_outputs.py": "side_outputs",
+}
+# Helpers every stage calls: their frames belong to the caller's stage.
+SHARED_FILES = ("transforms/counting.py", "schemas/records.py", "transforms/polyhash.py")
+# transforms/counting.py's filter DoFn serves several stages; its ``_stage`` names which.
+COUNTED_FILTER_STAGES = {"stars": "stars", "select": "select", "quality": "quality"}
+STAGE_LABELS = [
+    ("manifest", "read manifest"),
+    ("stars", "star filter"),
+    ("license", "license filter (askalono on null licenses)"),
+    ("read", "read archives (gunzip, untar, UTF-8, sha256)"),
+    ("select", "file selection"),
+    ("quality", "code-quality filters"),
+    ("exact_dedup", "exact dedup (key by sha256, keep smallest id)"),
+    ("near_dedup", "near dedup (MinHash, LSH buckets, verify, components)"),
+    ("decontamination", "decontamination"),
+    ("tokenize", "tokenize (SentencePiece encode)"),
+    ("shuffle", "global shuffle (BLAKE2b key, sort in shard)"),
+    ("pack_write", "pack + write shards (TFRecord, Arrow, sha256)"),
+    ("run_stats", "run stats (archive fingerprint, JSON)"),
+    ("side_outputs", "side outputs (Parquet)"),
+    ("beam_worker", "Beam inside bundles (coders, fused-stage plumbing, metrics)"),
+    ("beam_runner", "Beam outside bundles (graph, pickling, planning, GBK buffers)"),
+    ("driver", "Sluice driver (flags, output prep, manifest)"),
+]
+BEAM_STAGES = ("beam_worker", "beam_runner")
+# Counter namespaces of the document-level stages, in pipeline order (for the "kept" funnel).
+FUNNEL_STAGES = ("read", "select", "quality", "exact_dedup", "decontaminate", "near_dedup")
+OPTIONAL_STAGES = ("near_dedup", "decontamination", "side_outputs")
+
+
+# --------------------------------------------------------------------------------------------
+# Machine and versions
+
+
+def machine_info() -> dict:
+    cpu_model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem_gib = round(int(line.split()[1]) / (1 << 20), 1)
+                    break
+    except OSError:
+        pass
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:
+        nproc = os.cpu_count()
+
+    def version(module):
+        try:
+            return __import__(module).__version__
+        except Exception:  # noqa: BLE001 - a missing optional package is just "unknown"
+            return "unknown"
+
+    from pipelines import common
+
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"),
+        "nproc": nproc,
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "mem_gib": mem_gib,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "apache_beam": version("apache_beam"),
+        "sentencepiece": version("sentencepiece"),
+        "pyarrow": version("pyarrow"),
+        "sluice_git_commit": common.git_commit(),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Input
+
+
+def read_manifest_lines(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def build_input(manifest: str, scale: int, workdir: str) -> tuple[str, list[dict]]:
+    """The manifest to run on: the bundled one at scale 1, else N copies of its repositories.
+
+    Copy k (k >= 1) of ``owner/name`` is ``owner/name-copyk``; every copy points at the same
+    archive file (made absolute), so copies are exact duplicates of the originals.
+    """
+    from transforms.repo_manifest import resolve_archive
+
+    records = read_manifest_lines(manifest)
+    for record in records:
+        archive = resolve_archive(record["archive"], manifest)
+        record["archive"] = archive if "://" in archive else os.path.abspath(archive)
+    if scale == 1:
+        return manifest, records
+    scaled = []
+    for k in range(scale):
+        for record in records:
+            copy = dict(record)
+            if k:
+                copy["repo_name"] = f"{record['repo_name']}-copy{k}"
+            scaled.append(copy)
+    path = os.path.join(workdir, f"manifest-x{scale}.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        for record in scaled:
+            f.write(json.dumps(record) + "\n")
+    return path, scaled
+
+
+# --------------------------------------------------------------------------------------------
+# Sampling profiler: which stage is the pipeline thread in, time-weighted
+
+
+class StageSampler:
+    """Samples one thread's Python stack every ``interval`` seconds and charges the wall time
+    since the previous sample to the stage that stack is in (see ``classify``).
+
+    Time-weighting matters: while the sampled thread holds the GIL in C code that does not release
+    it, the sampler cannot run; when it next runs, the elapsed time goes to the stack it then sees,
+    which is the Python frame that made the C call. (SentencePiece's encode releases the GIL, so it
+    is sampled while it runs.)
+    """
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.seconds = collections.Counter()
+        self.samples = collections.Counter()
+        self.off_thread_samples = 0  # Sluice stage frames on other threads (expected: 0)
+        self.hotspots = collections.Counter()  # (stage, innermost frame) -> seconds
+        self._stage_of_code = {}
+        self._stop = threading.Event()
+        self._thread = None
+        self._target = None
+
+    def __enter__(self):
+        self._target = threading.get_ident()
+        self._thread = threading.Thread(target=self._run, name="stage-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        me = threading.get_ident()
+        last = time.perf_counter()
+        while True:
+            stopped = self._stop.wait(self.interval)
+            now = time.perf_counter()
+            frames = sys._current_frames()
+            frame = frames.get(self._target)
+            stage = self.classify(frame)
+            self.seconds[stage] += now - last
+            if frame is not None:
+                code = frame.f_code
+                leaf = f"{os.path.basename(code.co_filename)}:{code.co_name}"
+                self.hotspots[(stage, leaf)] += now - last
+            self.samples[stage] += 1
+            last = now
+            for ident, frame in frames.items():
+                if ident not in (me, self._target) and self._sluice_stage_in(frame):
+                    self.off_thread_samples += 1
+            if stopped:
+                return
+
+    def _code_stage(self, frame):
+        code = frame.f_code
+        stage = self._stage_of_code.get(code, "?")
+        if stage == "?":
+            filename = code.co_filename
+            stage = None
+            if filename.startswith(REPO + os.sep):
+                rel = filename[len(REPO) + 1:].replace(os.sep, "/")
+                stage = STAGE_OF_FILE.get(rel)
+                if rel == "transforms/counting.py" and code.co_name == "process":
+                    stage = "counted_filter"
+                elif stage is None and rel.startswith(("transforms/", "schemas/")) \
+                        and rel not in SHARED_FILES:
+                    stage = f"other Sluice code: {rel}"  # a module this bench does not know yet
+            self._stage_of_code[code] = stage
+        if stage == "counted_filter":
+            try:
+                name = frame.f_locals["self"]._stage
+                stage = COUNTED_FILTER_STAGES.get(name, f"other Sluice code: {name} filter")
+            except (KeyError, AttributeError):
+                stage = None
+        return stage
+
+    def _sluice_stage_in(self, frame) -> bool:
+        while frame is not None:
+            if self._code_stage(frame):
+                return True
+            frame = frame.f_back
+        return False
+
+    def classify(self, frame) -> str:
+        """The stage of a stack, innermost Sluice stage frame first:
+
+        * a Sluice stage's frame (its DoFn, its helpers, the C calls they make) with Beam's
+          worker (apache_beam/runners/worker/) further out: that stage;
+        * else Beam's worker anywhere on the stack: "beam_worker" (inside a bundle, between
+          DoFns: coders, receivers, metrics, GroupByKey writes);
+        * else any apache_beam frame: "beam_runner" (pipeline construction, DoFn pickling, fusion
+          and planning, the runner's grouping buffers, job start and finish);
+        * else "driver" (Sluice's own driver code: flags, output guard, manifest).
+        """
+        stage = None
+        in_worker = in_beam = False
+        while frame is not None:
+            if stage is None:
+                stage = self._code_stage(frame)
+            filename = frame.f_code.co_filename
+            if "apache_beam" in filename:
+                in_beam = True
+                if f"apache_beam{os.sep}runners{os.sep}worker{os.sep}" in filename:
+                    in_worker = True
+                    if stage is not None:
+                        return stage
+            frame = frame.f_back
+        if in_worker:
+            return "beam_worker"
+        if in_beam:
+            return "beam_runner"
+        return "driver"
+
+
+# --------------------------------------------------------------------------------------------
+# Runs
+
+
+def train_tokenizer(manifest: str, output: str, vocab_size: int) -> float:
+    from pipelines import tokenizer
+
+    started = time.perf_counter()
+    tokenizer.main(["--source", "mono", "--input", manifest, "--output", output,
+                    "--vocab_size", str(vocab_size), "--overwrite"])
+    return time.perf_counter() - started
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its waited-for children (the SDK worker processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, steal seconds) from /proc/stat, or (nan, nan)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def run_mono(manifest, output, tokenizer_model, num_shards, extra=()):
+    """One in-process ``pipelines.mono`` run: (wall seconds, CPU seconds, manifest dict)."""
+    from pipelines import mono
+
+    argv = ["--input", manifest, "--output", output, "--tokenizer", tokenizer_model,
+            "--num_shards", str(num_shards), "--overwrite", *extra]
+    cpu = cpu_seconds()
+    started = time.perf_counter()
+    result = mono.main(argv)
+    return time.perf_counter() - started, cpu_seconds() - cpu, result
+
+
+def output_summary(result: dict) -> dict:
+    totals, counts = result["totals"], result["counts"]
+    return {
+        "documents": totals["documents"],
+        "tokens": totals["tokens"],
+        "document_tokens": totals["document_tokens"],
+        "records": totals["records"],
+        "seq_len": result["config"]["seq_len"],
+        "dropped_tail_tokens": totals["dropped_tail_tokens"],
+        "shard_bytes": totals["bytes"],
+        "tokenize_tokens": counts.get("tokenize", {}).get("tokens", 0),
+        "archives_read": result["inputs"]["archives"]["archives"],
+        "compressed_bytes": result["inputs"]["archives"]["compressed_bytes"],
+        "files_read": counts.get("read", {}).get("kept", 0),
+        # documents kept by each document-level stage, in pipeline order (stages that ran)
+        "funnel": [(stage, counts[stage]["kept"]) for stage in FUNNEL_STAGES
+                   if "kept" in counts.get(stage, {})],
+        "optional_stages": {key: result["config"].get(key) is not None
+                            for key in ("decontamination", "near_dedup")},
+        "counts": counts,
+    }
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+# --------------------------------------------------------------------------------------------
+# References outside Beam
+
+
+def read_side_outputs(folder: str):
+    import pyarrow.parquet as pq
+
+    doc_files = sorted(glob.glob(os.path.join(folder, "documents", "*.parquet")))
+    texts = []
+    for path in doc_files:
+        texts.extend(pq.read_table(path, columns=["text"]).column("text").to_pylist())
+    skipped = set()  # repositories dropped before their archive is read
+    for path in sorted(glob.glob(os.path.join(folder, "rejects", "*.parquet"))):
+        table = pq.read_table(path, columns=["id", "stage"]).to_pydict()
+        for record_id, stage in zip(table["id"], table["stage"]):
+            if stage in ("manifest", "stars", "license"):
+                skipped.add(record_id)
+    return texts, skipped
+
+
+def read_reference(repos: list[dict], skipped: set) -> dict:
+    """The read stage's own work outside Beam: iter_members + decode + sha256 over every archive
+    the pipeline read (the same functions ``_ReadArchiveFn`` calls). Gives the uncompressed bytes
+    of the files read, and the time that work takes with no Beam around it."""
+    from transforms.archive_reader import decode_source
+    from transforms.archive_stream import ArchiveError, ArchiveLimits, ArchiveReport, iter_members
+
+    limits = ArchiveLimits()
+    archives = files = file_bytes = compressed = 0
+    started = time.perf_counter()
+    for repo in repos:
+        if repo["repo_name"] in skipped:
+            continue
+        archives += 1
+        report = ArchiveReport()
+        try:
+            for member in iter_members(repo["archive"], limits, report):
+                if member.data is None:
+                    continue
+                files += 1
+                file_bytes += len(member.data)
+                decode_source(member.data)
+                hashlib.sha256(member.data).hexdigest()
+        except ArchiveError:
+            pass
+        compressed += report.compressed_bytes
+    return {"archives": archives, "files": files, "uncompressed_file_bytes": file_bytes,
+            "compressed_bytes": compressed, "seconds": time.perf_counter() - started}
+
+
+class EncodeReference:
+    """SentencePiece encode of the curated texts, one document per call, single thread: the raw
+    ``SentencePieceProcessor.encode`` and Sluice's ``Tokenizer.encode_array`` (what the tokenize
+    DoFn calls). One pass of each per timed pipeline run, interleaved with the runs, so that both
+    medians see the same machine conditions."""
+
+    def __init__(self, texts: list[str], model_path: str):
+        import sentencepiece as spm
+
+        from schemas.tokenizer import Tokenizer
+
+        self.texts = texts
+        self.sp = spm.SentencePieceProcessor(model_file=model_path)
+        self.wrapper = Tokenizer.from_file(model_path)
+        self.raw_seconds, self.wrapper_seconds, self.raw_cpu_seconds = [], [], []
+        self.raw_tokens = self.wrapper_tokens = 0
+
+    def one_pass(self):
+        cpu, started = time.process_time(), time.perf_counter()
+        self.raw_tokens = sum(len(self.sp.encode(text)) for text in self.texts)
+        self.raw_seconds.append(time.perf_counter() - started)
+        self.raw_cpu_seconds.append(time.process_time() - cpu)
+        started = time.perf_counter()
+        self.wrapper_tokens = sum(int(self.wrapper.encode_array(text).size) for text in self.texts)
+        self.wrapper_seconds.append(time.perf_counter() - started)
+
+    def summary(self) -> dict:
+        return {
+            "documents": len(self.texts),
+            "bytes": sum(len(text.encode("utf-8")) for text in self.texts),
+            "raw_tokens": self.raw_tokens,
+            "raw_seconds": self.raw_seconds,
+            "raw_seconds_median": median(self.raw_seconds),
+            "raw_cpu_seconds": self.raw_cpu_seconds,
+            "raw_cpu_seconds_median": median(self.raw_cpu_seconds),
+            "wrapper_tokens": self.wrapper_tokens,
+            "wrapper_seconds": self.wrapper_seconds,
+            "wrapper_seconds_median": median(self.wrapper_seconds),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def fmt_int(n) -> str:
+    return f"{n:,}"
+
+
+def fmt_s(values) -> str:
+    return "[" + " ".join(f"{v:.2f}" for v in values) + "]"
+
+
+def throughput(wall: float, cpu: float, inputs: dict, out: dict, encode: dict) -> dict:
+    return {
+        "wall_seconds_median": wall,
+        "cpu_seconds_median": cpu,
+        "compressed_mb_per_s": inputs["compressed_bytes"] / MB / wall,
+        "uncompressed_mb_per_s": inputs["uncompressed_file_bytes"] / MB / wall,
+        "curated_mb_per_s": inputs["curated_bytes"] / MB / wall,
+        "output_tokens_per_s": out["tokens"] / wall,
+        "ratio_to_raw_encode": wall / encode["raw_seconds_median"],
+        "cpu_ratio_to_raw_encode": cpu / encode["raw_cpu_seconds_median"],
+    }
+
+
+def render(r: dict) -> str:
+    m, cfg, inp, out = r["machine"], r["config"], r["input"], r["output"]
+    lines = []
+    add = lines.append
+    add(f"Sluice Mono pipeline benchmark, {m['date_utc']}: {cfg['command']}")
+    add(f"machine   {m['nproc']} CPUs (nproc), {m['cpu_model']}, {m['mem_gib']} GiB RAM, {m['platform']}")
+    add(f"software  Python {m['python']}, apache-beam {m['apache_beam']}, sentencepiece "
+        f"{m['sentencepiece']}, pyarrow {m['pyarrow']}; sluice {m['sluice_git_commit'][:12]}")
+    add(f"input     {cfg['input']} x{cfg['scale']}: {inp['repositories']} repositories in the manifest")
+    if cfg["scale"] > 1:
+        add(f"          copies are exact duplicates of the {inp['repositories'] // cfg['scale']} "
+            "originals (same archives): every stage up to exact dedup sees x"
+            f"{cfg['scale']} the data, exact dedup removes the copies, later stages see x1")
+    add(f"pipeline  pipelines.mono --num_shards {cfg['num_shards']} {' '.join(cfg['mono_args'])}".rstrip()
+        + " (" + ", ".join(f"{k} {'on' if v else 'off'}" for k, v in out["optional_stages"].items())
+        + "), FnApiRunner in process; "
+        f"{cfg['repeat']} timed run{'s' if cfg['repeat'] > 1 else ''} per worker count")
+    b = r["background"]
+    add(f"load      other processes used {b['other_cpu_seconds']:.0f} CPU-s during the bench's "
+        f"{b['wall_seconds']:.0f} s ({b['other_cpus']:.2f} of {m['nproc']} CPUs; steal {b['steal_seconds']:.0f} s); "
+        "loadavg " + " -> ".join(b["loadavg"]))
+    if b["other_cpus"] > 0.2:
+        add("          WARNING: other processes competed for the CPUs; wall times are inflated and noisy. "
+            "Rerun on an idle machine (CPU-time figures are less affected).")
+    add("")
+    add(f"tokenizer training (pipelines.tokenizer --vocab_size {cfg['vocab_size']}, once, on "
+        f"{os.path.relpath(cfg['tokenizer_input'], REPO)}): "
+        + (f"{r['tokenizer_seconds']:.2f} s" if r["tokenizer_seconds"] is not None
+           else f"skipped, --tokenizer {cfg['tokenizer']}"))
+    add(f"import pipelines.mono (paid by every CLI run, not in the wall times): {r['import_seconds']:.2f} s")
+    add(f"warm-up run with --write_documents --write_rejects: {r['side_output_run_seconds']:.2f} s")
+    add("")
+    add("Input (MB = 10^6 bytes)")
+    add(f"  archives read                     {inp['archives_read']:>12}   "
+        f"(repositories past the star and license filters)")
+    add(f"  compressed archive bytes read     {inp['compressed_bytes'] / MB:>9.2f} MB   "
+        "(manifest inputs.archives.compressed_bytes)")
+    add(f"  files read, uncompressed          {inp['uncompressed_file_bytes'] / MB:>9.2f} MB   "
+        f"({fmt_int(inp['files_read'])} files; summed with iter_members)")
+    add(f"  curated documents kept            {fmt_int(out['documents']):>12}   (kept by stage: "
+        + " > ".join(f"{stage} {fmt_int(n)}" for stage, n in out["funnel"]) + ")")
+    add(f"  curated text, UTF-8               {inp['curated_bytes'] / MB:>9.2f} MB   "
+        "(the text that is tokenized)")
+    add("Output")
+    add(f"  tokens in shards                  {fmt_int(out['tokens']):>12}   "
+        f"({fmt_int(out['records'])} sequences x {out['seq_len']}; {fmt_int(out['dropped_tail_tokens'])} "
+        "tail tokens dropped)")
+    add(f"  document tokens, with EOT         {fmt_int(out['document_tokens']):>12}")
+    add(f"  shard files                       {out['shard_bytes'] / MB:>9.2f} MB")
+    add("")
+    cols = list(r["runs"].keys())
+    header = "".join(f"{c:>22}" for c in cols)
+    add(f"Throughput{'':26}{header}")
+    rows = [
+        ("wall s, median", lambda t: f"{t['wall_seconds_median']:.2f}"),
+        ("wall s, all runs", lambda t: fmt_s(t["wall_seconds"])),
+        ("CPU s (with workers), median", lambda t: f"{t['cpu_seconds_median']:.2f}"),
+        ("compressed input MB/s", lambda t: f"{t['compressed_mb_per_s']:.3f}"),
+        ("uncompressed input MB/s", lambda t: f"{t['uncompressed_mb_per_s']:.3f}"),
+        ("curated text MB/s", lambda t: f"{t['curated_mb_per_s']:.3f}"),
+        ("output tokens/s", lambda t: fmt_int(round(t["output_tokens_per_s"]))),
+        ("wall / raw encode wall (ratio)", lambda t: f"{t['ratio_to_raw_encode']:.2f}x"),
+        ("CPU / raw encode CPU (ratio)", lambda t: f"{t['cpu_ratio_to_raw_encode']:.2f}x"),
+    ]
+    for name, cell in rows:
+        add(f"  {name:<34}" + "".join(f"{cell(r['runs'][c]):>22}" for c in cols))
+    add("")
+    e = r["encode"]
+    raw_s, wrap_s = e["raw_seconds_median"], e["wrapper_seconds_median"]
+    add(f"SentencePiece encode, same {fmt_int(e['documents'])} curated texts ({e['bytes'] / MB:.2f} MB), "
+        f"one call per document, single thread, median of {len(e['raw_seconds'])}")
+    add(f"  raw SentencePieceProcessor.encode  {raw_s:>7.2f} s  {e['bytes'] / MB / raw_s:>7.3f} MB/s  "
+        f"{fmt_int(round(e['raw_tokens'] / raw_s)):>10} tokens/s   {fmt_s(e['raw_seconds'])}; "
+        f"CPU {e['raw_cpu_seconds_median']:.2f} s")
+    add(f"  Sluice Tokenizer.encode_array      {wrap_s:>7.2f} s  {e['bytes'] / MB / wrap_s:>7.3f} MB/s  "
+        f"{fmt_int(round(e['wrapper_tokens'] / wrap_s)):>10} tokens/s   {fmt_s(e['wrapper_seconds'])}")
+    add(f"  tokens: raw {fmt_int(e['raw_tokens'])}, pipeline's tokenize counter "
+        f"{fmt_int(out['tokenize_tokens'])}")
+    rr = r["read_reference"]
+    add(f"Read stage's own work outside Beam (iter_members + UTF-8 + sha256, {rr['archives']} archives): "
+        f"{rr['seconds']:.2f} s, {rr['compressed_bytes'] / MB / rr['seconds']:.2f} compressed MB/s")
+    add("")
+    p = r["profile"]
+    runs_text = "one extra 1-worker run" if p["runs"] == 1 else f"{p['runs']} extra 1-worker runs"
+    add(f"Share of time per stage: {runs_text} under a sampling profiler (every {p['interval_ms']:g} ms, "
+        f"{fmt_int(p['samples'])} samples, time-weighted;")
+    unprofiled = r["runs"]["1 worker"]["wall_seconds_median"]
+    add(f"wall {fmt_s(p['wall_seconds'])} s vs {unprofiled:.2f} s unprofiled median). "
+        "Stage = innermost Sluice frame on the pipeline thread's stack; see bench/README.md.")
+    add(f"  {'stage':<62}{'s/run':>8}{'share':>8}")
+
+    def row(label, seconds):
+        add(f"  {label:<62}{seconds / p['runs']:>8.2f}{seconds / p['total_seconds']:>7.1%}")
+
+    others = sorted(k for k in p["seconds"] if k.startswith("other Sluice code"))
+    for key, label in STAGE_LABELS:
+        seconds = p["seconds"].get(key, 0.0)
+        if key in OPTIONAL_STAGES and not seconds:  # not part of this run's pipeline
+            continue
+        if key == BEAM_STAGES[0]:
+            for other in others:
+                row(other, p["seconds"][other])
+            row("= Sluice stages, total", p["sluice_seconds"])
+        row(label, seconds)
+        if key == BEAM_STAGES[-1]:
+            row("= Beam overhead, total", p["beam_seconds"])
+    add("  hottest innermost frames (stage), s/run:")
+    for h in p["hotspots"][:6]:
+        add(f"    {h['seconds'] / p['runs']:6.2f}  {h['frame']} ({h['stage']})")
+    add(f"  tokenize stage in the pipeline {p['seconds'].get('tokenize', 0.0) / p['runs']:.2f} s/run vs "
+        f"Tokenizer.encode_array alone {wrap_s:.2f} s; samples of Sluice code on other threads: "
+        f"{p['off_thread_samples']}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Any other flag goes to every pipelines.mono run (e.g. --no-near_dedup, --seq_len 1024).")
+    parser.add_argument("--input", default=DEFAULT_INPUT, 
+                        help="Manifest JSONL (default: the bundled samples).")
+    parser.add_argument("--scale", type=int, default=1,
+                        help="Repeat the input's repositories N times under distinct names.")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="Timed runs per worker count (median reported).")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Also time multi_processing with this many workers, next to 1 worker.")
+    parser.add_argument("--vocab_size", type=int, default=8000)
+    parser.add_argument("--num_shards", type=int, default=4)
+    parser.add_argument("--tokenizer", help="Use this tokenizer.model instead of training one.")
+    parser.add_argument("--sample_interval_ms", type=float, default=5.0, help="Profiler sampling interval.")
+    parser.add_argument("--profile_runs", type=int, default=1,
+                        help="Extra 1-worker runs under the sampling profiler; shares are over all of them.")
+    parser.add_argument("--json", help="Write every figure as JSON to this path.")
+    parser.add_argument("--workdir", help="Folder for outputs (default: a temporary folder, removed).")
+    parser.add_argument("--keep", action="store_true", help="Keep the work folder.")
+    args, args.mono_args = parser.parse_known_args(argv)
+    for name in ("scale", "repeat", "workers", "profile_runs"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name}: must be >= 1")
+    return args
+
+
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    command = " ".join(["python bench/mono_pipeline.py", *(sys.argv[1:] if argv is None else argv)])
+    started = time.perf_counter()
+    load_before, (busy_before, steal_before), cpu_before = loadavg(), machine_busy_seconds(), cpu_seconds()
+    t0 = time.perf_counter()
+    import pipelines.mono  # noqa: F401 - timed: the import cost every CLI run pays
+    import_seconds = time.perf_counter() - t0
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="sluice-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    input_manifest = os.path.abspath(args.input)
+
+    def log(message):
+        print(f"[{time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def mono(output, extra=()):
+        return run_mono(manifest, os.path.join(workdir, output), model, args.num_shards,
+                        [*args.mono_args, *extra])
+
+    try:
+        machine = machine_info()
+        manifest, repos = build_input(input_manifest, args.scale, workdir)
+
+        if args.tokenizer:
+            model, tokenizer_seconds = os.path.abspath(args.tokenizer), None
+        else:
+            log("training the tokenizer")
+            tokenizer_seconds = train_tokenizer(input_manifest, os.path.join(workdir, "tok"), args.vocab_size)
+            model = os.path.join(workdir, "tok", "tokenizer.model")
+
+        log("warm-up run with side outputs")
+        side_seconds, _, side_result = mono("mono-side", ["--write_documents", "--write_rejects"])
+        out = output_summary(side_result)
+        texts, skipped = read_side_outputs(os.path.join(workdir, "mono-side"))
+        encoder = EncodeReference(texts, model)
+
+        configs = {"1 worker": []}
+        if args.workers > 1:
+            configs[f"{args.workers} workers"] = ["--direct_running_mode=multi_processing",
+                                                  f"--direct_num_workers={args.workers}"]
+        walls = {name: [] for name in configs}
+        cpus = {name: [] for name in configs}
+        results = []
+
+        def timed(name, i):
+            log(f"timed run {i + 1}/{args.repeat}, {name}")
+            wall, cpu, result = mono("mono", configs[name])
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+            results.append(result)
+
+        for i in range(args.repeat):
+            timed("1 worker", i)
+            encoder.one_pass()  # SentencePiece alone, right after the run it is compared with
+
+        sampler = StageSampler(args.sample_interval_ms / 1000)  # totals over the profiled runs
+        profile_walls = []
+        for i in range(args.profile_runs):
+            log(f"profiled run {i + 1}/{args.profile_runs}")
+            one = StageSampler(args.sample_interval_ms / 1000)
+            with one:
+                wall, _, result = mono("mono")
+            profile_walls.append(wall)
+            results.append(result)
+            for name in ("seconds", "samples", "hotspots"):
+                getattr(sampler, name).update(getattr(one, name))
+            sampler.off_thread_samples += one.off_thread_samples
+
+        for name in list(configs)[1:]:
+            for i in range(args.repeat):
+                timed(name, i)
+
+        for result in results:  # every run must have produced the same dataset
+            if result["totals"] != side_result["totals"] or [s["files"] for s in result["shards"]] != [
+                    s["files"] for s in side_result["shards"]]:
+                raise SystemExit("bench: runs produced different outputs; figures would not compare")
+
+        log("reference outside Beam: the read stage's own work")
+        read_ref = read_reference(repos, skipped)
+        encode = encoder.summary()
+
+        inputs = {
+            "repositories": len(repos),
+            "archives_read": out["archives_read"],
+            "compressed_bytes": out["compressed_bytes"],
+            "files_read": out["files_read"],
+            "uncompressed_file_bytes": read_ref["uncompressed_file_bytes"],
+            "curated_bytes": encode["bytes"],
+        }
+        if read_ref["compressed_bytes"] != out["compressed_bytes"] or read_ref["files"] < out["files_read"]:
+            log(f"warning: the read reference saw {read_ref['compressed_bytes']} compressed bytes and "
+                f"{read_ref['files']} files, the pipeline {out['compressed_bytes']} and {out['files_read']}")
+
+        runs = {
+            name: {"wall_seconds": walls[name], "cpu_seconds": cpus[name],
+                   **throughput(median(walls[name]), median(cpus[name]), inputs, out, encode)}
+            for name in configs
+        }
+
+        total = sum(sampler.seconds.values())
+        beam_s = sum(sampler.seconds[k] for k in BEAM_STAGES)
+        sluice_s = total - beam_s - sampler.seconds["driver"]
+        profile = {
+            "interval_ms": args.sample_interval_ms,
+            "runs": args.profile_runs,
+            "wall_seconds": profile_walls,
+            "total_seconds": total,
+            "samples": sum(sampler.samples.values()),
+            "seconds": dict(sampler.seconds),
+            "share": {k: v / total for k, v in sampler.seconds.items()},
+            "sluice_seconds": sluice_s,
+            "sluice_share": sluice_s / total,
+            "beam_seconds": beam_s,
+            "beam_share": beam_s / total,
+            "off_thread_samples": sampler.off_thread_samples,
+            "hotspots": [{"stage": stage, "frame": leaf, "seconds": seconds}
+                         for (stage, leaf), seconds in sampler.hotspots.most_common(20)],
+        }
+        bench_seconds = time.perf_counter() - started
+        busy_after, steal_after = machine_busy_seconds()
+        other_cpu = max(0.0, (busy_after - busy_before) - (cpu_seconds() - cpu_before))
+        report = {
+            "machine": machine,
+            "config": {"command": command, "input": os.path.relpath(input_manifest, REPO),
+                       "scale": args.scale, "repeat": args.repeat, "workers": args.workers,
+                       "profile_runs": args.profile_runs, "num_shards": args.num_shards,
+                       "mono_args": args.mono_args, "vocab_size": args.vocab_size,
+                       "tokenizer": args.tokenizer, "tokenizer_input": input_manifest},
+            "background": {"wall_seconds": bench_seconds, "other_cpu_seconds": other_cpu,
+                           "other_cpus": other_cpu / bench_seconds,
+                           "steal_seconds": steal_after - steal_before,
+                           "loadavg": [load_before, loadavg()]},
+            "tokenizer_seconds": tokenizer_seconds,
+            "import_seconds": import_seconds,
+            "side_output_run_seconds": side_seconds,
+            "input": inputs,
+            "output": {k: v for k, v in out.items() if k != "counts"},
+            "counts": out["counts"],
+            "runs": runs,
+            "encode": encode,
+            "read_reference": read_ref,
+            "profile": profile,
+            "bench_seconds": bench_seconds,
+        }
+        print(render(report))
+        print(f"\n(bench total {bench_seconds:.0f} s)")
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(report, f, indent=2, sort_keys=True)
+                f.write("\n")
+        return report
+    finally:
+        if args.workdir or args.keep:
+            print(f"outputs kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
