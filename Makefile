@@ -1,4 +1,4 @@
-# Sluice's two entry points: `make demo` (set up + run on the bundled samples), `make test`.
+# Sluice's two entry points: `make demo` (set up + run Mono and NL on the bundled samples), `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -28,6 +28,11 @@ demo: setup
 	    --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 --seq_len 2048 \
 	    --write_documents --write_rejects --overwrite
 	$(PY) -m pipelines.summary $(DEMO)/mono
+	@# NL reuses the one tokenizer, as CodeGen used one tokenizer for all its corpora.
+	$(PY) -m pipelines.nl --input 'samples/nl/train/*.jsonl.zst,samples/nl/val.jsonl.zst' \
+	    --output $(DEMO)/nl --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 \
+	    --seq_len 2048 --write_documents --write_rejects --overwrite
+	$(PY) -m pipelines.summary $(DEMO)/nl
 
 test: setup-test
 	$(PY) -m pytest

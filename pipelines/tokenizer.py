@@ -2,9 +2,12 @@
 
     python -m pipelines.tokenizer --source mono --input MANIFEST.jsonl --output DIR \
         [--vocab_size N] [--sample_docs N] [--seed S] [any flag of the mono read/filter stages]
+    python -m pipelines.tokenizer --source nl --input 'PILE/train/*.jsonl.zst' --output DIR \
+        [...] [any flag of the nl read/filter stages: --include_sets, --on_damage, ...]
 
 The documents go through the same read and filter stages as the corpus itself (exact dedup
-included, so a file vendored a thousand times does not weigh a thousand times). The sample is the
+included, so a file vendored a thousand times does not weigh a thousand times): the GitHub
+curation for ``--source mono``, the Pile reader and set filter for ``--source nl``. The sample is the
 ``--sample_docs`` documents with the smallest ``hash(seed, id)``: the same whatever the worker
 count, and a bounded set (the only thing gathered on one worker, where SentencePiece trains).
 Writes ``DIR/tokenizer.model``, ``DIR/tokenizer.vocab`` and ``DIR/manifest.json`` (last).
@@ -18,10 +21,10 @@ import json
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines import common
-from pipelines.mono import add_curation_flags, curation_config
+from pipelines import common, mono, nl
 from schemas.tokenizer import Tokenizer
 from transforms.github_curation import CurateGithubRepos
+from transforms.pile_curation import CuratePile
 from transforms.global_shuffle import shuffle_key
 from transforms.run_stats import WriteJson, read_json
 from transforms.tokenize import load_tokenizer
@@ -30,13 +33,23 @@ from transforms.sentencepiece_trainer import train_sentencepiece
 DATASET = "tokenizer"
 MODEL_NAME = "tokenizer.model"
 VOCAB_NAME = "tokenizer.vocab"
-SOURCES = ("mono",)
+# Per corpus: its read/filter flags, and the config they give.
+SOURCES = {
+    "mono": (mono.add_curation_flags, mono.curation_config),
+    "nl": (nl.add_read_flags, nl.read_config),
+}
 
 
 def parse_args(argv):
+    # --source decides which read flags exist, so it is read first (a missing one is reported below).
+    peek = common.ArgumentParser(add_help=False)
+    peek.add_argument("--source", choices=tuple(SOURCES))
+    source = peek.parse_known_args(argv)[0].source
     parser = common.ArgumentParser(prog="sluice tokenizer", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", choices=SOURCES, required=True, help="Which corpus reader feeds the sample.")
-    add_curation_flags(parser)
+    parser.add_argument("--source", choices=tuple(SOURCES), required=True,
+                        help="Which corpus reader feeds the sample (its read flags follow from it).")
+    if source is not None:
+        SOURCES[source][0](parser)
     parser.add_argument("--output", required=True, help="Folder for tokenizer.model and manifest.json.")
     parser.add_argument("--vocab_size", type=common.positive_int, default=32000)
     parser.add_argument("--sample_docs", type=common.positive_int, default=50000)
@@ -79,14 +92,19 @@ class _TrainFn(beam.DoFn):
 
 def main(argv=None):
     args, beam_args = parse_args(argv)
-    curation = curation_config(args)
+    curation = SOURCES[args.source][1](args)
     common.prepare_output(args.output, args.overwrite)
     stats_dir = common.join(args.output, common.RUN_STATS_DIR)
     started = common.utc_now()
     seed = args.seed
 
     pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
-    curated = pipeline | "Curate" >> CurateGithubRepos(curation)
+    if args.source == "mono":
+        curated = pipeline | "Curate" >> CurateGithubRepos(curation)
+    else:
+        curated = pipeline | "Curate" >> CuratePile(curation)
+        (curated.files | "AllFileReports" >> beam.combiners.ToList()
+         | "WriteFileReports" >> WriteJson(common.join(stats_dir, "files.json")))
     (
         curated.documents
         | "SampleKey" >> beam.Map(lambda doc: (shuffle_key(seed, doc.id), doc.id, doc.text))
@@ -94,8 +112,7 @@ def main(argv=None):
         | "Train" >> beam.ParDo(_TrainFn(args.output, args.vocab_size, args.seed))
         | "WriteTrainStats" >> WriteJson(common.join(stats_dir, "train.json"))
     )
-    result = pipeline.run()
-    result.wait_until_finish()
+    result = nl.run_job(pipeline)
 
     model_path = common.join(args.output, MODEL_NAME)
     if not FileSystems.exists(model_path):
@@ -107,7 +124,8 @@ def main(argv=None):
         config={"source": args.source, "curation": dataclasses.asdict(curation),
                 "vocab_size": args.vocab_size, "sample_docs": args.sample_docs, "seed": args.seed},
         counts=common.counts_from_metrics(result),
-        inputs={"manifest": common.file_sha256(args.input)},
+        inputs=(nl.inputs_section(args.input, read_json(common.join(stats_dir, "files.json")))
+                if args.source == "nl" else {"manifest": common.file_sha256(args.input)}),
         tokenizer={**common.file_sha256(model_path),
                    "vocab_size": load_tokenizer(model_path).vocab_size},
         sample=read_json(common.join(stats_dir, "train.json")),

@@ -29,9 +29,9 @@ class RepoSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Document:
-    """One source file: the unit every filter, dedup step and the tokenizer works on."""
+    """One document (a source file, a Pile line): what every filter, dedup step and the tokenizer sees."""
 
-    id: str  # "<repo_name>:<path inside the archive without the top-level folder>"
+    id: str  # "<repo_name>:<path inside the archive without the top-level folder>", "<file>:<line>" (NL)
     repo_name: str
     path: str
     text: str
@@ -41,7 +41,8 @@ class Document:
     license_source: Optional[str]
     license_confidence: Optional[float]
     ref: Optional[str]
-    language: str = "python"
+    language: str = "python"  # programming language, or "text" for natural language (NL)
+    subset: Optional[str] = None  # the Pile's pile_set_name (NL); None for GitHub documents
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +76,7 @@ DOCUMENT_PARQUET_SCHEMA = pa.schema(
         ("ref", pa.string()),
         ("sha256", pa.string()),
         ("text", pa.large_string()),
+        ("subset", pa.string()),  # last, so positional readers of older files are unaffected
     ]
 )
 

@@ -11,7 +11,7 @@ from pipelines import cli
 def test_lists_pipelines(capsys):
     assert cli.main([]) == 0
     out = capsys.readouterr().out
-    assert "mono" in out and "tokenizer" in out
+    assert "mono" in out and "tokenizer" in out and "nl" in out
 
 
 def test_unknown_pipeline_is_an_error(capsys):
@@ -31,3 +31,11 @@ def test_subcommand_runs_the_pipeline_module(tmp_path):
     last = lambda err: err.strip().splitlines()[-1]  # noqa: E731
     assert last(via_cli.stderr) == last(via_module.stderr)
     assert last(via_cli.stderr).startswith("error: --input: no file matches")
+
+
+def test_nl_subcommand_reports_a_missing_input(tmp_path):
+    argv = ["nl", "--input", str(tmp_path / "missing-*.jsonl.zst"), "--output", str(tmp_path / "o"),
+            "--tokenizer", str(tmp_path / "t.model")]
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", *argv], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: --input: no file matches")

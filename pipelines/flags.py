@@ -1,0 +1,128 @@
+"""Flag groups every corpus pipeline shares, and what the driver builds from them.
+
+Mono and NL take the same stream flags (tokenizer, packing, shuffle, side outputs) and the same
+near-dedup flags (on by default for Mono, off for NL), so both spell and check them one way and
+record them in the manifest one way.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pipelines import common
+from transforms.connected_components import convergence
+from transforms.near_dedup import STAGE as NEAR_DEDUP_STAGE
+from transforms.near_dedup import VERIFY_MODES, NearDedupConfig
+from transforms.packed_output import WritePackedStreams
+from transforms.packing import TAIL_MODES
+from transforms.tokenize import load_tokenizer
+
+MAX_SHARDS = 99999  # shard names carry five digits
+
+
+def add_stream_flags(parser) -> None:
+    """--output, --tokenizer and the tokenize/shuffle/pack flags."""
+    parser.add_argument("--output", required=True, help="Output folder (any Beam filesystem).")
+    parser.add_argument("--tokenizer", required=True, help="SentencePiece model from pipelines.tokenizer.")
+    parser.add_argument("--seq_len", type=common.positive_int, default=2048)
+    parser.add_argument("--num_shards", type=common.positive_int, default=64)
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the global shuffle.")
+    parser.add_argument("--pack_tail", choices=TAIL_MODES, default="drop",
+                        help="The tokens that do not fill a last sequence: drop, or pad with a loss mask.")
+
+
+def add_side_output_flags(parser) -> None:
+    parser.add_argument("--write_documents", action="store_true", help="Write curated documents as Parquet.")
+    parser.add_argument("--write_rejects", action="store_true", help="Write every reject as Parquet.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace a published output.")
+
+
+def check_stream_flags(args) -> None:
+    if args.num_shards > MAX_SHARDS:
+        raise common.UsageError(f"--num_shards: at most {MAX_SHARDS}")
+
+
+def stream_tokenizer(args):
+    """The --tokenizer model, or a one-line usage error."""
+    common.require_file(args.tokenizer, "--tokenizer")
+    try:
+        return load_tokenizer(args.tokenizer)
+    except (ValueError, RuntimeError) as err:
+        raise common.UsageError(f"--tokenizer: {args.tokenizer} is not a Sluice tokenizer ({err})") from None
+
+
+def packed_streams(args, tokenizer, stats_path: str) -> WritePackedStreams:
+    """Tokenize, shuffle, pack and write, as the stream flags say."""
+    return WritePackedStreams(
+        args.output, args.tokenizer, seq_len=args.seq_len, num_shards=args.num_shards,
+        seed=args.seed, pack_tail=args.pack_tail, eot_id=tokenizer.eot_id, pad_id=tokenizer.pad_id,
+        stats_path=stats_path,
+    )
+
+
+def stream_config(args) -> dict:
+    """The stream flags that change the output, for the manifest's config."""
+    return {"tokenizer": args.tokenizer, "seq_len": args.seq_len, "num_shards": args.num_shards,
+            "seed": args.seed, "pack_tail": args.pack_tail}
+
+
+def stream_manifest_sections(args, tokenizer) -> dict:
+    """The manifest's tokenizer, stream and side_outputs sections."""
+    return {
+        "tokenizer": {**common.file_sha256(args.tokenizer), "vocab_size": tokenizer.vocab_size,
+                      "eot_id": tokenizer.eot_id, "pad_id": tokenizer.pad_id},
+        "stream": {"seq_len": args.seq_len, "formats": ["tfrecord", "arrow"],
+                   "loss_mask": args.pack_tail == "pad"},
+        "side_outputs": {"documents": "documents/" if args.write_documents else None,
+                         "rejects": "rejects/" if args.write_rejects else None},
+    }
+
+
+def add_near_dedup_flags(parser, default: bool = True) -> None:
+    d = NearDedupConfig()
+    state = ("on by default; --no-near_dedup turns it off" if default
+             else "off by default; --near_dedup turns it on")
+    parser.add_argument("--near_dedup", action=argparse.BooleanOptionalAction, default=default,
+                        help=f"MinHash near-dedup ({state}).")
+    parser.add_argument("--dedup_threshold", type=float, default=d.threshold,
+                        help="Jaccard similarity at which two documents are near-duplicates.")
+    parser.add_argument("--num_perm", type=common.positive_int, default=d.num_perm,
+                        help="MinHash permutations; LSH bands and rows follow from it and the threshold.")
+    parser.add_argument("--dedup_ngram", type=common.positive_int, default=d.ngram, help="Words per shingle.")
+    parser.add_argument("--dedup_seed", type=int, default=d.seed, help="MinHash seed (datasketch's).")
+    parser.add_argument("--dedup_verify", choices=VERIFY_MODES, default=d.verify,
+                        help="Check LSH candidates by signature Jaccard, exact shingle Jaccard, or not at all.")
+    parser.add_argument("--lsh_false_negative_weight", type=float, default=d.lsh_false_negative_weight,
+                        help="Weight of false negatives when datasketch picks LSH bands and rows.")
+    parser.add_argument("--cc_rounds", type=common.positive_int, default=d.cc_rounds,
+                        help="Rounds of the distributed connected components (a run that needed more fails).")
+
+
+def near_dedup_config(args) -> NearDedupConfig | None:
+    if not args.near_dedup:
+        return None
+    if not 0.0 < args.dedup_threshold <= 1.0:
+        raise common.UsageError("--dedup_threshold: must be in (0, 1]")
+    if not 0.0 < args.lsh_false_negative_weight < 1.0:
+        raise common.UsageError("--lsh_false_negative_weight: must be in (0, 1)")
+    return NearDedupConfig(
+        threshold=args.dedup_threshold, num_perm=args.num_perm, ngram=args.dedup_ngram,
+        seed=args.dedup_seed, verify=args.dedup_verify, cc_rounds=args.cc_rounds,
+        lsh_false_negative_weight=args.lsh_false_negative_weight,
+    )
+
+
+def near_dedup_report(config: NearDedupConfig, counts: dict) -> dict:
+    """LSH parameters and the proof of convergence; a run that did not converge is not published."""
+    bands, rows = config.bands_rows()
+    stage = counts.get(NEAR_DEDUP_STAGE, {})
+    report = {"bands": bands, "rows": rows, "components": stage.get("components", 0),
+              "removed": stage.get("near_duplicate", 0),
+              "connected_components": convergence(stage, config.cc_rounds)}
+    if not report["connected_components"]["converged"]:
+        raise common.UsageError(
+            f"--cc_rounds: near-dedup's connected components did not converge in {config.cc_rounds}"
+            f" rounds (edges rewired per round: {report['connected_components']['rewired_per_round']});"
+            " nothing was published: rerun with a larger --cc_rounds"
+        )
+    return report

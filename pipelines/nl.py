@@ -1,0 +1,171 @@
+"""The NL corpus: The Pile's JSON Lines release to packed training streams.
+
+    python -m pipelines.nl --input 'PILE/train/*.jsonl.zst' --output DIR --tokenizer MODEL.model \
+        [--include_sets A,B] [--exclude_sets C] [--on_damage fail|continue] [--seq_len 2048] \
+        [--num_shards N] [--seed S] [--no-exact_dedup] [--near_dedup] [--write_documents] \
+        [--write_rejects] [any Beam pipeline option]
+
+Stages: read files -> set filter -> exact dedup -> [near-dedup, off by default: CodeGen did not
+near-dedup the Pile] -> tokenize -> global shuffle -> pack -> write shards (the same tail as
+Mono), then the driver writes ``manifest.json`` last, with per-set and per-file sections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import apache_beam as beam
+
+from pipelines import common, flags
+from schemas.pile import canonical_set_names
+from transforms.near_dedup import STAGE as NEAR_DEDUP_STAGE
+from transforms.near_dedup import NearDedup
+from transforms.parquet_outputs import WriteDocuments, WriteRejects
+from transforms.pile_curation import CuratePile, PileConfig
+from transforms.pile_reader import DEFAULT_MAX_LINE_BYTES, ON_DAMAGE, damage_message, match_inputs
+from transforms.run_stats import WriteJson, read_json
+from transforms.set_stats import TallyBySet, WriteSetStats, sets_report
+
+DATASET = "nl"
+
+
+def add_read_flags(parser) -> None:
+    """Flags of the Pile read and filter stages (shared with the tokenizer pipeline)."""
+    parser.add_argument("--input", required=True, type=common.comma_list,
+                        help="Pile files: comma-separated globs or paths (.jsonl.zst, .jsonl.gz, .jsonl;"
+                             " any Beam filesystem).")
+    parser.add_argument("--include_sets", type=common.comma_list, default=(),
+                        help="Comma-separated pile_set_name values to keep (default: all 22).")
+    parser.add_argument("--exclude_sets", type=common.comma_list, default=(),
+                        help="Comma-separated pile_set_name values to drop.")
+    parser.add_argument("--on_damage", choices=ON_DAMAGE, default="fail",
+                        help="A truncated or corrupt file fails the run (default), or its lines read"
+                             " before the damage are kept and the file is reported (continue).")
+    parser.add_argument("--exact_dedup", action=argparse.BooleanOptionalAction, default=True,
+                        help="Exact dedup by content (on by default; --no-exact_dedup turns it off).")
+    parser.add_argument("--max_line_bytes", type=common.positive_int, default=DEFAULT_MAX_LINE_BYTES,
+                        help="Longer lines are rejected as they stream by (bounds a worker's memory).")
+
+
+def read_config(args) -> PileConfig:
+    try:
+        match_inputs(args.input)
+    except ValueError as err:
+        raise common.UsageError(f"--input: {err}") from None
+    selected = {}
+    for flag in ("include_sets", "exclude_sets"):
+        try:
+            selected[flag] = canonical_set_names(getattr(args, flag))
+        except ValueError as err:
+            raise common.UsageError(f"--{flag}: {err}") from None
+    both = sorted(set(selected["include_sets"]) & set(selected["exclude_sets"]))
+    if both:
+        raise common.UsageError(f"--include_sets/--exclude_sets: {', '.join(both)} is in both")
+    return PileConfig(
+        inputs=tuple(args.input), include_sets=selected["include_sets"],
+        exclude_sets=selected["exclude_sets"], on_damage=args.on_damage,
+        exact_dedup=args.exact_dedup, max_line_bytes=args.max_line_bytes,
+    )
+
+
+def run_job(pipeline):
+    """Run and wait; a damaged input under --on_damage fail becomes one line naming the file."""
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except Exception as err:  # runners wrap a worker's exception in their own types
+        message = damage_message(err)
+        if message is None:
+            raise
+        raise common.UsageError(
+            f"--input: {message}; nothing was published (--on_damage continue keeps the lines read"
+            " before the damage and reports the file in the manifest)"
+        ) from None
+    return result
+
+
+def parse_args(argv):
+    parser = common.ArgumentParser(prog="sluice nl", description=__doc__.split("\n\n")[0])
+    add_read_flags(parser)
+    flags.add_stream_flags(parser)
+    flags.add_near_dedup_flags(parser, default=False)
+    flags.add_side_output_flags(parser)
+    args, beam_args = parser.parse_known_args(argv)
+    flags.check_stream_flags(args)
+    return args, beam_args
+
+
+def run_config(args, pile: PileConfig, near_dedup) -> dict:
+    """The config recorded in the manifest: every flag that changes the output."""
+    return {**dataclasses.asdict(pile), **flags.stream_config(args),
+            "near_dedup": dataclasses.asdict(near_dedup) if near_dedup else None}
+
+
+def inputs_section(patterns, files: list) -> dict:
+    """What was read: per file its size, lines and status (no hash: a shard is ~15 GB)."""
+    files = sorted(files, key=lambda f: f["path"])
+    damaged = [f["name"] for f in files if f["status"] != "complete"]
+    return {
+        "patterns": list(patterns),
+        "files": files,
+        "totals": {"files": len(files), "bytes": sum(f["bytes"] for f in files),
+                   "uncompressed_bytes": sum(f["uncompressed_bytes"] for f in files),
+                   "lines": sum(f["lines"] for f in files), "damaged": damaged},
+    }
+
+
+def main(argv=None):
+    args, beam_args = parse_args(argv)
+    pile = read_config(args)
+    near_dedup = flags.near_dedup_config(args)
+    tokenizer = flags.stream_tokenizer(args)
+    common.prepare_output(args.output, args.overwrite)
+    stats_dir = common.join(args.output, common.RUN_STATS_DIR)
+    started = common.utc_now()
+
+    pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
+    curated = pipeline | "Curate" >> CuratePile(pile)
+    documents, rejects = curated.documents, [curated.rejects]
+    tallies, boundaries = list(curated.tallies), list(curated.boundaries)
+    if near_dedup is not None:
+        documents, near_duplicates = documents | "NearDedup" >> NearDedup(near_dedup)
+        rejects.append(near_duplicates)
+        tallies.append(documents | "TallyNearDedup" >> TallyBySet(NEAR_DEDUP_STAGE))
+        boundaries.append(NEAR_DEDUP_STAGE)
+    rejects = rejects | "AllRejects" >> beam.Flatten()
+    documents | "WriteStreams" >> flags.packed_streams(args, tokenizer, common.join(stats_dir, "shards.json"))
+    (curated.files | "AllFileReports" >> beam.combiners.ToList()
+     | "WriteFileReports" >> WriteJson(common.join(stats_dir, "files.json")))
+    (tallies | "AllTallies" >> beam.Flatten()
+     | "WriteSetStats" >> WriteSetStats(common.join(stats_dir, "sets.json")))
+    if args.write_documents:
+        documents | "WriteDocuments" >> WriteDocuments(args.output)
+    if args.write_rejects:
+        rejects | "WriteRejects" >> WriteRejects(args.output)
+    result = run_job(pipeline)
+    counts = common.counts_from_metrics(result)
+    sections = {"sets": sets_report(read_json(common.join(stats_dir, "sets.json")), boundaries)}
+    if near_dedup is not None:
+        sections["near_dedup"] = flags.near_dedup_report(near_dedup, counts)
+
+    shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
+    return common.publish_manifest(
+        args.output,
+        dataset=DATASET,
+        started=started,
+        config=run_config(args, pile, near_dedup),
+        counts=counts,
+        inputs=inputs_section(args.input, read_json(common.join(stats_dir, "files.json"))),
+        shards=shards,
+        **flags.stream_manifest_sections(args, tokenizer),
+        **sections,
+    )
+
+
+def run(argv=None) -> int:
+    return common.run_main(main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())
