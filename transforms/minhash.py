@@ -24,13 +24,15 @@ DEFAULT_NGRAM = 5
 DEFAULT_NUM_PERM = 256
 DEFAULT_SEED = 1
 _WORD = re.compile(r"\w+")
+_ASCII_WORD = re.compile(r"\w+", re.ASCII)  # the same matches on ASCII text, found faster
 _BASE = 0x9E3779B97F4A7C15 | 1  # odd, so invertible modulo 2**64
 _MASK64 = (1 << 64) - 1
 _BASE_INVERSE = pow(_BASE, -1, 1 << 64)
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    lowered = text.lower()
+    return (_ASCII_WORD if lowered.isascii() else _WORD).findall(lowered)
 
 
 def shingles(text: str, n: int = DEFAULT_NGRAM) -> list[bytes]:
@@ -118,7 +120,7 @@ class MinHasher:
         result = self._empty.copy()
         if hashes.size == 0:
             return result
-        mixed = _fmix32(np.unique(hashes))
+        mixed = _fmix32(hashes)  # duplicates cannot change a minimum: no np.unique needed
         block = np.empty((min(self._CHUNK, mixed.size), self.num_perm), dtype=np.uint32)
         for start in range(0, mixed.size, self._CHUNK):
             part = mixed[start:start + self._CHUNK]

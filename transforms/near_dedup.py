@@ -10,7 +10,8 @@
    estimate (or, with ``verify="exact"``, the exact Jaccard of the shingle-hash sets) reaches the
    threshold. Signatures reach the edges through two joins keyed by node.
 4. Connected components over the verified edges (``transforms.connected_components``).
-5. Each component keeps its smallest label. A label is ``(source priority, -stars, id)``, so the
+5. Each component keeps its smallest label. A label encodes ``(source priority, -stars, id)`` as
+   bytes that sort the same way (Beam codes bytes far faster than tuples or objects), so the
    kept document is the one of the highest-priority source, then most stars, then smallest id;
    every other member is a reject ``near_duplicate`` naming the kept id. Documents of protected
    sources are never removed: they only cause removals in the others (cross-source dedup).
@@ -19,7 +20,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -61,16 +62,33 @@ class NearDedupConfig:
         return lsh_params(self.threshold, self.num_perm, 1.0 - weight, weight)
 
 
-def label_of(doc, priority: int) -> tuple:
-    """The rank that decides which member of a component is kept: smallest wins."""
-    return (priority, -(doc.stars or 0), doc.id)
+_MAX_STARS = (1 << 63) - 1
 
 
-@dataclasses.dataclass(frozen=True)
-class _Node:
-    label: tuple
+def label_of(doc, priority: int) -> bytes:
+    """The rank that decides which member of a component is kept: smallest wins.
+
+    priority (1 byte), then stars descending (8 bytes big-endian), then the id's UTF-8 bytes:
+    bytes order is tuple order, since UTF-8 preserves code-point order.
+    """
+    stars = min(max(doc.stars or 0, 0), _MAX_STARS)
+    return bytes([priority]) + (_MAX_STARS - stars).to_bytes(8, "big") + doc.id.encode("utf-8")
+
+
+def id_of(label: bytes) -> str:
+    return label[9:].decode("utf-8")
+
+
+def priority_of(label: bytes) -> int:
+    return label[0]
+
+
+class _Node(NamedTuple):
+    """A document as near-dedup sees it; a tuple of bytes and str, so Beam codes it cheaply."""
+
+    label: bytes
     signature: bytes  # uint32[num_perm]
-    shingles: Optional[bytes]  # sorted unique uint32 shingle hashes, only for verify="exact"
+    shingles: Optional[bytes]  # unique uint32 shingle hashes, only for verify="exact"
     language: str
 
 
@@ -86,12 +104,12 @@ class _SignatureFn(beam.DoFn):
         label, doc = keyed
         hashes = shingle_hashes(doc.text, self._config.ngram)
         exact = self._config.verify == "exact"
-        yield _Node(
+        yield tuple(_Node(
             label=label,
             signature=self._hasher.signature(hashes).tobytes(),
             shingles=np.unique(hashes).tobytes() if exact else None,
             language=doc.language,
-        )
+        ))
 
 
 class _BandKeysFn(beam.DoFn):
@@ -99,12 +117,13 @@ class _BandKeysFn(beam.DoFn):
         self._bands, self._rows = config.bands_rows()
         self._per_language = config.per_language
 
-    def process(self, node: _Node):
+    def process(self, node):
+        node = _Node(*node)
         signature = np.frombuffer(node.signature, dtype=np.uint32)
-        scope = node.language if self._per_language else ""
+        scope = (node.language if self._per_language else "").encode("utf-8") + b"\0"
         for band in range(self._bands):
             values = signature[band * self._rows:(band + 1) * self._rows].tobytes()
-            yield (band, scope, values), node.label
+            yield band.to_bytes(2, "big") + scope + values, node.label
 
 
 class _BucketStarFn(beam.DoFn):
@@ -147,9 +166,10 @@ class _VerifyFn(beam.DoFn):
         centers = list(grouped["node"])
         if not centers:
             return
-        mine = centers[0]
+        mine = _Node(*centers[0])
         mode, threshold = self._config.verify, self._config.threshold
         for member in grouped["members"]:
+            member = _Node(*member)
             if mode == "none":
                 similar = True
             elif mode == "exact":
@@ -178,7 +198,7 @@ class _DecideFn(beam.DoFn):
         label, grouped = item
         minimum = next(iter(grouped["minimum"]), None)
         for doc in grouped["doc"]:
-            source = self._source_names[label[0]]
+            source = self._source_names[priority_of(label)]
             if minimum is None:
                 count(STAGE, KEPT)
                 yield beam.pvalue.TaggedOutput(source, doc)
@@ -186,7 +206,7 @@ class _DecideFn(beam.DoFn):
                 count(STAGE, "protected_duplicate")
                 yield beam.pvalue.TaggedOutput(source, doc)
             else:
-                yield reject(doc.id, STAGE, "near_duplicate", minimum[2])
+                yield reject(doc.id, STAGE, "near_duplicate", id_of(minimum))
 
 
 def _count_component(root_and_members):
@@ -228,7 +248,7 @@ class NearDedup(beam.PTransform):
             | "Buckets" >> beam.GroupByKey()
             | "StarEdges" >> beam.ParDo(_BucketStarFn())
         )
-        nodes_by_label = nodes | "NodesByLabel" >> beam.Map(lambda node: (node.label, node))
+        nodes_by_label = nodes | "NodesByLabel" >> beam.Map(lambda node: (node[0], node))
         members = (
             {"node": nodes_by_label,
              "centers": candidates | "ByMember" >> beam.Map(lambda edge: (edge[1], edge[0]))}
