@@ -1,4 +1,4 @@
-# Sluice's two entry points: `make demo` (set up + run Mono and NL on the bundled samples), `make test`.
+# Sluice's two entry points: `make demo` (set up + run Mono, NL and Multi on the bundled samples), `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -33,6 +33,11 @@ demo: setup
 	    --output $(DEMO)/nl --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 \
 	    --seq_len 2048 --write_documents --write_rejects --overwrite
 	$(PY) -m pipelines.summary $(DEMO)/nl
+	@# Multi runs the BigQuery SQL file over the bundled github_repos snapshot, with DuckDB.
+	$(PY) -m pipelines.multi --bigquery_snapshot samples/multi/snapshot --output $(DEMO)/multi \
+	    --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 --seq_len 2048 \
+	    --write_documents --write_rejects --overwrite
+	$(PY) -m pipelines.summary $(DEMO)/multi
 
 test: setup-test
 	$(PY) -m pytest

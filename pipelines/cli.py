@@ -7,6 +7,7 @@ import sys
 
 PIPELINES = {
     "mono": "The Mono corpus: GitHub Python archives to packed streams.",
+    "multi": "The Multi corpus: GitHub files in six languages (BigQuery SQL) to packed streams.",
     "nl": "The NL corpus: The Pile's JSON Lines files to packed streams.",
     "tokenizer": "Train the SentencePiece tokenizer on a corpus sample.",
 }

@@ -1,6 +1,6 @@
 """Flag groups every corpus pipeline shares, and what the driver builds from them.
 
-Mono and NL take the same stream flags (tokenizer, packing, shuffle, side outputs) and the same
+Mono, NL and Multi take the same stream flags (tokenizer, packing, shuffle, side outputs) and the same
 near-dedup flags (on by default for Mono, off for NL), so both spell and check them one way and
 record them in the manifest one way.
 """
@@ -11,6 +11,8 @@ import argparse
 
 from pipelines import common
 from transforms.connected_components import convergence
+from transforms.decontamination import BENCHMARKS, DEFAULT_MIN_COVERAGE, Decontaminate
+from transforms.decontamination import DEFAULT_NGRAM as DECONTAMINATION_NGRAM
 from transforms.near_dedup import STAGE as NEAR_DEDUP_STAGE
 from transforms.near_dedup import VERIFY_MODES, NearDedupConfig
 from transforms.packed_output import WritePackedStreams
@@ -51,12 +53,14 @@ def stream_tokenizer(args):
         raise common.UsageError(f"--tokenizer: {args.tokenizer} is not a Sluice tokenizer ({err})") from None
 
 
-def packed_streams(args, tokenizer, stats_path: str) -> WritePackedStreams:
+def packed_streams(args, tokenizer, stats_path: str, prefix_language_tag: bool = False,
+                   language_stats_path: str | None = None) -> WritePackedStreams:
     """Tokenize, shuffle, pack and write, as the stream flags say."""
     return WritePackedStreams(
         args.output, args.tokenizer, seq_len=args.seq_len, num_shards=args.num_shards,
         seed=args.seed, pack_tail=args.pack_tail, eot_id=tokenizer.eot_id, pad_id=tokenizer.pad_id,
-        stats_path=stats_path,
+        stats_path=stats_path, prefix_language_tag=prefix_language_tag,
+        language_stats_path=language_stats_path,
     )
 
 
@@ -126,3 +130,29 @@ def near_dedup_report(config: NearDedupConfig, counts: dict) -> dict:
             " nothing was published: rerun with a larger --cc_rounds"
         )
     return report
+
+
+def add_decontamination_flags(parser) -> None:
+    parser.add_argument("--decontaminate", action=argparse.BooleanOptionalAction, default=True,
+                        help="Remove documents containing an evaluation benchmark's problems (on by default).")
+    parser.add_argument("--benchmarks", type=common.comma_list, default=BENCHMARKS,
+                        help="Built-in benchmarks to decontaminate against (humaneval, mtpb).")
+    parser.add_argument("--benchmark_jsonl", action="append", default=[],
+                        help="Extra benchmark texts, JSONL of {id, text} (repeatable; any Beam filesystem).")
+    parser.add_argument("--decontamination_ngram", type=common.positive_int, default=DECONTAMINATION_NGRAM)
+    parser.add_argument("--decontamination_min_coverage", type=float, default=DEFAULT_MIN_COVERAGE,
+                        help="Share of a benchmark item's n-grams a document must hold to be contaminated.")
+
+
+def decontamination_config(args) -> dict | None:
+    if not args.decontaminate:
+        return None
+    for path in args.benchmark_jsonl:
+        common.require_file(path, "--benchmark_jsonl")
+    config = {"benchmarks": list(args.benchmarks), "extra_paths": list(args.benchmark_jsonl),
+              "ngram": args.decontamination_ngram, "min_coverage": args.decontamination_min_coverage}
+    try:
+        Decontaminate(**config)
+    except ValueError as err:
+        raise common.UsageError(f"--benchmarks/--decontamination_*: {err}") from None
+    return config

@@ -18,8 +18,7 @@ import apache_beam as beam
 
 from pipelines import common, flags
 from transforms.archive_stream import ArchiveLimits
-from transforms.decontamination import BENCHMARKS, DEFAULT_MIN_COVERAGE, Decontaminate
-from transforms.decontamination import DEFAULT_NGRAM as DECONTAMINATION_NGRAM
+from transforms.decontamination import Decontaminate
 from transforms.github_curation import CurateGithubRepos, CurationConfig
 from transforms.license_filter import DEFAULT_ALLOWED, DEFAULT_MIN_CONFIDENCE, normalize_allow_list
 from transforms.near_dedup import NearDedup
@@ -78,37 +77,11 @@ def curation_config(args) -> CurationConfig:
     )
 
 
-def add_decontamination_flags(parser) -> None:
-    parser.add_argument("--decontaminate", action=argparse.BooleanOptionalAction, default=True,
-                        help="Remove documents containing an evaluation benchmark's problems (on by default).")
-    parser.add_argument("--benchmarks", type=common.comma_list, default=BENCHMARKS,
-                        help="Built-in benchmarks to decontaminate against (humaneval, mtpb).")
-    parser.add_argument("--benchmark_jsonl", action="append", default=[],
-                        help="Extra benchmark texts, JSONL of {id, text} (repeatable; any Beam filesystem).")
-    parser.add_argument("--decontamination_ngram", type=common.positive_int, default=DECONTAMINATION_NGRAM)
-    parser.add_argument("--decontamination_min_coverage", type=float, default=DEFAULT_MIN_COVERAGE,
-                        help="Share of a benchmark item's n-grams a document must hold to be contaminated.")
-
-
-def decontamination_config(args) -> dict | None:
-    if not args.decontaminate:
-        return None
-    for path in args.benchmark_jsonl:
-        common.require_file(path, "--benchmark_jsonl")
-    config = {"benchmarks": list(args.benchmarks), "extra_paths": list(args.benchmark_jsonl),
-              "ngram": args.decontamination_ngram, "min_coverage": args.decontamination_min_coverage}
-    try:
-        Decontaminate(**config)
-    except ValueError as err:
-        raise common.UsageError(f"--benchmarks/--decontamination_*: {err}") from None
-    return config
-
-
 def parse_args(argv):
     parser = common.ArgumentParser(prog="sluice mono", description=__doc__.split("\n\n")[0])
     add_curation_flags(parser)
     flags.add_stream_flags(parser)
-    add_decontamination_flags(parser)
+    flags.add_decontamination_flags(parser)
     flags.add_near_dedup_flags(parser, default=True)
     flags.add_side_output_flags(parser)
     args, beam_args = parser.parse_known_args(argv)
@@ -131,7 +104,7 @@ def main(argv=None):
     args, beam_args = parse_args(argv)
     curation = curation_config(args)
     near_dedup = flags.near_dedup_config(args)
-    decontamination = decontamination_config(args)
+    decontamination = flags.decontamination_config(args)
     tokenizer = flags.stream_tokenizer(args)
     common.prepare_output(args.output, args.overwrite)
     stats_dir = common.join(args.output, common.RUN_STATS_DIR)

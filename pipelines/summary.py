@@ -38,6 +38,12 @@ def summarize(manifest: dict) -> str:
             f"  set {name:<18} read {entry['read']['documents']:,} ({entry['read']['bytes']:,} bytes),"
             f" kept {entry['kept']['documents']:,} ({entry['kept']['bytes']:,} bytes)"
         )
+    for name, entry in manifest.get("languages", {}).items():
+        lines.append(
+            f"  language {name:<11} read {entry['read']['documents']:,}, kept {entry['kept']['documents']:,}"
+            f" ({entry['kept']['bytes']:,} bytes, {entry['kept']['tokens']:,} tokens),"
+            f" rejected {entry['rejected']['documents']:,}"
+        )
     for stage, outcomes in manifest["counts"].items():
         shown = ", ".join(f"{name} {n:,}" for name, n in outcomes.items())
         lines.append(f"  {stage:<12} {shown}")

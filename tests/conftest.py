@@ -49,3 +49,57 @@ def nl_tokenizer(tmp_path_factory, nl_input) -> pathlib.Path:
     out = tmp_path_factory.mktemp("nl_tokenizer")
     tokenizer.main(["--source", "nl", "--input", nl_input, "--output", str(out), "--vocab_size", "2000"])
     return out / "tokenizer.model"
+
+
+MULTI_SNAPSHOT = ROOT / "samples" / "multi" / "snapshot"
+
+
+@pytest.fixture(scope="session")
+def multi_snapshot() -> pathlib.Path:
+    """The github_repos Parquet snapshot of real code (samples/multi/build_snapshot.py)."""
+    return MULTI_SNAPSHOT
+
+
+def expected_multi_rows(snapshot, extensions: dict, licenses, min_bytes=1, max_bytes=1 << 20,
+                        min_stars=0) -> dict:
+    """``{content id: row}`` the Multi query must return, computed in plain Python from the tables.
+
+    ``extensions`` maps extension -> language. The rules, read off the issue rather than the SQL:
+    allowed license, enough stars (no row: 0), a regular file (no link), a selected extension
+    (case-insensitive), not binary, size within bounds, content present; one row per content id,
+    the copy with the smallest (repo_name, path).
+    """
+    import posixpath
+
+    import pyarrow.parquet as pq
+
+    def rows(name):
+        return pq.read_table(snapshot / f"{name}.parquet").to_pylist()
+
+    license_of = {}
+    for row in rows("licenses"):
+        if row["license"] in licenses:
+            license_of[row["repo_name"]] = min(row["license"], license_of.get(row["repo_name"], row["license"]))
+    stars = {}
+    for row in rows("sample_repos"):
+        stars[row["repo_name"]] = max(row["watch_count"], stars.get(row["repo_name"], 0))
+    contents = {row["id"]: row for row in rows("contents")}
+    chosen = {}
+    for f in rows("files"):
+        repo, ext = f["repo_name"], posixpath.splitext(f["path"])[1][1:].lower()
+        content = contents.get(f["id"])
+        if (repo not in license_of or stars.get(repo, 0) < min_stars or f["symlink_target"] is not None
+                or ext not in extensions or content is None or content["binary"]
+                or not min_bytes <= content["size"] <= max_bytes or content["content"] is None):
+            continue
+        key = (repo, f["path"])
+        if f["id"] not in chosen or key < chosen[f["id"]][0]:
+            chosen[f["id"]] = (key, {"id": f["id"], "repo_name": repo, "path": f["path"],
+                                     "license": license_of[repo], "stars": stars.get(repo, 0),
+                                     "language": extensions[ext], "content": content["content"]})
+    return {content_id: row for content_id, (_, row) in chosen.items()}
+
+
+@pytest.fixture(scope="session")
+def multi_expected():
+    return expected_multi_rows

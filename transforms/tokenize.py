@@ -15,6 +15,7 @@ from schemas.tokenizer import Tokenizer
 from transforms.counting import KEPT, count
 
 STAGE = "tokenize"
+LANGUAGES = "languages"  # tagged output: (language, (documents, UTF-8 bytes, tokens)) per document
 
 
 def load_tokenizer(path: str) -> Tokenizer:
@@ -24,9 +25,10 @@ def load_tokenizer(path: str) -> Tokenizer:
 
 
 class _TokenizeFn(beam.DoFn):
-    def __init__(self, model_path: str, prefix_language_tag: bool):
+    def __init__(self, model_path: str, prefix_language_tag: bool, tally_languages: bool = False):
         self._model_path = model_path
         self._prefix_language_tag = prefix_language_tag
+        self._tally_languages = tally_languages
         self._tokenizer = None
 
     def setup(self):
@@ -41,15 +43,27 @@ class _TokenizeFn(beam.DoFn):
             ids = np.concatenate([tag, ids])
         count(STAGE, KEPT)
         count(STAGE, "tokens", int(ids.size))
+        if self._tally_languages:
+            yield beam.pvalue.TaggedOutput(
+                LANGUAGES, (doc.language, (1, len(doc.text.encode("utf-8")), int(ids.size))))
         yield TokenizedDocument(id=doc.id, tokens=ids.astype("<i4", copy=False).tobytes())
 
 
 class Tokenize(beam.PTransform):
-    """Documents -> TokenizedDocuments; optionally prefixed with the language-tag token (Multi)."""
+    """Documents -> TokenizedDocuments; optionally prefixed with the language-tag token (Multi).
 
-    def __init__(self, model_path: str, prefix_language_tag: bool = False):
+    With ``tally_languages`` it returns ``(tokenized, tallies)``: one small
+    ``(language, (1, bytes, tokens))`` per document for a combiner to sum, since a
+    TokenizedDocument no longer carries its language (tokens include the tag when prefixed).
+    """
+
+    def __init__(self, model_path: str, prefix_language_tag: bool = False, tally_languages: bool = False):
         super().__init__()
-        self._fn = _TokenizeFn(model_path, prefix_language_tag)
+        self._tally_languages = tally_languages
+        self._fn = _TokenizeFn(model_path, prefix_language_tag, tally_languages)
 
     def expand(self, docs):
-        return docs | beam.ParDo(self._fn)
+        if not self._tally_languages:
+            return docs | beam.ParDo(self._fn)
+        outputs = docs | beam.ParDo(self._fn).with_outputs(LANGUAGES, main="tokenized")
+        return outputs["tokenized"], outputs[LANGUAGES]

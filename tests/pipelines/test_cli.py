@@ -39,3 +39,12 @@ def test_nl_subcommand_reports_a_missing_input(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pipelines.cli", *argv], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: --input: no file matches")
+
+
+def test_multi_subcommand_reports_a_missing_snapshot_table(tmp_path, sample_tokenizer):
+    argv = ["multi", "--bigquery_snapshot", str(tmp_path), "--output", str(tmp_path / "o"),
+            "--tokenizer", str(sample_tokenizer)]
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", *argv], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: --bigquery_snapshot:")
+    assert "contents.parquet" in done.stderr

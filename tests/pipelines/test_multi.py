@@ -1,0 +1,198 @@
+"""The Multi pipeline end to end on the real github_repos sample snapshot: outputs, per-language
+counts against a direct count, language tags in the packed stream, flags, the live path never
+built locally, and determinism across worker counts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import multi
+from schemas import manifest as manifest_schema
+from schemas.packed_stream import read_arrow_stream
+from schemas.tokenizer import Tokenizer
+from schemas.tokens import LANGUAGE_TAGS
+from transforms import bigquery_read, github_sql
+
+EXTENSIONS = {ext: lang for lang, exts in github_sql.DEFAULT_EXTENSIONS.items() for ext in exts}
+DEFAULT_LICENSE_KEYS = ("0bsd", "apache-2.0", "bsd-2-clause", "bsd-3-clause", "cc0-1.0", "isc", "mit",
+                        "unlicense", "zlib")
+
+
+def run_multi(snapshot, tokenizer, output, *extra):
+    return multi.main(["--bigquery_snapshot", str(snapshot), "--output", str(output),
+                       "--tokenizer", str(tokenizer), *extra])
+
+
+def read_parquet_folder(folder):
+    return pa.concat_tables([pq.read_table(p) for p in sorted(folder.glob("*.parquet"))]).to_pylist()
+
+
+def shard_bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("train-*"))}
+
+
+def documents_of_stream(out, num_shards, tokenizer):
+    """Each packed document's tokens (EOT removed), read back from the padded Arrow shards."""
+    docs = []
+    for shard in range(num_shards):
+        ids, mask = read_arrow_stream(out / f"train-{shard:05d}-of-{num_shards:05d}.arrow")
+        stream = ids.reshape(-1)[mask.reshape(-1) == 1]
+        docs += [p[:-1] for p in np.split(stream, np.flatnonzero(stream == tokenizer.eot_id) + 1)[:-1]]
+    return docs
+
+
+@pytest.fixture(scope="module")
+def published(multi_snapshot, sample_tokenizer, tmp_path_factory):
+    out = tmp_path_factory.mktemp("multi")
+    manifest = run_multi(multi_snapshot, sample_tokenizer, out, "--num_shards", "3", "--seq_len", "512",
+                         "--pack_tail", "pad", "--write_documents", "--write_rejects")
+    return out, manifest
+
+
+def test_outputs_and_manifest(published, multi_snapshot):
+    out, manifest = published
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == manifest and manifest["dataset"] == "multi"
+    manifest_schema.validate(on_disk)
+    names = sorted(p.name for p in out.glob("train-*"))
+    assert names == [f"train-{i:05d}-of-00003.{ext}" for i in range(3) for ext in ("arrow", "tfrecord")]
+    for shard in manifest["shards"]:
+        for entry in shard["files"]:
+            data = (out / entry["path"]).read_bytes()
+            assert len(data) == entry["bytes"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
+    inputs = manifest["inputs"]
+    assert inputs["source"] == "snapshot" and set(inputs["tables"]) == set(github_sql.SNAPSHOT_TABLES)
+    for name, table in inputs["tables"].items():
+        data = (multi_snapshot / f"{name}.parquet").read_bytes()
+        assert table["sha256"] == hashlib.sha256(data).hexdigest()
+    assert inputs["query"]["sql_sha256"] == github_sql.sql_sha256()
+    assert inputs["query"]["parameters"]["licenses"] == list(DEFAULT_LICENSE_KEYS)
+    assert manifest["config"]["near_dedup"]["per_language"] is True and manifest["config"]["language_tags"]
+    assert not (out / "_run").exists()
+
+
+def test_per_language_counts_match_a_direct_count(published, multi_snapshot, multi_expected, sample_tokenizer):
+    out, manifest = published
+    expected = multi_expected(multi_snapshot, EXTENSIONS, DEFAULT_LICENSE_KEYS)
+    assert manifest["inputs"]["query"]["rows"] == len(expected)
+    read = {}
+    for row in expected.values():
+        entry = read.setdefault(row["language"], {"documents": 0, "bytes": 0})
+        entry["documents"] += 1
+        entry["bytes"] += len(row["content"].encode("utf-8"))
+    languages = manifest["languages"]
+    assert set(languages) == set(LANGUAGE_TAGS) and {k: v["read"] for k, v in languages.items()} == read
+
+    tokenizer = Tokenizer(sample_tokenizer.read_bytes())
+    docs = read_parquet_folder(out / "documents")
+    kept = {lang: {"documents": 0, "bytes": 0, "tokens": 0} for lang in LANGUAGE_TAGS}
+    for doc in docs:
+        assert doc["id"] == f"{doc['repo_name']}:{doc['path']}"
+        entry = kept[doc["language"]]
+        entry["documents"] += 1
+        entry["bytes"] += len(doc["text"].encode("utf-8"))
+        entry["tokens"] += len(tokenizer.encode(doc["text"])) + 1  # + the language tag
+    assert {k: v["kept"] for k, v in languages.items()} == kept
+    assert sum(v["tokens"] for v in kept.values()) == manifest["counts"]["tokenize"]["tokens"]
+
+    language_of = {f"{r['repo_name']}:{r['path']}": r["language"] for r in expected.values()}
+    rejected = {}
+    for r in read_parquet_folder(out / "rejects"):
+        key = f"{r['stage']}/{r['reason']}"
+        per = rejected.setdefault(language_of[r["id"]], {})
+        per[key] = per.get(key, 0) + 1
+    for lang, entry in languages.items():
+        assert entry["rejected"]["by_reason"] == dict(sorted(rejected.get(lang, {}).items()))
+        assert entry["rejected"]["documents"] == entry["read"]["documents"] - entry["kept"]["documents"]
+    # The minified js-cookie builds are the quality filter's work.
+    assert languages["javascript"]["rejected"]["by_reason"].get("quality/max_line_length", 0) >= 1
+
+
+def test_language_tag_starts_each_document_once(published, sample_tokenizer):
+    out, manifest = published
+    tokenizer = Tokenizer(sample_tokenizer.read_bytes())
+    tag_ids = {tokenizer.language_tag_id(lang): lang for lang in LANGUAGE_TAGS}
+    packed = documents_of_stream(out, 3, tokenizer)
+    assert len(packed) == manifest["totals"]["documents"]
+    seen = {}
+    for tokens in packed:
+        assert int(tokens[0]) in tag_ids
+        assert not np.isin(tokens[1:], list(tag_ids)).any()
+        seen[tag_ids[int(tokens[0])]] = seen.get(tag_ids[int(tokens[0])], 0) + 1
+    assert seen == {lang: e["kept"]["documents"] for lang, e in manifest["languages"].items()
+                    if e["kept"]["documents"]}
+    texts = sorted(d["text"] for d in read_parquet_folder(out / "documents"))
+    assert sorted(tokenizer.decode(t[1:]) for t in packed) == texts
+
+
+def test_no_language_tags_and_fewer_languages(multi_snapshot, sample_tokenizer, tmp_path, monkeypatch):
+    # The local path must never build the live read: it would block on an OAuth flow.
+    def refuse(*args, **kwargs):
+        raise AssertionError("live BigQuery path constructed on a local run")
+
+    from apache_beam.io.gcp import bigquery
+
+    monkeypatch.setattr(bigquery.ReadFromBigQuery, "__init__", refuse)
+    monkeypatch.setattr(bigquery_read, "materialise_query", refuse)
+    monkeypatch.setattr(bigquery_read, "read_table", refuse)
+    manifest = run_multi(multi_snapshot, sample_tokenizer, tmp_path / "o", "--no-language_tags",
+                         "--languages", "go,python", "--no-near_dedup", "--no-decontaminate",
+                         "--num_shards", "2", "--pack_tail", "pad")
+    tokenizer = Tokenizer(sample_tokenizer.read_bytes())
+    packed = documents_of_stream(tmp_path / "o", 2, tokenizer)
+    tag_ids = [tokenizer.language_tag_id(lang) for lang in LANGUAGE_TAGS]
+    assert packed and not any(np.isin(t, tag_ids).any() for t in packed)
+    assert {k for k, v in manifest["languages"].items() if v["read"]["documents"]} == {"go", "python"}
+    assert manifest["inputs"]["query"]["parameters"]["extension_languages"] == ["go", "python"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--languages", "rust"], "--languages: unknown rust"),
+    (["--licenses", "nope"], "unknown license key 'nope'"),
+    (["--bigquery_export", "x.parquet"], "exactly one of"),
+    (["--stars_table", "sample_repos; DROP TABLE files"], "--stars_table: not a table name"),
+    (["--min_file_bytes", "10", "--max_file_bytes", "5"], "--min_file_bytes"),
+])
+def test_bad_flags_give_one_line(multi_snapshot, sample_tokenizer, tmp_path, capsys, argv, needle):
+    status = multi.run(["--bigquery_snapshot", str(multi_snapshot), "--output", str(tmp_path / "o"),
+                        "--tokenizer", str(sample_tokenizer), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_live_query_without_client_or_credentials_fails_fast(sample_tokenizer, tmp_path, capsys):
+    status = multi.run(["--bigquery_project", "some-project", "--bigquery_destination", "p.d.t",
+                        "--bigquery_timeout_s", "5", "--output", str(tmp_path / "o"),
+                        "--tokenizer", str(sample_tokenizer)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith("error: --bigquery_project:"), err
+
+
+def test_export_files_feed_the_same_pipeline(multi_snapshot, sample_tokenizer, tmp_path):
+    params = github_sql.QueryParams(languages=("c", "java"), licenses=DEFAULT_LICENSE_KEYS)
+    github_sql.export_snapshot_query(str(multi_snapshot), params, str(tmp_path / "export"), rows_per_file=20)
+    assert len(list((tmp_path / "export").glob("part-*.parquet"))) > 1
+    manifest = multi.main(["--bigquery_export", str(tmp_path / "export" / "*.parquet"), "--languages", "c",
+                           "--output", str(tmp_path / "o"), "--tokenizer", str(sample_tokenizer),
+                           "--no-near_dedup", "--num_shards", "2"])
+    java = manifest["languages"]["java"]
+    assert java["kept"]["documents"] == 0
+    assert java["rejected"]["by_reason"] == {"read/language_not_selected": java["read"]["documents"]} != {}
+    assert manifest["languages"]["c"]["kept"]["documents"] > 0
+
+
+def test_one_worker_and_two_processes_give_identical_shards(multi_snapshot, sample_tokenizer, tmp_path):
+    extra = ["--num_shards", "2", "--seq_len", "1024", "--languages", "c,cpp,javascript"]
+    one = run_multi(multi_snapshot, sample_tokenizer, tmp_path / "one", *extra)
+    two = run_multi(multi_snapshot, sample_tokenizer, tmp_path / "two", *extra,
+                    "--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
+    assert one["shards"] == two["shards"] and one["counts"] == two["counts"]
+    assert one["languages"] == two["languages"]
