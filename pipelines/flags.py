@@ -14,9 +14,11 @@ from transforms.connected_components import convergence
 from transforms.decontamination import BENCHMARKS, DEFAULT_MIN_COVERAGE, Decontaminate
 from transforms.decontamination import DEFAULT_NGRAM as DECONTAMINATION_NGRAM
 from transforms.near_dedup import STAGE as NEAR_DEDUP_STAGE
-from transforms.near_dedup import VERIFY_MODES, NearDedupConfig
+from transforms.near_dedup import VERIFY_MODES, NearDedup, NearDedupConfig
 from transforms.packed_output import WritePackedStreams
 from transforms.packing import TAIL_MODES
+from transforms.parquet_outputs import WriteDocuments, WriteRejects
+from transforms.run_stats import read_json
 from transforms.tokenize import load_tokenizer
 
 MAX_SHARDS = 99999  # shard names carry five digits
@@ -156,3 +158,36 @@ def decontamination_config(args) -> dict | None:
     except ValueError as err:
         raise common.UsageError(f"--benchmarks/--decontamination_*: {err}") from None
     return config
+
+
+def clean_code(documents, rejects: list, decontamination: dict | None, near_dedup):
+    """Decontamination, then near-dedup (each when configured): (documents, rejects list).
+
+    Decontaminate first, so a contaminated copy is never the one a near-duplicate cluster keeps.
+    """
+    rejects = list(rejects)
+    if decontamination is not None:
+        documents, contaminated = documents | "Decontaminate" >> Decontaminate(**decontamination)
+        rejects.append(contaminated)
+    if near_dedup is not None:
+        documents, near_duplicates = documents | "NearDedup" >> NearDedup(near_dedup)
+        rejects.append(near_duplicates)
+    return documents, rejects
+
+
+def write_side_outputs(args, documents, rejects) -> None:
+    """--write_documents / --write_rejects as Parquet under the output."""
+    if args.write_documents:
+        documents | "WriteDocuments" >> WriteDocuments(args.output)
+    if args.write_rejects:
+        rejects | "WriteRejects" >> WriteRejects(args.output)
+
+
+def finished_run(result, near_dedup, stats_dir: str) -> tuple[dict, list, dict]:
+    """After the job: (counts, shard stats in shard order, manifest sections common to corpora)."""
+    counts = common.counts_from_metrics(result)
+    sections = {}
+    if near_dedup is not None:
+        sections["near_dedup"] = near_dedup_report(near_dedup, counts)
+    shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
+    return counts, shards, sections

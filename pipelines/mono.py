@@ -18,11 +18,8 @@ import apache_beam as beam
 
 from pipelines import common, flags
 from transforms.archive_stream import ArchiveLimits
-from transforms.decontamination import Decontaminate
 from transforms.github_curation import CurateGithubRepos, CurationConfig
 from transforms.license_filter import DEFAULT_ALLOWED, DEFAULT_MIN_CONFIDENCE, normalize_allow_list
-from transforms.near_dedup import NearDedup
-from transforms.parquet_outputs import WriteDocuments, WriteRejects
 from transforms.quality_filters import QualityThresholds
 from transforms.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
@@ -113,30 +110,15 @@ def main(argv=None):
 
     pipeline = beam.Pipeline(options=options)
     curated = pipeline | "Curate" >> CurateGithubRepos(curation)
-    documents, rejects = curated.documents, [curated.rejects]
-    # Decontaminate before near-dedup, so a contaminated copy is never the one a cluster keeps.
-    if decontamination is not None:
-        documents, contaminated = documents | "Decontaminate" >> Decontaminate(**decontamination)
-        rejects.append(contaminated)
-    if near_dedup is not None:
-        documents, near_duplicates = documents | "NearDedup" >> NearDedup(near_dedup)
-        rejects.append(near_duplicates)
+    documents, rejects = flags.clean_code(curated.documents, [curated.rejects], decontamination, near_dedup)
     rejects = rejects | "AllRejects" >> beam.Flatten()
     documents | "WriteStreams" >> flags.packed_streams(args, tokenizer, common.join(stats_dir, "shards.json"))
     (curated.archives | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
      | "WriteArchiveStats" >> WriteJson(common.join(stats_dir, "archives.json")))
-    if args.write_documents:
-        documents | "WriteDocuments" >> WriteDocuments(args.output)
-    if args.write_rejects:
-        rejects | "WriteRejects" >> WriteRejects(args.output)
+    flags.write_side_outputs(args, documents, rejects)
     result = pipeline.run()
     result.wait_until_finish()
-    counts = common.counts_from_metrics(result)
-    sections = {}
-    if near_dedup is not None:
-        sections["near_dedup"] = flags.near_dedup_report(near_dedup, counts)
-
-    shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
+    counts, shards, sections = flags.finished_run(result, near_dedup, stats_dir)
     return common.publish_manifest(
         args.output,
         dataset=DATASET,

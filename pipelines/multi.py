@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from typing import NamedTuple
 
 import apache_beam as beam
 
 from pipelines import common, flags
 from transforms import bigquery_read, github_sql
-from transforms.decontamination import Decontaminate
 from transforms.exact_dedup import ExactDedup
 from transforms.github_rows import RowRules, RowsToDocuments
 from transforms.language_stats import WriteLanguageStats, languages_report
 from transforms.license_filter import DEFAULT_ALLOWED, normalize_allow_list
-from transforms.near_dedup import NearDedup
-from transforms.parquet_outputs import WriteDocuments, WriteRejects
 from transforms.quality_filters import FilterCodeQuality, QualityThresholds
 from transforms.run_stats import read_json
 
@@ -71,14 +69,19 @@ def add_selection_flags(parser) -> None:
     parser.add_argument("--max_line_length", type=common.positive_int, default=q.max_line_length)
     parser.add_argument("--max_digit_fraction", type=float, default=q.max_digit_fraction)
     parser.add_argument("--generated_scan_lines", type=common.non_negative_int, default=q.generated_scan_lines)
-    parser.add_argument("--language_tags", action=argparse.BooleanOptionalAction, default=True,
-                        help="Prepend each file's language-tag token, as CodeGen did (on by default).")
+
+
+def add_read_flags(parser) -> None:
+    """Flags of the read, row rules and quality filter (shared with the tokenizer pipeline)."""
+    add_source_flags(parser)
+    add_selection_flags(parser)
 
 
 def parse_args(argv):
     parser = common.ArgumentParser(prog="sluice multi", description=__doc__.split("\n\n")[0])
-    add_source_flags(parser)
-    add_selection_flags(parser)
+    add_read_flags(parser)
+    parser.add_argument("--language_tags", action=argparse.BooleanOptionalAction, default=True,
+                        help="Prepend each file's language-tag token, as CodeGen did (on by default).")
     flags.add_stream_flags(parser)
     flags.add_decontamination_flags(parser)
     flags.add_near_dedup_flags(parser, default=True)
@@ -150,6 +153,53 @@ def stage_rows(args, mode: str, params: github_sql.QueryParams, stats_dir: str):
         "source": "bigquery", "project": live.project, "dataset": live.dataset, "query": {**query, **job}}
 
 
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """What the source and selection flags choose, checked before any output is touched."""
+
+    mode: str  # snapshot, query or export
+    params: github_sql.QueryParams
+    stars_table: str
+    licenses: tuple  # the SPDX allow-list the row rules apply (normalize_allow_list)
+    quality: QualityThresholds
+
+
+def read_config(args) -> Selection:
+    """The checked source and selection flags; a bad one is a UsageError."""
+    mode = source_mode(args)
+    params, allowed = query_params(args)
+    try:  # a --stars_table that is not a plain table name fails here, before any work
+        github_sql.render("duckdb" if mode == "snapshot" else "bigquery",
+                          None if mode == "snapshot" else args.bigquery_dataset, args.stars_table)
+    except ValueError as err:
+        raise common.UsageError(f"--stars_table: {err}") from None
+    quality = dataclasses.replace(
+        QualityThresholds(), max_avg_line_length=args.max_avg_line_length,
+        max_line_length=args.max_line_length, max_digit_fraction=args.max_digit_fraction,
+        generated_scan_lines=args.generated_scan_lines)
+    return Selection(mode=mode, params=params, stars_table=args.stars_table,
+                     licenses=tuple(sorted(allowed)), quality=quality)
+
+
+class CuratedRows(NamedTuple):
+    documents: beam.PCollection
+    rejects: list  # the reject PCollections of the row rules, quality filter and exact dedup
+    row_ids: beam.PCollection  # (id, (language, bytes)) of every row read
+    inputs: dict  # the manifest's inputs section (stage_rows)
+
+
+def curate(pipeline, args, selection: Selection, stats_dir: str) -> CuratedRows:
+    """Query (where needed), read, row rules, code quality and exact dedup: the curated documents."""
+    read, inputs = stage_rows(args, selection.mode, selection.params, stats_dir)
+    rows = pipeline | "ReadRows" >> read
+    params = selection.params
+    rules = RowRules(params.languages, frozenset(selection.licenses), params.min_bytes, params.max_bytes)
+    documents, read_rejects, row_ids = rows | "ToDocuments" >> RowsToDocuments(rules)
+    documents, quality_rejects = documents | "FilterQuality" >> FilterCodeQuality(selection.quality)
+    documents, dedup_rejects = documents | "ExactDedup" >> ExactDedup()
+    return CuratedRows(documents, [read_rejects, quality_rejects, dedup_rejects], row_ids, inputs)
+
+
 def run_config(args, params, near_dedup, decontamination, quality) -> dict:
     return {**flags.stream_config(args), "query": params.named(), "stars_table": args.stars_table,
             "languages": list(params.languages), "language_tags": args.language_tags,
@@ -160,68 +210,42 @@ def run_config(args, params, near_dedup, decontamination, quality) -> dict:
 
 def main(argv=None):
     args, beam_args = parse_args(argv)
-    mode = source_mode(args)
-    params, allowed = query_params(args)
-    try:  # a --stars_table that is not a plain table name fails here, before any work
-        github_sql.render("duckdb" if mode == "snapshot" else "bigquery",
-                          None if mode == "snapshot" else args.bigquery_dataset, args.stars_table)
-    except ValueError as err:
-        raise common.UsageError(f"--stars_table: {err}") from None
+    selection = read_config(args)
+    params, quality = selection.params, selection.quality
     near_dedup = flags.near_dedup_config(args)
     if near_dedup is not None:
         near_dedup = dataclasses.replace(near_dedup, per_language=True)
     decontamination = flags.decontamination_config(args)
     tokenizer = flags.stream_tokenizer(args)
-    quality = dataclasses.replace(
-        QualityThresholds(), max_avg_line_length=args.max_avg_line_length,
-        max_line_length=args.max_line_length, max_digit_fraction=args.max_digit_fraction,
-        generated_scan_lines=args.generated_scan_lines)
     common.prepare_output(args.output, args.overwrite)
     stats_dir = common.join(args.output, common.RUN_STATS_DIR)
     started = common.utc_now()
-    read, inputs = stage_rows(args, mode, params, stats_dir)
 
     pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
-    rows = pipeline | "ReadRows" >> read
-    rules = RowRules(params.languages, allowed, params.min_bytes, params.max_bytes)
-    documents, read_rejects, row_ids = rows | "ToDocuments" >> RowsToDocuments(rules)
-    documents, quality_rejects = documents | "FilterQuality" >> FilterCodeQuality(quality)
-    documents, dedup_rejects = documents | "ExactDedup" >> ExactDedup()
-    rejects = [read_rejects, quality_rejects, dedup_rejects]
-    if decontamination is not None:
-        documents, contaminated = documents | "Decontaminate" >> Decontaminate(**decontamination)
-        rejects.append(contaminated)
-    if near_dedup is not None:
-        documents, near_duplicates = documents | "NearDedup" >> NearDedup(near_dedup)
-        rejects.append(near_duplicates)
+    curated = curate(pipeline, args, selection, stats_dir)
+    row_ids = curated.row_ids
+    documents, rejects = flags.clean_code(curated.documents, curated.rejects, decontamination, near_dedup)
     rejects = rejects | "AllRejects" >> beam.Flatten()
     documents | "WriteStreams" >> flags.packed_streams(
         args, tokenizer, common.join(stats_dir, "shards.json"), prefix_language_tag=args.language_tags,
         language_stats_path=common.join(stats_dir, "languages_kept.json"))
     (row_ids, rejects) | "LanguageStats" >> WriteLanguageStats(
         common.join(stats_dir, "languages_read.json"), common.join(stats_dir, "languages_rejects.json"))
-    if args.write_documents:
-        documents | "WriteDocuments" >> WriteDocuments(args.output)
-    if args.write_rejects:
-        rejects | "WriteRejects" >> WriteRejects(args.output)
+    flags.write_side_outputs(args, documents, rejects)
     result = pipeline.run()
     result.wait_until_finish()
-    counts = common.counts_from_metrics(result)
-    sections = {"languages": languages_report(
+    counts, shards, sections = flags.finished_run(result, near_dedup, stats_dir)
+    sections["languages"] = languages_report(
         read_json(common.join(stats_dir, "languages_read.json")),
         read_json(common.join(stats_dir, "languages_kept.json")),
-        read_json(common.join(stats_dir, "languages_rejects.json")), params.languages)}
-    if near_dedup is not None:
-        sections["near_dedup"] = flags.near_dedup_report(near_dedup, counts)
-
-    shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
+        read_json(common.join(stats_dir, "languages_rejects.json")), params.languages)
     return common.publish_manifest(
         args.output,
         dataset=DATASET,
         started=started,
         config=run_config(args, params, near_dedup, decontamination, quality),
         counts=counts,
-        inputs=inputs,
+        inputs=curated.inputs,
         shards=shards,
         **flags.stream_manifest_sections(args, tokenizer),
         **sections,

@@ -21,7 +21,6 @@ from pipelines import common, flags
 from schemas.pile import canonical_set_names
 from transforms.near_dedup import STAGE as NEAR_DEDUP_STAGE
 from transforms.near_dedup import NearDedup
-from transforms.parquet_outputs import WriteDocuments, WriteRejects
 from transforms.pile_curation import CuratePile, PileConfig
 from transforms.pile_reader import DEFAULT_MAX_LINE_BYTES, ON_DAMAGE, damage_message, match_inputs
 from transforms.run_stats import WriteJson, read_json
@@ -139,17 +138,10 @@ def main(argv=None):
      | "WriteFileReports" >> WriteJson(common.join(stats_dir, "files.json")))
     (tallies | "AllTallies" >> beam.Flatten()
      | "WriteSetStats" >> WriteSetStats(common.join(stats_dir, "sets.json")))
-    if args.write_documents:
-        documents | "WriteDocuments" >> WriteDocuments(args.output)
-    if args.write_rejects:
-        rejects | "WriteRejects" >> WriteRejects(args.output)
+    flags.write_side_outputs(args, documents, rejects)
     result = run_job(pipeline)
-    counts = common.counts_from_metrics(result)
-    sections = {"sets": sets_report(read_json(common.join(stats_dir, "sets.json")), boundaries)}
-    if near_dedup is not None:
-        sections["near_dedup"] = flags.near_dedup_report(near_dedup, counts)
-
-    shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
+    counts, shards, sections = flags.finished_run(result, near_dedup, stats_dir)
+    sections["sets"] = sets_report(read_json(common.join(stats_dir, "sets.json")), boundaries)
     return common.publish_manifest(
         args.output,
         dataset=DATASET,

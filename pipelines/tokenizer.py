@@ -4,12 +4,16 @@
         [--vocab_size N] [--sample_docs N] [--seed S] [any flag of the mono read/filter stages]
     python -m pipelines.tokenizer --source nl --input 'PILE/train/*.jsonl.zst' --output DIR \
         [...] [any flag of the nl read/filter stages: --include_sets, --on_damage, ...]
+    python -m pipelines.tokenizer --source multi --bigquery_snapshot DIR --output DIR \
+        [...] [any flag of the multi read/filter stages: --languages, --licenses, --min_stars, ...]
 
 The documents go through the same read and filter stages as the corpus itself (exact dedup
 included, so a file vendored a thousand times does not weigh a thousand times): the GitHub
-curation for ``--source mono``, the Pile reader and set filter for ``--source nl``. The sample is the
-``--sample_docs`` documents with the smallest ``hash(seed, id)``: the same whatever the worker
-count, and a bounded set (the only thing gathered on one worker, where SentencePiece trains).
+curation for ``--source mono``, the Pile reader and set filter for ``--source nl``, the Multi
+query (snapshot, live or export), row rules and code quality filter for ``--source multi``. The
+sample is the ``--sample_docs`` documents with the smallest ``hash(seed, id)``: the same whatever
+the worker count, and a bounded set (the only thing gathered on one worker, where SentencePiece
+trains).
 Writes ``DIR/tokenizer.model``, ``DIR/tokenizer.vocab`` and ``DIR/manifest.json`` (last).
 """
 
@@ -21,7 +25,7 @@ import json
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines import common, mono, nl
+from pipelines import common, mono, multi, nl
 from schemas.tokenizer import Tokenizer
 from transforms.github_curation import CurateGithubRepos
 from transforms.pile_curation import CuratePile
@@ -37,7 +41,11 @@ VOCAB_NAME = "tokenizer.vocab"
 SOURCES = {
     "mono": (mono.add_curation_flags, mono.curation_config),
     "nl": (nl.add_read_flags, nl.read_config),
+    "multi": (multi.add_read_flags, multi.read_config),
 }
+# The flag a run with no document left reports, per --source multi mode.
+MULTI_SOURCE_FLAGS = {"snapshot": "--bigquery_snapshot", "query": "--bigquery_project",
+                      "export": "--bigquery_export"}
 
 
 def parse_args(argv):
@@ -99,8 +107,12 @@ def main(argv=None):
     seed = args.seed
 
     pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
+    multi_inputs = None
     if args.source == "mono":
         curated = pipeline | "Curate" >> CurateGithubRepos(curation)
+    elif args.source == "multi":  # the query's scratch Parquet goes under stats_dir, removed on publish
+        curated = multi.curate(pipeline, args, curation, stats_dir)
+        multi_inputs = curated.inputs
     else:
         curated = pipeline | "Curate" >> CuratePile(curation)
         (curated.files | "AllFileReports" >> beam.combiners.ToList()
@@ -116,7 +128,14 @@ def main(argv=None):
 
     model_path = common.join(args.output, MODEL_NAME)
     if not FileSystems.exists(model_path):
-        raise common.UsageError("--input: no document passed the filters, nothing to train on")
+        flag = MULTI_SOURCE_FLAGS[curation.mode] if args.source == "multi" else "--input"
+        raise common.UsageError(f"{flag}: no document passed the filters, nothing to train on")
+    if args.source == "multi":
+        inputs = multi_inputs
+    elif args.source == "nl":
+        inputs = nl.inputs_section(args.input, read_json(common.join(stats_dir, "files.json")))
+    else:
+        inputs = {"manifest": common.file_sha256(args.input)}
     return common.publish_manifest(
         args.output,
         dataset=DATASET,
@@ -124,8 +143,7 @@ def main(argv=None):
         config={"source": args.source, "curation": dataclasses.asdict(curation),
                 "vocab_size": args.vocab_size, "sample_docs": args.sample_docs, "seed": args.seed},
         counts=common.counts_from_metrics(result),
-        inputs=(nl.inputs_section(args.input, read_json(common.join(stats_dir, "files.json")))
-                if args.source == "nl" else {"manifest": common.file_sha256(args.input)}),
+        inputs=inputs,
         tokenizer={**common.file_sha256(model_path),
                    "vocab_size": load_tokenizer(model_path).vocab_size},
         sample=read_json(common.join(stats_dir, "train.json")),
