@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shlex
 import shutil
@@ -52,7 +51,9 @@ from mono_pipeline import (  # noqa: E402
     machine_busy_seconds,
     machine_info,
     median,
+    publish_report,
     read_side_outputs,
+    remove_workdir,
     train_tokenizer,
 )
 
@@ -567,18 +568,9 @@ def main(argv=None) -> dict:
             "pipelines": results,
             "bench_seconds": bench_seconds,
         }
-        print(render(report))
-        print(f"\n(bench total {bench_seconds:.0f} s)")
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2, sort_keys=True)
-                f.write("\n")
-        return report
+        return publish_report(report, render, args.json, bench_seconds)
     finally:
-        if args.workdir or args.keep:
-            print(f"outputs kept in {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, keep=bool(args.workdir or args.keep))
 
 
 if __name__ == "__main__":

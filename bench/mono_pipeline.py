@@ -656,6 +656,24 @@ def loadavg() -> str:
         return "?"
 
 
+def publish_report(report: dict, render, json_path, bench_seconds: float) -> dict:
+    """Print the rendered report and, with --json, save every figure."""
+    print(render(report))
+    print(f"\n(bench total {bench_seconds:.0f} s)")
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2, sort_keys=True)
+            f.write("\n")
+    return report
+
+
+def remove_workdir(workdir: str, keep: bool) -> None:
+    if keep:
+        print(f"outputs kept in {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     command = " ".join(["python bench/mono_pipeline.py", *(sys.argv[1:] if argv is None else argv)])
@@ -801,18 +819,9 @@ def main(argv=None) -> dict:
             "profile": profile,
             "bench_seconds": bench_seconds,
         }
-        print(render(report))
-        print(f"\n(bench total {bench_seconds:.0f} s)")
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2, sort_keys=True)
-                f.write("\n")
-        return report
+        return publish_report(report, render, args.json, bench_seconds)
     finally:
-        if args.workdir or args.keep:
-            print(f"outputs kept in {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, keep=bool(args.workdir or args.keep))
 
 
 if __name__ == "__main__":

@@ -103,3 +103,30 @@ def expected_multi_rows(snapshot, extensions: dict, licenses, min_bytes=1, max_b
 @pytest.fixture(scope="session")
 def multi_expected():
     return expected_multi_rows
+
+
+def check_published(out: pathlib.Path, manifest: dict, num_shards: int) -> dict:
+    """A published output: manifest.json equals the returned manifest and validates, shard files are
+    exactly train-i-of-N.{arrow,tfrecord}, and each file's size and sha256 match the manifest."""
+    import hashlib
+    import json
+
+    from schemas import manifest as manifest_schema
+
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == manifest
+    manifest_schema.validate(on_disk)
+    names = sorted(p.name for p in out.glob("train-*"))
+    assert names == [f"train-{i:05d}-of-{num_shards:05d}.{ext}"
+                     for i in range(num_shards) for ext in ("arrow", "tfrecord")]
+    for shard in manifest["shards"]:
+        for entry in shard["files"]:
+            data = (out / entry["path"]).read_bytes()
+            assert len(data) == entry["bytes"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
+    return on_disk
+
+
+@pytest.fixture(scope="session")
+def published_output_check():
+    """``check_published`` as a fixture, so every pipeline's tests check outputs one way."""
+    return check_published

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import tarfile
@@ -13,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import mono
-from schemas import manifest as manifest_schema
 from schemas.packed_stream import read_arrow_stream, read_tfrecord_shard
 from schemas.tokenizer import Tokenizer
 from transforms.global_shuffle import shuffle_key
@@ -38,18 +36,9 @@ def read_parquet_folder(folder):
     return pa.concat_tables([pq.read_table(p) for p in sorted(folder.glob("*.parquet"))]).to_pylist()
 
 
-def test_outputs_and_manifest(padded_run):
+def test_outputs_and_manifest(padded_run, published_output_check):
     out, manifest = padded_run
-    on_disk = json.loads((out / "manifest.json").read_text())
-    assert on_disk == manifest
-    manifest_schema.validate(on_disk)
-    names = sorted(p.name for p in out.glob("train-*"))
-    assert names == [f"train-{i:05d}-of-00003.{ext}" for i in range(3) for ext in ("arrow", "tfrecord")]
-    for shard in manifest["shards"]:
-        for entry in shard["files"]:
-            data = (out / entry["path"]).read_bytes()
-            assert len(data) == entry["bytes"]
-            assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    published_output_check(out, manifest, num_shards=3)
     counts = manifest["counts"]
     assert counts["license"]["license_not_allowed"] == 2  # certifi (MPL-2.0), html2text (GPL-3.0)
     assert counts["read"]["archives_complete"] == 12

@@ -5,7 +5,6 @@ built locally, and determinism across worker counts."""
 from __future__ import annotations
 
 import hashlib
-import json
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import multi
-from schemas import manifest as manifest_schema
 from schemas.packed_stream import read_arrow_stream
 from schemas.tokenizer import Tokenizer
 from schemas.tokens import LANGUAGE_TAGS
@@ -55,17 +53,10 @@ def published(multi_snapshot, sample_tokenizer, tmp_path_factory):
     return out, manifest
 
 
-def test_outputs_and_manifest(published, multi_snapshot):
+def test_outputs_and_manifest(published, multi_snapshot, published_output_check):
     out, manifest = published
-    on_disk = json.loads((out / "manifest.json").read_text())
-    assert on_disk == manifest and manifest["dataset"] == "multi"
-    manifest_schema.validate(on_disk)
-    names = sorted(p.name for p in out.glob("train-*"))
-    assert names == [f"train-{i:05d}-of-00003.{ext}" for i in range(3) for ext in ("arrow", "tfrecord")]
-    for shard in manifest["shards"]:
-        for entry in shard["files"]:
-            data = (out / entry["path"]).read_bytes()
-            assert len(data) == entry["bytes"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
+    published_output_check(out, manifest, num_shards=3)
+    assert manifest["dataset"] == "multi"
     inputs = manifest["inputs"]
     assert inputs["source"] == "snapshot" and set(inputs["tables"]) == set(github_sql.SNAPSHOT_TABLES)
     for name, table in inputs["tables"].items():
