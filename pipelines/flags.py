@@ -191,3 +191,16 @@ def finished_run(result, near_dedup, stats_dir: str) -> tuple[dict, list, dict]:
         sections["near_dedup"] = near_dedup_report(near_dedup, counts)
     shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
     return counts, shards, sections
+
+
+def parse_corpus_args(parser, argv, *, near_dedup_default: bool, decontamination: bool):
+    """Add the flag groups every corpus pipeline shares after its own read flags, then parse:
+    (args, the remaining flags for Beam)."""
+    add_stream_flags(parser)
+    if decontamination:
+        add_decontamination_flags(parser)
+    add_near_dedup_flags(parser, default=near_dedup_default)
+    add_side_output_flags(parser)
+    args, beam_args = parser.parse_known_args(argv)
+    check_stream_flags(args)
+    return args, beam_args

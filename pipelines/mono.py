@@ -77,13 +77,7 @@ def curation_config(args) -> CurationConfig:
 def parse_args(argv):
     parser = common.ArgumentParser(prog="sluice mono", description=__doc__.split("\n\n")[0])
     add_curation_flags(parser)
-    flags.add_stream_flags(parser)
-    flags.add_decontamination_flags(parser)
-    flags.add_near_dedup_flags(parser, default=True)
-    flags.add_side_output_flags(parser)
-    args, beam_args = parser.parse_known_args(argv)
-    flags.check_stream_flags(args)
-    return args, beam_args
+    return flags.parse_corpus_args(parser, argv, near_dedup_default=True, decontamination=True)
 
 
 def run_config(args, curation: CurationConfig, near_dedup, decontamination) -> dict:

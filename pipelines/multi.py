@@ -82,13 +82,7 @@ def parse_args(argv):
     add_read_flags(parser)
     parser.add_argument("--language_tags", action=argparse.BooleanOptionalAction, default=True,
                         help="Prepend each file's language-tag token, as CodeGen did (on by default).")
-    flags.add_stream_flags(parser)
-    flags.add_decontamination_flags(parser)
-    flags.add_near_dedup_flags(parser, default=True)
-    flags.add_side_output_flags(parser)
-    args, beam_args = parser.parse_known_args(argv)
-    flags.check_stream_flags(args)
-    return args, beam_args
+    return flags.parse_corpus_args(parser, argv, near_dedup_default=True, decontamination=True)
 
 
 def query_params(args) -> tuple[github_sql.QueryParams, frozenset]:

@@ -87,12 +87,7 @@ def run_job(pipeline):
 def parse_args(argv):
     parser = common.ArgumentParser(prog="sluice nl", description=__doc__.split("\n\n")[0])
     add_read_flags(parser)
-    flags.add_stream_flags(parser)
-    flags.add_near_dedup_flags(parser, default=False)
-    flags.add_side_output_flags(parser)
-    args, beam_args = parser.parse_known_args(argv)
-    flags.check_stream_flags(args)
-    return args, beam_args
+    return flags.parse_corpus_args(parser, argv, near_dedup_default=False, decontamination=False)
 
 
 def run_config(args, pile: PileConfig, near_dedup) -> dict:
