@@ -5,7 +5,9 @@ Kiveris et al., "Connected Components in MapReduce and Beyond" (SoCC 2014): alte
 and *small-star* (every node links itself and its smaller neighbours to the smallest of them).
 Both keep connectivity and shrink labels towards each component's minimum; at the fixed point
 every edge joins a node to its component's minimum. Large-star emits one edge per input edge, so
-only small-star's output is made distinct, once a round. Each step is one GroupByKey by node; a node's
+only small-star's output is made distinct, once a round. Both steps emit edges as (larger,
+smaller) with no self-loop (large-star links v > u to min <= u; small-star links nodes to a
+strictly smaller minimum), so small-star groups large-star's output as it comes. Each step is one GroupByKey by node; a node's
 neighbours are read twice from Beam's re-iterable (first the minimum, then the links), so a hub
 of a million neighbours costs no memory.
 
@@ -93,11 +95,9 @@ class ConnectedComponents(beam.PTransform):
                 | f"LargeStar{i}Directions" >> beam.FlatMap(_both_directions)
                 | f"LargeStar{i}Group" >> beam.GroupByKey()
                 | f"LargeStar{i}" >> beam.ParDo(_LargeStarFn(self._stage, i))
-                | f"SmallStar{i}Orient" >> beam.Map(_larger_first)
                 | f"SmallStar{i}Group" >> beam.GroupByKey()
                 | f"SmallStar{i}" >> beam.ParDo(_SmallStarFn(self._stage, i))
                 | f"SmallStar{i}Distinct" >> beam.Distinct()
-                | f"Round{i}DropSelfLoops" >> beam.Filter(_drop_self_loops)
             )
         return current | "ToNodeAndMinimum" >> beam.Map(_larger_first)
 
