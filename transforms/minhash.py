@@ -103,7 +103,7 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
 class MinHasher:
     """Signatures over shingle hashes with datasketch's affine32 permutations for ``seed``."""
 
-    _CHUNK = 512  # shingles per block: a [512, num_perm] uint32 block stays in L2 cache
+    _CHUNK = 1024  # shingles per block ([1024, 256] uint32 = 1 MiB): fastest of 128..4096 measured here
 
     def __init__(self, num_perm: int = DEFAULT_NUM_PERM, seed: int = DEFAULT_SEED):
         from datasketch import MinHash
