@@ -204,3 +204,13 @@ def parse_corpus_args(parser, argv, *, near_dedup_default: bool, decontamination
     args, beam_args = parser.parse_known_args(argv)
     check_stream_flags(args)
     return args, beam_args
+
+
+def start_run(args) -> tuple:
+    """Check the tokenizer, then claim the output: (tokenizer, scratch folder, start time).
+
+    The tokenizer is checked first so a bad --tokenizer never touches an existing output.
+    """
+    tokenizer = stream_tokenizer(args)
+    common.prepare_output(args.output, args.overwrite)
+    return tokenizer, common.join(args.output, common.RUN_STATS_DIR), common.utc_now()

@@ -210,10 +210,7 @@ def main(argv=None):
     if near_dedup is not None:
         near_dedup = dataclasses.replace(near_dedup, per_language=True)
     decontamination = flags.decontamination_config(args)
-    tokenizer = flags.stream_tokenizer(args)
-    common.prepare_output(args.output, args.overwrite)
-    stats_dir = common.join(args.output, common.RUN_STATS_DIR)
-    started = common.utc_now()
+    tokenizer, stats_dir, started = flags.start_run(args)
 
     pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
     curated = curate(pipeline, args, selection, stats_dir)

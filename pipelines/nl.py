@@ -113,10 +113,7 @@ def main(argv=None):
     args, beam_args = parse_args(argv)
     pile = read_config(args)
     near_dedup = flags.near_dedup_config(args)
-    tokenizer = flags.stream_tokenizer(args)
-    common.prepare_output(args.output, args.overwrite)
-    stats_dir = common.join(args.output, common.RUN_STATS_DIR)
-    started = common.utc_now()
+    tokenizer, stats_dir, started = flags.start_run(args)
 
     pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
     curated = pipeline | "Curate" >> CuratePile(pile)
