@@ -38,6 +38,8 @@ from pathlib import Path
 
 import zstandard
 
+import build_samples  # samples/build_samples.py, beside this script
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "nl"
 SOURCES = HERE / "SOURCES.md"
@@ -217,11 +219,8 @@ def main(argv=None) -> int:
     # The Multi section (samples/multi/build_snapshot.py) follows this one and is kept as it is.
     tail = text[text.index(MULTI_MARKER):] if MULTI_MARKER in text else ""
     updated = head + sources_section(docs, lines, sizes) + ("\n" + tail if tail else "")
-    if args.check:
-        if text != updated:
-            problems.append("the NL section of SOURCES.md is out of date")
-    elif text != updated:
-        SOURCES.write_text(updated, encoding="utf-8")
+    if build_samples.sync_file(SOURCES, updated, check=args.check, problems=problems,
+                               label="the NL section of SOURCES.md"):
         print("wrote SOURCES.md (NL section)")
     for problem in problems:
         print(f"PROBLEM {problem}", file=sys.stderr)

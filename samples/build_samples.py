@@ -166,6 +166,18 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+def sync_file(path: Path, text: str, *, check: bool, problems: list, label: str) -> bool:
+    """Write ``text`` to ``path`` if it differs; with ``check``, only record a problem instead.
+
+    Every sample builder ends this way (manifests, SOURCES.md sections). Returns whether it wrote.
+    """
+    if check:
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            problems.append(f"{label} is out of date")
+        return False
+    return write_if_changed(path, text)
+
+
 def inspect_archive(path: Path) -> tuple[str, list[str]]:
     """Check the sdist's shape; return (top-level folder, license files).
 
@@ -405,14 +417,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         problems.append(f"archives total {total} bytes, over the {MAX_TOTAL_BYTES} byte ceiling")
 
     man, src = manifest_text(), with_nl_section(sources_text(info))
-    if args.check:
-        if not MANIFEST.exists() or MANIFEST.read_text(encoding="utf-8") != man:
-            problems.append(f"{MANIFEST.relative_to(HERE)} is out of date")
-        if not SOURCES.exists() or SOURCES.read_text(encoding="utf-8") != src:
-            problems.append(f"{SOURCES.relative_to(HERE)} is out of date")
-    else:
-        for path, text in ((MANIFEST, man), (SOURCES, src)):
-            changed = write_if_changed(path, text)
+    for path, text in ((MANIFEST, man), (SOURCES, src)):
+        changed = sync_file(path, text, check=args.check, problems=problems,
+                            label=str(path.relative_to(HERE)))
+        if not args.check:
             log(f"{'wrote ' if changed else 'same  '} {path.relative_to(HERE.parent)}")
 
     log("")

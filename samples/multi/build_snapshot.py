@@ -28,7 +28,9 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-import pyarrow as pa
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # samples/, for build_samples
+import build_samples  # noqa: E402
+import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
@@ -332,11 +334,8 @@ def main(argv=None) -> int:
             OUT.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data[name])
             print(f"wrote multi/snapshot/{name}.parquet ({tables[name].num_rows} rows)")
-    if args.check:
-        if text != updated:
-            problems.append("the Multi section of SOURCES.md is out of date")
-    elif text != updated:
-        SOURCES.write_text(updated, encoding="utf-8")
+    if build_samples.sync_file(SOURCES, updated, check=args.check, problems=problems,
+                               label="the Multi section of SOURCES.md"):
         print("wrote SOURCES.md (Multi section)")
     for problem in problems:
         print(f"PROBLEM {problem}", file=sys.stderr)
