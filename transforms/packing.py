@@ -24,6 +24,7 @@ class PackedShard:
     document_tokens: int  # tokens of the documents, end-of-text tokens included
     tail_tokens: int  # tokens past the last full sequence
     dropped_tokens: int  # tail tokens dropped (0 with "pad")
+    segment_ids: Optional[np.ndarray] = None  # int32 [sequences, seq_len]: examples packed a row (instruct)
 
 
 def pack(index: int, token_arrays, seq_len: int, eot_id: int, pad_id: int, tail: str = "drop"

@@ -68,8 +68,17 @@ def write_atomically(path: str, write) -> tuple[int, str]:
     return writer.size, writer.sha256.hexdigest()
 
 
+def pack_documents(index, docs, seq_len, eot_id, pad_id, tail):
+    """The corpora's packer: ``(key, id, int32 token bytes)`` documents, end-of-text after each."""
+    import numpy as np
+
+    arrays = (np.frombuffer(tokens, dtype="<i4") for _, _, tokens in docs)
+    return pack(index, arrays, seq_len, eot_id, pad_id, tail)
+
+
 class _PackAndWriteFn(beam.DoFn):
-    def __init__(self, output_dir, num_shards, seq_len, eot_id, pad_id, tail, formats):
+    def __init__(self, output_dir, num_shards, seq_len, eot_id, pad_id, tail, formats,
+                 pack_fn=pack_documents):
         self._output_dir = output_dir.rstrip("/")
         self._num_shards = num_shards
         self._seq_len = seq_len
@@ -77,13 +86,11 @@ class _PackAndWriteFn(beam.DoFn):
         self._pad_id = pad_id
         self._tail = tail
         self._formats = formats
+        self._pack_fn = pack_fn
 
     def process(self, item):
-        import numpy as np
-
         index, docs = item
-        arrays = (np.frombuffer(tokens, dtype="<i4") for _, _, tokens in docs)
-        packed = pack(index, arrays, self._seq_len, self._eot_id, self._pad_id, self._tail)
+        packed = self._pack_fn(index, docs, self._seq_len, self._eot_id, self._pad_id, self._tail)
         sequences = int(packed.input_ids.shape[0])
         count(STAGE, "sequences", sequences)
         count(STAGE, "documents", packed.documents)
@@ -94,11 +101,18 @@ class _PackAndWriteFn(beam.DoFn):
             name = shard_name(index, self._num_shards, fmt)
 
             def write(fileobj, fmt=fmt):
-                FORMATS[fmt](fileobj, packed.input_ids, packed.loss_mask)
+                if packed.segment_ids is None:
+                    FORMATS[fmt](fileobj, packed.input_ids, packed.loss_mask)
+                else:
+                    FORMATS[fmt](fileobj, packed.input_ids, packed.loss_mask,
+                                 segment_ids=packed.segment_ids)
 
             size, digest = write_atomically(f"{self._output_dir}/{name}", write)
             files.append({"path": name, "format": fmt, "bytes": size, "sha256": digest})
-        padding = 0 if packed.loss_mask is None else int(packed.loss_mask.size - packed.loss_mask.sum())
+        if packed.segment_ids is not None:  # the loss mask also leaves out inputs: padding is segment 0
+            padding = int((packed.segment_ids == 0).sum())
+        else:
+            padding = 0 if packed.loss_mask is None else int(packed.loss_mask.size - packed.loss_mask.sum())
         yield {
             "shard": index,
             "records": sequences,
@@ -113,12 +127,17 @@ class _PackAndWriteFn(beam.DoFn):
 
 
 class PackAndWriteShards(beam.PTransform):
-    """Pack each ``(shard, sorted docs)`` and write its files; yields one stats dict per shard."""
+    """Pack each ``(shard, sorted docs)`` and write its files; yields one stats dict per shard.
+
+    ``pack_fn(index, docs, seq_len, eot_id, pad_id, tail) -> PackedShard`` packs a shard's items;
+    the default packs documents (the corpora), instruction mixtures pass their example packer.
+    """
 
     def __init__(self, output_dir, num_shards, seq_len, eot_id, pad_id, tail="drop",
-                 formats=("tfrecord", "arrow")):
+                 formats=("tfrecord", "arrow"), pack_fn=pack_documents):
         super().__init__()
-        self._fn = _PackAndWriteFn(output_dir, num_shards, seq_len, eot_id, pad_id, tail, formats)
+        self._fn = _PackAndWriteFn(output_dir, num_shards, seq_len, eot_id, pad_id, tail, formats,
+                                   pack_fn)
 
     def expand(self, shards):
         return shards | beam.ParDo(self._fn)

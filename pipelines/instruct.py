@@ -1,0 +1,258 @@
+"""Instruction-tuning mixtures the FLAN way: task registry -> packed streams, per held-out split.
+
+    python -m pipelines.instruct --tasks REGISTRY --output DIR --tokenizer MODEL.model \
+        [--holdout_cluster NAME | --all_holdouts] [--max_examples_per_task N] [--mixing_cap N] \
+        [--mixture_size N] [--seed S] [--write_examples] [Beam options]
+
+Stages: read sources -> render (template by hash) -> decontaminate training examples against every
+evaluation split, HumanEval and MTPB -> cap per task -> tokenize -> per split: mix (capped
+examples-proportional) -> global shuffle -> pack with segment ids -> write shards, and the held-out
+tasks' evaluation set; then the driver writes each split's ``manifest.json`` last.
+"""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+
+from pipelines import common, flags
+from schemas import instruct as schema
+from transforms.decontamination import Decontaminate
+from transforms.instruct_examples import ReadAndRender
+from transforms.instruct_mixing import CapPerTask, MixSplit
+from transforms.instruct_streams import TokenizeExamples, WriteEvalSet, WriteMixture
+from transforms.run_stats import ArchiveFingerprintFn, WriteJson, read_json
+
+DATASET = "instruct"
+EVAL_TEXTS = "eval_texts.jsonl"
+
+
+def parse_args(argv):
+    parser = common.ArgumentParser(prog="sluice instruct", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", required=True, help="Task registry (YAML or JSON; any fsspec path).")
+    holdout = parser.add_mutually_exclusive_group()
+    holdout.add_argument("--holdout_cluster", help="Leave this cluster (and its close clusters) out of training.")
+    holdout.add_argument("--all_holdouts", action="store_true",
+                         help="Build every leave-one-cluster-out split, each in OUTPUT/holdout-<cluster>/.")
+    parser.add_argument("--max_examples_per_task", type=common.positive_int, default=30000,
+                        help="Training examples kept per task, by hash rank (FLAN: 30,000).")
+    parser.add_argument("--mixing_cap", type=common.positive_int, default=3000,
+                        help="Examples-proportional mixing cap K: rate_t = min(n_t, K) / sum_j min(n_j, K).")
+    parser.add_argument("--mixture_size", type=common.positive_int, default=None,
+                        help="Training examples per split (default: sum_j min(n_j, K), no repeats).")
+    parser.add_argument("--max_input_tokens", type=common.positive_int, default=1024)
+    parser.add_argument("--max_target_tokens", type=common.positive_int, default=256)
+    parser.add_argument("--eval_shards", type=common.positive_int, default=1)
+    parser.add_argument("--write_examples", action="store_true",
+                        help="Write every rendered example as Parquet under examples/ (audit).")
+    parser.add_argument("--overwrite", action="store_true", help="Replace a published output.")
+    flags.add_stream_flags(parser)
+    flags.add_decontamination_flags(parser)
+    args, beam_args = parser.parse_known_args(argv)
+    flags.check_stream_flags(args)
+    args.pack_tail = "pad"  # rows hold whole examples and are padded; nothing is dropped
+    args.write_documents = args.write_rejects = False  # the shared manifest sections read these
+    if args.seq_len < args.max_input_tokens + args.max_target_tokens + 1:
+        raise common.UsageError(
+            f"--seq_len: {args.seq_len} cannot hold an example of --max_input_tokens {args.max_input_tokens}"
+            f" + --max_target_tokens {args.max_target_tokens} + end-of-text")
+    return args, beam_args
+
+
+def load_registry(args) -> schema.Registry:
+    common.require_file(args.tasks, "--tasks")
+    try:
+        return schema.load_registry(args.tasks)
+    except schema.RegistryError as err:
+        raise common.UsageError(f"--tasks: {err}") from None
+
+
+def eval_texts(registry: schema.Registry) -> list:
+    """``{id, text}`` of every evaluation example of the file-based tasks: their field values.
+
+    Decontamination matches content, not template wording, so a text is the example's field values
+    one a line. Evaluation splits are small (benchmarks), so the driver reads them, as it loads
+    HumanEval; code tasks' evaluation functions are split off by hash and not listed.
+    """
+    items = []
+    for task in registry.tasks:
+        if "eval" not in task.source.splits or task.source.format == "mono" or task.source.extract:
+            continue
+        if task.source.format == "hf_disk":
+            records = schema.hf_records(task.source.path, task.source.splits["eval"])
+        else:
+            reader = schema.jsonl_records if task.source.format == "jsonl" else schema.parquet_records
+            records = (r for path in schema.expand_paths(task.source.splits["eval"]) for r in reader(path))
+        for row_id, record in records:
+            try:
+                fields = schema.example_fields(task, record)
+            except schema.FieldError:
+                continue
+            example_id = str(record.get(task.source.id_field, row_id)) if task.source.id_field else row_id
+            parts = [v if isinstance(v, str) else "\n".join(v) for v in fields.values()]
+            items.append({"id": f"eval:{task.name}/{example_id}", "text": "\n".join(parts)})
+    return items
+
+
+def write_eval_texts(path: str, items: list) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(path) as handle:
+        for item in items:
+            handle.write(json.dumps(item, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n")
+
+
+def run_config(args, split: schema.Split, decontamination) -> dict:
+    return {
+        "tasks": args.tasks, "split": split.name, "holdout_cluster": split.holdout,
+        "excluded_clusters": list(split.excluded_clusters),
+        "max_examples_per_task": args.max_examples_per_task, "mixing_cap": args.mixing_cap,
+        "mixture_size": args.mixture_size, "max_input_tokens": args.max_input_tokens,
+        "max_target_tokens": args.max_target_tokens, "eval_shards": args.eval_shards,
+        "decontamination": decontamination, **flags.stream_config(args),
+    }
+
+
+def mixture_section(registry, plan: dict, realised: dict) -> dict:
+    """Per task: cluster, available examples, FLAN rate, planned and realised examples and share."""
+    total = sum(realised.values())
+    tasks = {}
+    for name, entry in sorted(plan.items()):
+        got = realised.get(name, 0)
+        tasks[name] = {"cluster": registry.task(name).cluster, **entry, "realised": got,
+                       "realised_proportion": got / total if total else 0.0}
+    return {"examples": total, "tasks": tasks}
+
+
+def _is_split(example, split_name):
+    return example.split == split_name
+
+
+def _in_tasks(tokenized, tasks):
+    return tokenized.task in tasks
+
+
+def _example_row(tokenized_or_example):
+    example = getattr(tokenized_or_example, "example", tokenized_or_example)
+    return {"task": example.task, "cluster": example.cluster, "split": example.split,
+            "template": example.template, "inverse": example.inverse, "id": example.id,
+            "input": example.input, "target": example.target}
+
+
+def _write_examples(pcoll, folder: str, label: str):
+    import pyarrow as pa
+
+    schema_ = pa.schema([("task", pa.string()), ("cluster", pa.string()), ("split", pa.string()),
+                         ("template", pa.int64()), ("inverse", pa.bool_()), ("id", pa.string()),
+                         ("input", pa.large_string()), ("target", pa.large_string())])
+    return (pcoll | f"{label}Rows" >> beam.Map(_example_row)
+            | f"{label}Write" >> beam.io.WriteToParquet(common.join(folder, "examples/examples"), schema_,
+                                                        file_name_suffix=".parquet"))
+
+
+def split_output(args, split: schema.Split) -> str:
+    return common.join(args.output, split.name) if args.all_holdouts else args.output
+
+
+def main(argv=None):
+    args, beam_args = parse_args(argv)
+    registry = load_registry(args)
+    try:
+        splits = schema.plan_splits(registry, args.holdout_cluster, args.all_holdouts)
+    except schema.RegistryError as err:
+        raise common.UsageError(str(err)) from None
+    decontamination = flags.decontamination_config(args)
+    tokenizer, stats_dir, started = flags.start_run(args)
+    for split in splits:
+        folder = split_output(args, split)
+        if folder != args.output:
+            common.prepare_output(folder, args.overwrite)
+        for stale in ("eval", "examples", common.RUN_STATS_DIR):  # unpublished leftovers
+            common.remove(common.join(folder, stale))
+    if decontamination is not None:
+        texts_path = common.join(stats_dir, EVAL_TEXTS)
+        write_eval_texts(texts_path, eval_texts(registry))
+        decontamination = dict(decontamination, extra_paths=[*decontamination["extra_paths"], texts_path])
+
+    pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
+    examples, archives = pipeline | "ReadAndRender" >> ReadAndRender(registry, args.seed)
+    train = examples | "TrainSplit" >> beam.Filter(_is_split, "train")
+    held = examples | "EvalSplit" >> beam.Filter(_is_split, "eval")
+    if decontamination is not None:
+        train, _ = train | "Decontaminate" >> Decontaminate(**decontamination)
+    capped, smallest = train | "CapPerTask" >> CapPerTask(args.seed, args.max_examples_per_task)
+    tokenized = capped | "Tokenize" >> TokenizeExamples(args.tokenizer, args.max_input_tokens,
+                                                        args.max_target_tokens)
+    eval_tokenized = held | "TokenizeEval" >> TokenizeExamples(args.tokenizer, args.max_input_tokens,
+                                                               args.max_target_tokens)
+    for i, split in enumerate(splits):
+        folder = split_output(args, split)
+        run_dir = common.join(folder, common.RUN_STATS_DIR)
+        label = f"S{i}"
+        mixture, plan = tokenized | f"{label}Mix" >> MixSplit(
+            split.train_tasks, smallest, args.seed, args.mixing_cap, args.mixture_size)
+        plan | f"{label}WritePlan" >> WriteJson(common.join(run_dir, "plan.json"))
+        (mixture | f"{label}TaskOf" >> beam.Map(lambda t: (t.task, 1))
+         | f"{label}PerTask" >> beam.CombinePerKey(sum)
+         | f"{label}AllTasks" >> beam.combiners.ToList()
+         | f"{label}Sorted" >> beam.Map(lambda pairs: dict(sorted(pairs)))
+         | f"{label}WriteRealised" >> WriteJson(common.join(run_dir, "realised.json")))
+        mixture | f"{label}Write" >> WriteMixture(
+            folder, seq_len=args.seq_len, num_shards=args.num_shards, seed=args.seed,
+            eot_id=tokenizer.eot_id, pad_id=tokenizer.pad_id, stats_path=common.join(run_dir, "shards.json"))
+        eval_set = eval_tokenized | f"{label}EvalTasks" >> beam.Filter(_in_tasks, set(split.eval_tasks))
+        eval_set | f"{label}WriteEval" >> WriteEvalSet(
+            common.join(folder, "eval"), num_shards=args.eval_shards, seed=args.seed,
+            stats_path=common.join(run_dir, "eval.json"))
+        if args.write_examples:
+            both = (mixture, eval_set) | f"{label}Audit" >> beam.Flatten()
+            _write_examples(both, folder, f"{label}Examples")
+    if archives:
+        ((archives | "AllArchives" >> beam.Flatten()) | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
+         | "WriteArchiveStats" >> WriteJson(common.join(stats_dir, "archives.json")))
+    result = pipeline.run()
+    result.wait_until_finish()
+    counts = common.counts_from_metrics(result)
+
+    inputs = {"registry": common.file_sha256(args.tasks),
+              "sources": [common.file_sha256(path) for path in sorted(
+                  {p for t in registry.tasks if t.source.format in ("jsonl", "parquet")
+                   for pattern in t.source.splits.values() for p in schema.expand_paths(pattern)})]}
+    if archives:
+        inputs["code_archives"] = read_json(common.join(stats_dir, "archives.json"))
+    sections = flags.stream_manifest_sections(args, tokenizer)
+    sections["stream"]["segment_ids"] = True
+    sections["side_outputs"] = {"examples": "examples/" if args.write_examples else None}
+    manifests = {}
+    for split in splits:
+        folder = split_output(args, split)
+        run_dir = common.join(folder, common.RUN_STATS_DIR)
+        shards = sorted(read_json(common.join(run_dir, "shards.json")), key=lambda s: s["shard"])
+        eval_stats = sorted(read_json(common.join(run_dir, "eval.json")), key=lambda s: s["shard"])
+        eval_tasks: dict = {}
+        for shard in eval_stats:
+            for task, n in shard["tasks"].items():
+                eval_tasks[task] = eval_tasks.get(task, 0) + n
+        manifests[split.name] = common.publish_manifest(
+            folder, dataset=DATASET, started=started, config=run_config(args, split, decontamination),
+            counts=counts, inputs=inputs, shards=shards, **sections,
+            holdout={"cluster": split.holdout, "excluded_clusters": list(split.excluded_clusters),
+                     "train_tasks": list(split.train_tasks), "eval_tasks": list(split.eval_tasks)},
+            mixture={"max_examples_per_task": args.max_examples_per_task, "mixing_cap": args.mixing_cap,
+                     **mixture_section(registry, read_json(common.join(run_dir, "plan.json")),
+                                       read_json(common.join(run_dir, "realised.json")))},
+            eval={"examples": sum(s["examples"] for s in eval_stats), "tasks": eval_tasks,
+                  "files": [{k: s[k] for k in ("path", "examples", "bytes", "sha256")} for s in eval_stats]},
+        )
+    if args.all_holdouts:
+        common.remove(stats_dir)
+    return manifests
+
+
+def run(argv=None) -> int:
+    return common.run_main(main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())
