@@ -1,0 +1,186 @@
+"""The instruct pipeline end to end on the real samples: held-out clusters, the capped mixture,
+packed examples equal to the rendered ones, determinism across worker counts, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from pipelines import instruct
+from schemas.instruct import load_registry
+from schemas.packed_stream import read_arrow_columns, read_tfrecord_columns
+from schemas.tf_example import Example
+from schemas.tfrecord import read_records
+from schemas.tokenizer import Tokenizer
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+REGISTRY = ROOT / "samples" / "instruct" / "tasks.yaml"
+FLAGS = ["--holdout_cluster", "commonsense", "--num_shards", "2", "--seq_len", "1536",
+         "--max_examples_per_task", "60", "--mixing_cap", "40", "--seed", "3"]
+
+
+def run(tokenizer, output, *extra, registry=REGISTRY):
+    return instruct.main(["--tasks", str(registry), "--output", str(output), "--tokenizer", str(tokenizer),
+                          *extra])
+
+
+@pytest.fixture(scope="module")
+def holdout_run(sample_tokenizer, tmp_path_factory):
+    out = tmp_path_factory.mktemp("instruct")
+    return out, run(sample_tokenizer, out, *FLAGS, "--write_examples")["holdout-commonsense"]
+
+
+def examples_of(out):
+    tables = [pq.read_table(p) for p in sorted((out / "examples").glob("*.parquet"))]
+    return pa.concat_tables(tables).to_pylist()
+
+
+def eval_records(path):
+    out = []
+    with open(path, "rb") as handle:
+        for data in read_records(handle):
+            record = Example.FromString(data).features.feature
+            out.append({"task": record["task"].bytes_list.value[0].decode(),
+                        "inputs": list(record["inputs"].int64_list.value),
+                        "template": record["template"].int64_list.value[0],
+                        "inputs_text": record["inputs_text"].bytes_list.value[0].decode()})
+    return out
+
+
+def test_published_and_held_out(holdout_run, published_output_check):
+    out, manifest = holdout_run
+    published_output_check(out, manifest, num_shards=2)
+    assert manifest["holdout"]["excluded_clusters"] == ["commonsense", "reading_comprehension_with_commonsense"]
+    rows = examples_of(out)
+    train = [r for r in rows if r["split"] == "train"]
+    held = [r for r in rows if r["split"] == "eval"]
+    assert {r["cluster"] for r in train}.isdisjoint({"commonsense", "reading_comprehension_with_commonsense"})
+    assert {r["task"] for r in train} == set(manifest["mixture"]["tasks"])
+    assert {"code_docstring_to_function", "code_function_to_docstring", "gap", "gsm8k"} <= {r["task"] for r in train}
+    # The evaluation set: every evaluation example of the held-out cluster's tasks, and nothing else.
+    assert manifest["eval"]["tasks"] == {"codah": 50, "piqa": 100, "strategyqa": 50}
+    records = eval_records(out / manifest["eval"]["files"][0]["path"])
+    assert len(records) == 200 and {r["task"] for r in records} == {"codah", "piqa", "strategyqa"}
+    assert {r["task"] for r in held} == {"codah", "piqa", "strategyqa"} and len(held) == 200
+    registry = load_registry(str(REGISTRY))
+    for r in records:  # classification options follow the input of every forward template
+        task = registry.task(r["task"])
+        assert ("\n\nOPTIONS:\n- " in r["inputs_text"]) == (not task.templates[r["template"]].inverse)
+    assert all(r["inputs"] for r in records)
+    assert manifest["stream"]["segment_ids"] and manifest["stream"]["loss_mask"]
+
+
+def test_mixture_follows_the_capped_rule(holdout_run):
+    _, manifest = holdout_run
+    tasks = manifest["mixture"]["tasks"]
+    weights = {t: min(e["available"], 40) for t, e in tasks.items()}
+    assert all(e["available"] <= 60 for e in tasks.values())
+    assert tasks["code_docstring_to_function"]["available"] == 60  # capped by --max_examples_per_task
+    for name, entry in tasks.items():
+        assert entry["realised"] == weights[name] == entry["examples"]
+        assert entry["rate"] == weights[name] / sum(weights.values())
+        assert entry["realised_proportion"] == entry["rate"]
+    assert manifest["totals"]["documents"] == manifest["mixture"]["examples"] == sum(weights.values())
+
+
+def segments_of(columns, eot_id):
+    """(input ids, target ids) of every packed example, from segment ids and the loss mask."""
+    out = []
+    for ids, mask, seg in zip(columns["input_ids"], columns["loss_mask"], columns["segment_ids"]):
+        used = int((seg > 0).sum())
+        assert (seg[used:] == 0).all() and (mask[used:] == 0).all()
+        for s in range(1, int(seg.max()) + 1):
+            where = np.flatnonzero(seg == s)
+            tokens, target = ids[where], mask[where].astype(bool)
+            assert tokens[-1] == eot_id and target[-1]
+            first = int(np.argmax(target))
+            assert target[first:].all() and not target[:first].any()  # loss only on the target
+            out.append((tuple(tokens[:first].tolist()), tuple(tokens[first:-1].tolist())))
+    return out
+
+
+def test_packed_examples_are_the_rendered_ones(holdout_run, sample_tokenizer):
+    out, manifest = holdout_run
+    tokenizer = Tokenizer(sample_tokenizer.read_bytes())
+    packed = []
+    for shard in manifest["shards"]:
+        arrow = next(f for f in shard["files"] if f["format"] == "arrow")
+        tfrecord = next(f for f in shard["files"] if f["format"] == "tfrecord")
+        columns = read_arrow_columns(out / arrow["path"])
+        with open(out / tfrecord["path"], "rb") as handle:
+            from_tfrecord = read_tfrecord_columns(handle)
+        for name in ("input_ids", "loss_mask", "segment_ids"):
+            np.testing.assert_array_equal(columns[name], from_tfrecord[name])
+        packed += segments_of(columns, tokenizer.eot_id)
+    expected = []
+    for row in examples_of(out):
+        if row["split"] == "train":
+            inputs = tokenizer.encode_array(row["input"] + "\n")[:1024]
+            targets = tokenizer.encode_array(row["target"])[:256]
+            expected.append((tuple(inputs.tolist()), tuple(targets.tolist())))
+    assert sorted(packed) == sorted(expected)
+
+
+def test_same_bytes_with_two_worker_processes(holdout_run, sample_tokenizer, tmp_path):
+    out, manifest = holdout_run
+    other = run(sample_tokenizer, tmp_path, *FLAGS, "--direct_running_mode=multi_processing",
+                "--direct_num_workers=2")["holdout-commonsense"]
+    assert other["shards"] == manifest["shards"] and other["eval"] == manifest["eval"]
+    assert other["mixture"] == manifest["mixture"]
+    for name in [f["path"] for s in manifest["shards"] for f in s["files"]] + ["eval/eval-00000-of-00001.tfrecord"]:
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
+
+
+def small_registry(tmp_path) -> pathlib.Path:
+    """Three real sample tasks in two clusters, paths made absolute."""
+    data = yaml.safe_load(REGISTRY.read_text())
+    tasks = [t for t in data["tasks"] if t["name"] in ("web_questions", "nq_open", "poem_sentiment")]
+    for task in tasks:
+        task["source"]["splits"] = {k: str(REGISTRY.parent / v) for k, v in task["source"]["splits"].items()}
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps({"tasks": tasks}))
+    return path
+
+
+def test_all_holdouts_in_one_run(sample_tokenizer, tmp_path):
+    registry = small_registry(tmp_path)
+    out = tmp_path / "out"
+    manifests = run(sample_tokenizer, out, "--all_holdouts", "--num_shards", "1", "--mixing_cap", "100",
+                    "--no-decontaminate", registry=registry)
+    assert sorted(manifests) == ["holdout-closed_book_qa", "holdout-sentiment"]
+    for name, manifest in manifests.items():
+        cluster = name.split("-", 1)[1]
+        on_disk = json.loads((out / name / "manifest.json").read_text())
+        assert on_disk == manifest and manifest["holdout"]["cluster"] == cluster
+    assert list(manifests["holdout-sentiment"]["mixture"]["tasks"]) == ["web_questions"]
+    assert manifests["holdout-sentiment"]["eval"]["tasks"] == {"poem_sentiment": 50}
+    assert list(manifests["holdout-closed_book_qa"]["mixture"]["tasks"]) == ["poem_sentiment"]
+    assert manifests["holdout-closed_book_qa"]["eval"]["tasks"] == {"nq_open": 100, "web_questions": 50}
+    assert not (out / "manifest.json").exists() and not (out / "_run").exists()
+    # A published split is not overwritten without --overwrite.
+    assert instruct.run(["--tasks", str(registry), "--output", str(out), "--tokenizer", str(sample_tokenizer),
+                         "--all_holdouts"]) == 2
+
+
+def test_bad_registry_is_one_line(sample_tokenizer, tmp_path, capsys):
+    registry = small_registry(tmp_path)
+    data = json.loads(registry.read_text())
+    data["tasks"][0]["templates"][2]["input"] = "Answer: {question} ({topic})"
+    registry.write_text(json.dumps(data))
+    code = instruct.run(["--tasks", str(registry), "--output", str(tmp_path / "out"),
+                         "--tokenizer", str(sample_tokenizer)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "task web_questions: template 2 names topic, not a mapped field" in err
+    assert not (tmp_path / "out").exists()
+    assert instruct.run(["--tasks", str(REGISTRY), "--output", str(tmp_path / "o"), "--tokenizer",
+                         str(sample_tokenizer), "--seq_len", "1000"]) == 2
+    assert instruct.run(["--tasks", str(REGISTRY), "--output", str(tmp_path / "o"), "--tokenizer",
+                         str(sample_tokenizer), "--holdout_cluster", "poetry"]) == 2
