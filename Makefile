@@ -38,6 +38,12 @@ demo: setup
 	    --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 --seq_len 2048 \
 	    --write_documents --write_rejects --overwrite
 	$(PY) -m pipelines.summary $(DEMO)/multi
+	@# Instruction mixtures: 18 real tasks in 12 FLAN clusters + 2 code tasks from the Mono samples,
+	@# every leave-one-cluster-out split in one run (out/demo/instruct/holdout-<cluster>/).
+	$(PY) -m pipelines.instruct --tasks samples/instruct/tasks.yaml --output $(DEMO)/instruct \
+	    --tokenizer $(DEMO)/tokenizer/tokenizer.model --all_holdouts --num_shards 2 --mixing_cap 150 \
+	    --write_examples --overwrite
+	$(PY) -m pipelines.summary $(DEMO)/instruct/holdout-sentiment
 
 test: setup-test
 	$(PY) -m pytest

@@ -6,6 +6,7 @@ import importlib
 import sys
 
 PIPELINES = {
+    "instruct": "Instruction-tuning mixtures (FLAN): task registry to packed streams per held-out split.",
     "mono": "The Mono corpus: GitHub Python archives to packed streams.",
     "multi": "The Multi corpus: GitHub files in six languages (BigQuery SQL) to packed streams.",
     "nl": "The NL corpus: The Pile's JSON Lines files to packed streams.",

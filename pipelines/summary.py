@@ -44,6 +44,16 @@ def summarize(manifest: dict) -> str:
             f" ({entry['kept']['bytes']:,} bytes, {entry['kept']['tokens']:,} tokens),"
             f" rejected {entry['rejected']['documents']:,}"
         )
+    holdout, mixture, held = manifest.get("holdout"), manifest.get("mixture"), manifest.get("eval")
+    if mixture:
+        lines.append(f"  mixture: {len(mixture['tasks'])} tasks, {mixture['examples']:,} examples"
+                     f" (cap {mixture['mixing_cap']:,}, at most {mixture['max_examples_per_task']:,} a task)")
+        for name, entry in mixture["tasks"].items():
+            lines.append(f"    {name:<28} {entry['cluster']:<24} {entry['realised']:>6,}"
+                         f" ({entry['realised_proportion']:.1%}) of {entry['available']:,}")
+    if holdout and holdout.get("cluster"):
+        lines.append(f"  held out {', '.join(holdout['excluded_clusters'])}; eval set {held['examples']:,}"
+                     f" examples of {', '.join(held['tasks'])}")
     for stage, outcomes in manifest["counts"].items():
         shown = ", ".join(f"{name} {n:,}" for name, n in outcomes.items())
         lines.append(f"  {stage:<12} {shown}")

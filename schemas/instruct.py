@@ -421,8 +421,9 @@ def expand_paths(pattern: str) -> list:
     return sorted(prefix + p if prefix and "://" not in p else p for p in paths)
 
 
-def jsonl_records(path: str) -> Iterator[tuple]:
-    """(``<file name>:<0-based line>``, record) for each non-blank line; ValueError on a bad line."""
+def jsonl_records(path: str, strict: bool = True) -> Iterator[tuple]:
+    """(``<file name>:<0-based line>``, record) for each non-blank line. A line that is not JSON
+    raises ValueError, or with ``strict=False`` gives record None (the reader counts it)."""
     name = posixpath.basename(path)
     with _open(path) as handle:
         for number, line in enumerate(handle):
@@ -431,7 +432,9 @@ def jsonl_records(path: str) -> Iterator[tuple]:
             try:
                 record = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise ValueError(f"{path}:{number + 1}: not JSON ({err})") from None
+                if strict:
+                    raise ValueError(f"{path}:{number + 1}: not JSON ({err})") from None
+                record = None
             yield f"{name}:{number}", record
 
 

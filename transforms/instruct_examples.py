@@ -47,8 +47,11 @@ class _ReadFileFn(beam.DoFn):
         elif source.format == "parquet":
             records = schema.parquet_records(location)
         else:
-            records = schema.jsonl_records(location)
+            records = schema.jsonl_records(location, strict=False)
         for row_id, record in records:
+            if record is None:
+                count(READ_STAGE, "invalid_json")
+                continue
             if not isinstance(record, dict):
                 count(READ_STAGE, "not_an_object")
                 continue
