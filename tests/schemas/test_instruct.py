@@ -230,3 +230,11 @@ def test_holdout_splits(registry):
     assert everything.name == "all" and not everything.eval_tasks
     with pytest.raises(schema.RegistryError, match="no task's cluster"):
         schema.plan_splits(registry, "poetry")
+
+
+def test_hf_source_without_the_datasets_library_is_one_clear_line(tmp_path, monkeypatch):
+    data = tiny_registry(tmp_path)
+    data["tasks"][0]["source"] = {"format": "hf_disk", "path": str(tmp_path), "splits": {"train": "train"}}
+    monkeypatch.setitem(__import__("sys").modules, "datasets", None)  # as if not installed
+    with pytest.raises(schema.RegistryError, match="needs the 'datasets' library"):
+        load(tmp_path, data)
