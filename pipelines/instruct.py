@@ -69,15 +69,17 @@ def load_registry(args) -> schema.Registry:
 
 
 def eval_texts(registry: schema.Registry) -> list:
-    """``{id, text}`` of every evaluation example of the file-based tasks: their field values.
+    """``{id, text}`` for each field of every evaluation example of the file-based tasks.
 
-    Decontamination matches content, not template wording, so a text is the example's field values
-    one a line. Evaluation splits are small (benchmarks), so the driver reads them, as it loads
-    HumanEval; code tasks' evaluation functions are split off by hash and not listed.
+    Decontamination matches content, not template wording, and one item per field (a question, a
+    passage) matches a training input that holds it whatever surrounds it; fields too short to be
+    evidence (a label, a short answer) are skipped by the matcher. Evaluation splits are small
+    (benchmarks), so the driver reads them, as it loads HumanEval; code tasks' evaluation functions
+    are split off by hash and not listed.
     """
     items = []
     for task in registry.tasks:
-        if "eval" not in task.source.splits or task.source.format == "mono" or task.source.extract:
+        if "eval" not in task.source.splits or task.source.extract:
             continue
         if task.source.format == "hf_disk":
             records = schema.hf_records(task.source.path, task.source.splits["eval"])
@@ -90,8 +92,9 @@ def eval_texts(registry: schema.Registry) -> list:
             except schema.FieldError:
                 continue
             example_id = str(record.get(task.source.id_field, row_id)) if task.source.id_field else row_id
-            parts = [v if isinstance(v, str) else "\n".join(v) for v in fields.values()]
-            items.append({"id": f"eval:{task.name}/{example_id}", "text": "\n".join(parts)})
+            for name, value in fields.items():
+                text = value if isinstance(value, str) else "\n".join(value)
+                items.append({"id": f"eval:{task.name}/{example_id}:{name}", "text": text})
     return items
 
 

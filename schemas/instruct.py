@@ -654,8 +654,9 @@ class RenderedExample:
 
     @property
     def text(self) -> str:
-        """What decontamination matches: the input the model reads."""
-        return self.input
+        """What decontamination matches: input and target, since an inverse template puts the
+        evaluation question in the target, and training on it leaks it as much."""
+        return f"{self.input}\n{self.target}"
 
 
 EXAMPLE_PARQUET_COLUMNS = ("task", "cluster", "split", "template", "inverse", "id", "input", "target")

@@ -184,3 +184,25 @@ def test_bad_registry_is_one_line(sample_tokenizer, tmp_path, capsys):
                          str(sample_tokenizer), "--seq_len", "1000"]) == 2
     assert instruct.run(["--tasks", str(REGISTRY), "--output", str(tmp_path / "o"), "--tokenizer",
                          str(sample_tokenizer), "--holdout_cluster", "poetry"]) == 2
+
+
+def test_training_copies_of_evaluation_examples_are_removed(sample_tokenizer, tmp_path):
+    """A training task holding NQ-open evaluation questions loses exactly those long enough to match."""
+    from transforms.decontamination import MIN_ITEM_TOKENS, tokens
+
+    registry = small_registry(tmp_path)
+    data = json.loads(registry.read_text())
+    nq = next(t for t in data["tasks"] if t["name"] == "nq_open")
+    copied = (REGISTRY.parent / "nq_open" / "validation.jsonl").read_text().splitlines()[:12]
+    (tmp_path / "copy.jsonl").write_text("\n".join(copied) + "\n")
+    leak = json.loads(json.dumps(nq))
+    leak.update(name="nq_leak", cluster="sentiment", source={"format": "jsonl", "splits": {"train": str(tmp_path / "copy.jsonl")}})
+    data["tasks"].append(leak)
+    registry.write_text(json.dumps(data))
+    manifests = run(sample_tokenizer, tmp_path / "out", "--holdout_cluster", "closed_book_qa", "--num_shards", "1",
+                    "--benchmarks", "humaneval", registry=registry)
+    long_enough = sum(len(tokens(json.loads(line)["question"])) >= MIN_ITEM_TOKENS for line in copied)
+    assert long_enough > 0
+    manifest = manifests["holdout-closed_book_qa"]
+    assert manifest["counts"]["decontaminate"]["contamination"] == long_enough
+    assert manifest["mixture"]["tasks"]["nq_leak"]["available"] == 12 - long_enough
