@@ -106,9 +106,9 @@ def write_eval_texts(path: str, items: list) -> None:
             handle.write(json.dumps(item, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n")
 
 
-def run_config(args, split: schema.Split, decontamination) -> dict:
+def run_config(args, registry: schema.Registry, split: schema.Split, decontamination) -> dict:
     return {
-        "tasks": args.tasks, "split": split.name, "holdout_cluster": split.holdout,
+        "tasks": args.tasks, "registry_sha256": registry.sha256, "split": split.name, "holdout_cluster": split.holdout,
         "excluded_clusters": list(split.excluded_clusters),
         "max_examples_per_task": args.max_examples_per_task, "mixing_cap": args.mixing_cap,
         "mixture_size": args.mixture_size, "max_input_tokens": args.max_input_tokens,
@@ -204,12 +204,15 @@ def main(argv=None):
         mixture | f"{label}Write" >> WriteMixture(
             folder, seq_len=args.seq_len, num_shards=args.num_shards, seed=args.seed,
             eot_id=tokenizer.eot_id, pad_id=tokenizer.pad_id, stats_path=common.join(run_dir, "shards.json"))
-        eval_set = eval_tokenized | f"{label}EvalTasks" >> beam.Filter(_in_tasks, set(split.eval_tasks))
-        eval_set | f"{label}WriteEval" >> WriteEvalSet(
-            common.join(folder, "eval"), num_shards=args.eval_shards, seed=args.seed,
-            stats_path=common.join(run_dir, "eval.json"))
+        audit = [mixture]
+        if split.eval_tasks:
+            eval_set = eval_tokenized | f"{label}EvalTasks" >> beam.Filter(_in_tasks, set(split.eval_tasks))
+            eval_set | f"{label}WriteEval" >> WriteEvalSet(
+                common.join(folder, "eval"), num_shards=args.eval_shards, seed=args.seed,
+                stats_path=common.join(run_dir, "eval.json"))
+            audit.append(eval_set)
         if args.write_examples:
-            both = (mixture, eval_set) | f"{label}Audit" >> beam.Flatten()
+            both = audit | f"{label}Audit" >> beam.Flatten()
             _write_examples(both, folder, f"{label}Examples")
     if archives:
         ((archives | "AllArchives" >> beam.Flatten()) | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
@@ -232,13 +235,14 @@ def main(argv=None):
         folder = split_output(args, split)
         run_dir = common.join(folder, common.RUN_STATS_DIR)
         shards = sorted(read_json(common.join(run_dir, "shards.json")), key=lambda s: s["shard"])
-        eval_stats = sorted(read_json(common.join(run_dir, "eval.json")), key=lambda s: s["shard"])
+        eval_stats = (sorted(read_json(common.join(run_dir, "eval.json")), key=lambda s: s["shard"])
+                      if split.eval_tasks else [])
         eval_tasks: dict = {}
         for shard in eval_stats:
             for task, n in shard["tasks"].items():
                 eval_tasks[task] = eval_tasks.get(task, 0) + n
         manifests[split.name] = common.publish_manifest(
-            folder, dataset=DATASET, started=started, config=run_config(args, split, decontamination),
+            folder, dataset=DATASET, started=started, config=run_config(args, registry, split, decontamination),
             counts=counts, inputs=inputs, shards=shards, **sections,
             holdout={"cluster": split.holdout, "excluded_clusters": list(split.excluded_clusters),
                      "train_tasks": list(split.train_tasks), "eval_tasks": list(split.eval_tasks)},

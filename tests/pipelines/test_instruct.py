@@ -206,3 +206,12 @@ def test_training_copies_of_evaluation_examples_are_removed(sample_tokenizer, tm
     manifest = manifests["holdout-closed_book_qa"]
     assert manifest["counts"]["decontaminate"]["contamination"] == long_enough
     assert manifest["mixture"]["tasks"]["nq_leak"]["available"] == 12 - long_enough
+
+
+def test_no_holdout_builds_one_mixture_of_every_trainable_task(sample_tokenizer, tmp_path):
+    registry = small_registry(tmp_path)
+    manifest = run(sample_tokenizer, tmp_path / "out", "--num_shards", "1", "--no-decontaminate",
+                   registry=registry)["all"]
+    assert sorted(manifest["mixture"]["tasks"]) == ["poem_sentiment", "web_questions"]  # nq_open: eval only
+    assert manifest["holdout"]["cluster"] is None and manifest["eval"] == {"examples": 0, "tasks": {}, "files": []}
+    assert not (tmp_path / "out" / "eval").exists()
