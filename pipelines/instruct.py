@@ -154,6 +154,16 @@ def _write_examples(pcoll, folder: str, label: str):
                                                         file_name_suffix=".parquet"))
 
 
+def source_sizes(registry: schema.Registry) -> list:
+    """Path and size of every source file; not hashed, as NL does not hash its inputs (task
+    datasets can be large Parquet sets). The registry itself is hashed."""
+    from apache_beam.io.filesystems import FileSystems
+
+    paths = sorted({p for t in registry.tasks if t.source.format in ("jsonl", "parquet")
+                    for pattern in t.source.splits.values() for p in schema.expand_paths(pattern)})
+    return [{"path": p, "bytes": FileSystems.match([p])[0].metadata_list[0].size_in_bytes} for p in paths]
+
+
 def split_output(args, split: schema.Split) -> str:
     return common.join(args.output, split.name) if args.all_holdouts else args.output
 
@@ -221,10 +231,7 @@ def main(argv=None):
     result.wait_until_finish()
     counts = common.counts_from_metrics(result)
 
-    inputs = {"registry": common.file_sha256(args.tasks),
-              "sources": [common.file_sha256(path) for path in sorted(
-                  {p for t in registry.tasks if t.source.format in ("jsonl", "parquet")
-                   for pattern in t.source.splits.values() for p in schema.expand_paths(pattern)})]}
+    inputs = {"registry": common.file_sha256(args.tasks), "sources": source_sizes(registry)}
     if archives:
         inputs["code_archives"] = read_json(common.join(stats_dir, "archives.json"))
     sections = flags.stream_manifest_sections(args, tokenizer)

@@ -3,7 +3,6 @@ packed examples equal to the rendered ones, determinism across worker counts, ba
 
 from __future__ import annotations
 
-import io
 import json
 import pathlib
 
