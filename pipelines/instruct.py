@@ -13,6 +13,7 @@ tasks' evaluation set; then the driver writes each split's ``manifest.json`` las
 from __future__ import annotations
 
 import json
+import sys
 
 import apache_beam as beam
 
@@ -22,6 +23,7 @@ from transforms.decontamination import Decontaminate
 from transforms.instruct_examples import ReadAndRender
 from transforms.instruct_mixing import CapPerTask, MixSplit
 from transforms.instruct_streams import TokenizeExamples, WriteEvalSet, WriteMixture
+from transforms.parquet_outputs import WriteExamples
 from transforms.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
 DATASET = "instruct"
@@ -51,6 +53,9 @@ def parse_args(argv):
     flags.add_decontamination_flags(parser)
     args, beam_args = parser.parse_known_args(argv)
     flags.check_stream_flags(args)
+    given = sys.argv[1:] if argv is None else argv
+    if any(a == "--pack_tail" or a.startswith("--pack_tail=") for a in given) and args.pack_tail != "pad":
+        raise common.UsageError("--pack_tail: instruct rows hold whole examples and are always padded (pad)")
     args.pack_tail = "pad"  # rows hold whole examples and are padded; nothing is dropped
     args.write_documents = args.write_rejects = False  # the shared manifest sections read these
     if args.seq_len < args.max_input_tokens + args.max_target_tokens + 1:
@@ -136,24 +141,6 @@ def _in_tasks(tokenized, tasks):
     return tokenized.task in tasks
 
 
-def _example_row(tokenized_or_example):
-    example = getattr(tokenized_or_example, "example", tokenized_or_example)
-    return {"task": example.task, "cluster": example.cluster, "split": example.split,
-            "template": example.template, "inverse": example.inverse, "id": example.id,
-            "input": example.input, "target": example.target}
-
-
-def _write_examples(pcoll, folder: str, label: str):
-    import pyarrow as pa
-
-    schema_ = pa.schema([("task", pa.string()), ("cluster", pa.string()), ("split", pa.string()),
-                         ("template", pa.int64()), ("inverse", pa.bool_()), ("id", pa.string()),
-                         ("input", pa.large_string()), ("target", pa.large_string())])
-    return (pcoll | f"{label}Rows" >> beam.Map(_example_row)
-            | f"{label}Write" >> beam.io.WriteToParquet(common.join(folder, "examples/examples"), schema_,
-                                                        file_name_suffix=".parquet"))
-
-
 def source_sizes(registry: schema.Registry) -> list:
     """Path and size of every source file; not hashed, as NL does not hash its inputs (task
     datasets can be large Parquet sets). The registry itself is hashed."""
@@ -222,8 +209,7 @@ def main(argv=None):
                 stats_path=common.join(run_dir, "eval.json"))
             audit.append(eval_set)
         if args.write_examples:
-            both = audit | f"{label}Audit" >> beam.Flatten()
-            _write_examples(both, folder, f"{label}Examples")
+            audit | f"{label}Audit" >> beam.Flatten() | f"{label}WriteExamples" >> WriteExamples(folder)
     if archives:
         ((archives | "AllArchives" >> beam.Flatten()) | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
          | "WriteArchiveStats" >> WriteJson(common.join(stats_dir, "archives.json")))

@@ -659,4 +659,16 @@ class RenderedExample:
         return f"{self.input}\n{self.target}"
 
 
-EXAMPLE_PARQUET_COLUMNS = ("task", "cluster", "split", "template", "inverse", "id", "input", "target")
+def example_parquet_schema():
+    """Columns of ``--write_examples``: one row per written example, for auditing a mixture."""
+    import pyarrow as pa
+
+    return pa.schema([("task", pa.string()), ("cluster", pa.string()), ("split", pa.string()),
+                      ("template", pa.int64()), ("inverse", pa.bool_()), ("id", pa.string()),
+                      ("input", pa.large_string()), ("target", pa.large_string())])
+
+
+def example_row(example: RenderedExample) -> dict:
+    return {"task": example.task, "cluster": example.cluster, "split": example.split,
+            "template": example.template, "inverse": example.inverse, "id": example.id,
+            "input": example.input, "target": example.target}

@@ -37,3 +37,17 @@ def WriteDocuments(output_dir: str) -> beam.PTransform:  # noqa: N802 (a PTransf
 def WriteRejects(output_dir: str) -> beam.PTransform:  # noqa: N802 (a PTransform factory)
     """Rejects -> ``OUTPUT/rejects/rejects-*.parquet`` (id, stage, reason, detail)."""
     return _WriteRows(output_dir, "rejects", reject_row, REJECT_PARQUET_SCHEMA)
+
+
+def _instruct_example_row(item) -> dict:
+    from schemas.instruct import example_row
+
+    return example_row(getattr(item, "example", item))  # a TokenizedExample or a RenderedExample
+
+
+def WriteExamples(output_dir: str) -> beam.PTransform:  # noqa: N802 (a PTransform factory)
+    """Instruction examples -> ``OUTPUT/examples/examples-*.parquet`` (task, cluster, split, template,
+    inverse, id, input, target)."""
+    from schemas.instruct import example_parquet_schema
+
+    return _WriteRows(output_dir, "examples", _instruct_example_row, example_parquet_schema())

@@ -183,6 +183,8 @@ def test_bad_registry_is_one_line(sample_tokenizer, tmp_path, capsys):
                          str(sample_tokenizer), "--seq_len", "1000"]) == 2
     assert instruct.run(["--tasks", str(REGISTRY), "--output", str(tmp_path / "o"), "--tokenizer",
                          str(sample_tokenizer), "--holdout_cluster", "poetry"]) == 2
+    assert instruct.run(["--tasks", str(REGISTRY), "--output", str(tmp_path / "o"), "--tokenizer",
+                         str(sample_tokenizer), "--pack_tail", "drop"]) == 2
 
 
 def test_training_copies_of_evaluation_examples_are_removed(sample_tokenizer, tmp_path):
