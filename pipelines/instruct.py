@@ -19,7 +19,8 @@ import apache_beam as beam
 
 from pipelines import common, flags
 from schemas import instruct as schema
-from transforms.decontamination import Decontaminate
+from transforms.decontamination import MIN_ITEM_TOKENS, Decontaminate
+from transforms.decontamination import tokens as decontamination_tokens
 from transforms.instruct_examples import ReadAndRender
 from transforms.instruct_mixing import CapPerTask, MixSplit
 from transforms.instruct_streams import TokenizeExamples, WriteEvalSet, WriteMixture
@@ -78,7 +79,7 @@ def eval_texts(registry: schema.Registry) -> list:
 
     Decontamination matches content, not template wording, and one item per field (a question, a
     passage) matches a training input that holds it whatever surrounds it; fields too short to be
-    evidence (a label, a short answer) are skipped by the matcher. Evaluation splits are small
+    evidence (a label, a short answer: under the matcher's 8 words) are left out. Evaluation splits are small
     (benchmarks), so the driver reads them, as it loads HumanEval; code tasks' evaluation functions
     are split off by hash and not listed.
     """
@@ -99,7 +100,8 @@ def eval_texts(registry: schema.Registry) -> list:
             example_id = str(record.get(task.source.id_field, row_id)) if task.source.id_field else row_id
             for name, value in fields.items():
                 text = value if isinstance(value, str) else "\n".join(value)
-                items.append({"id": f"eval:{task.name}/{example_id}:{name}", "text": text})
+                if len(decontamination_tokens(text)) >= MIN_ITEM_TOKENS:  # shorter ones never match
+                    items.append({"id": f"eval:{task.name}/{example_id}:{name}", "text": text})
     return items
 
 
