@@ -490,6 +490,13 @@ def check_sources(registry: Registry) -> None:
     for task in registry.tasks:
         where = f"registry {registry.path}: task {task.name}"
         needed = set().union(*(f.top_keys() for f in task.fields.values()))
+        if task.source.format in ("jsonl", "parquet"):
+            for split, location in task.source.splits.items():
+                names = [posixpath.basename(p) for p in expand_paths(location)]
+                twice = sorted({n for n in names if names.count(n) > 1})
+                if twice:  # example ids are "<file name>:<row>"
+                    raise RegistryError(f"{where}: source {split} matches several files named"
+                                        f" {', '.join(twice)}; file names must be unique")
         for split, location in task.source.splits.items():
             if task.source.format == "mono":
                 try:

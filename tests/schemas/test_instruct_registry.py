@@ -71,6 +71,37 @@ def test_every_task_renders_every_template_on_real_examples(registry):
                     assert target in options, (task.name, index, target)
 
 
+def real_functions(limit=12):
+    """Functions with docstrings from a real sample archive (click), as the code tasks get them."""
+    import tarfile
+
+    from transforms.instruct_code import python_functions
+
+    out = []
+    with tarfile.open(ROOT / "samples" / "mono" / "archives" / "click-8.1.7.tar.gz") as tar:
+        for member in tar.getmembers():
+            if member.name.endswith("src/click/utils.py"):
+                text = tar.extractfile(member).read().decode("utf-8")
+                out += [rec for outcome, _, rec in python_functions("click:utils.py", "utils.py", text)
+                        if outcome == "kept"]
+    return out[:limit]
+
+
+def test_code_tasks_render_every_template_on_real_functions(registry):
+    functions = real_functions()
+    assert len(functions) == 12
+    for name in ("code_docstring_to_function", "code_function_to_docstring"):
+        task = registry.task(name)
+        for record in functions:
+            fields = schema.example_fields(task, record)
+            for index, template in enumerate(task.templates):
+                text_input, target = schema.render(task, index, fields)
+                answer = record["code"] if "{code}" in template.target else record["docstring"]
+                assert target == answer
+                assert answer not in text_input  # the answer is never in the input
+                assert record["docstring"] not in record["code"]
+
+
 def test_inverse_templates_swap_the_roles_of_fields(registry):
     swapped = 0
     for task in registry.tasks:
@@ -142,6 +173,9 @@ def test_field_mapping_forms():
 def tiny_registry(tmp_path) -> dict:
     data = tmp_path / "data.jsonl"
     data.write_text(json.dumps({"q": "what is up?", "a": "the sky", "label": 1}) + "\n")
+    for folder in ("a", "b"):  # two more files of the same name, for the unique-name check
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / "data.jsonl").write_text(data.read_text())
     templates = [{"input": f"Q{i}: {{question}}", "target": "{answer}"} for i in range(10)]
     return {"tasks": [{"name": "qa", "cluster": "closed_book_qa",
                        "source": {"format": "jsonl", "splits": {"train": str(data)}},
@@ -172,6 +206,8 @@ def test_tiny_registry_loads(tmp_path):
     (lambda d: d["tasks"][0]["templates"][0].update(target="{answer!r}"), "must be a plain {field_name}"),
     (lambda d: d["tasks"].append(copy.deepcopy(d["tasks"][0])), "task names occur twice: qa"),
     (lambda d: d.update(close_clusters={"closed_book_qa": ["nli"]}), "close_clusters names clusters no task has"),
+    (lambda d: d["tasks"][0]["source"]["splits"].update(train=d["tasks"][0]["source"]["splits"]["train"].replace(
+        "data.jsonl", "*/data.jsonl")), "several files named data.jsonl"),
 ])
 def test_bad_registry_fails_with_one_clear_line(tmp_path, change, message):
     data = tiny_registry(tmp_path)
