@@ -283,7 +283,12 @@ def _parse_source(spec: Any, base: str, where: str) -> Source:
     extract = spec.get("extract")
     if extract is not None and extract not in EXTRACTORS:
         raise RegistryError(f"{where}: extract {extract!r} is not one of {', '.join(EXTRACTORS)}")
-    eval_fraction = float(spec.get("eval_fraction", 0.0))
+    try:
+        eval_fraction = float(spec.get("eval_fraction", 0.0))
+    except (TypeError, ValueError):
+        raise RegistryError(f"{where}: eval_fraction must be a number") from None
+    if eval_fraction and extract is None:
+        raise RegistryError(f"{where}: eval_fraction applies to extracted sources only (give an 'eval' split)")
     if extract is not None:
         if set(splits) != {"train"}:
             raise RegistryError(f"{where}: an extracted source has one 'train' split; eval_fraction"
