@@ -15,7 +15,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.common import counts_from_metrics
 from schemas import instruct as schema
-from transforms.instruct_examples import ReadAndRender
+from transforms.instruct_examples import ReadAndRender, code_split
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples" / "instruct"
@@ -98,3 +98,37 @@ def test_hugging_face_save_to_disk_folder(tmp_path):
     path.write_text(yaml.safe_dump({"tasks": [task]}))
     with pytest.raises(schema.RegistryError, match="has no split 'test'"):
         schema.load_registry(str(path))
+
+
+def test_code_tasks_from_parquet_documents(tmp_path):
+    """Documents as Mono's --write_documents writes them (id, path, text) feed the code tasks."""
+    import tarfile
+
+    from transforms.instruct_code import python_functions
+
+    with tarfile.open(ROOT / "samples" / "mono" / "archives" / "click-8.1.7.tar.gz") as tar:
+        texts = {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode("utf-8") for m in tar.getmembers()
+                 if m.name.endswith(("src/click/utils.py", "src/click/globals.py"))}
+    docs = [{"id": f"pallets/click:{path}", "path": path, "text": text} for path, text in sorted(texts.items())]
+    pq.write_table(pa.Table.from_pylist(docs), tmp_path / "documents-00000-of-00001.parquet")
+    data = yaml.safe_load((SAMPLES / "tasks.yaml").read_text())
+    task = next(t for t in data["tasks"] if t["name"] == "code_function_to_docstring")
+    task["source"] = {"format": "parquet", "extract": "python_functions", "eval_fraction": 0.3,
+                      "splits": {"train": str(tmp_path / "documents-*.parquet")}}
+    path = tmp_path / "tasks.yaml"
+    path.write_text(yaml.safe_dump({"tasks": [task]}))
+    registry = schema.load_registry(str(path))
+    functions = [(fid, rec) for doc in docs for outcome, fid, rec in python_functions(doc["id"], doc["path"], doc["text"])
+                 if outcome == "kept"]
+    assert len(functions) > 10
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        examples, _ = pipeline | ReadAndRender(registry, seed=0)
+        got = examples | beam.Map(lambda e: (e.id, e.split, e.target))
+        task = registry.task("code_function_to_docstring")
+        want = []
+        for fid, rec in functions:
+            target = schema.render(task, schema.template_index(0, task.name, fid), schema.example_fields(task, rec))[1]
+            assert target in (rec["docstring"], rec["code"])
+            want.append((f"{task.name}/{fid}", code_split(fid, 0.3), target))
+        assert_that(got, equal_to(want))
+    assert {split for _, split, _ in want} == {"train", "eval"}
