@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= out/demo
+# Versions are immutable, so the demo starts from an empty root each time (ROOT/DATASET/VERSION).
+V ?= v1
 
 .PHONY: setup setup-test demo test bench clean
 
@@ -22,22 +24,23 @@ setup: $(VENV)/.sluice-base
 setup-test: $(VENV)/.sluice-test
 
 demo: setup
+	rm -rf $(DEMO)
 	$(PY) -m pipelines.tokenizer --source mono --input samples/mono/manifest.jsonl \
-	    --output $(DEMO)/tokenizer --vocab_size 8000 --overwrite
-	$(PY) -m pipelines.mono --input samples/mono/manifest.jsonl --output $(DEMO)/mono \
-	    --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 --seq_len 2048 \
-	    --write_documents --write_rejects --overwrite
-	$(PY) -m pipelines.summary $(DEMO)/mono
+	    --output $(DEMO)/tokenizer/$(V) --vocab_size 8000
+	$(PY) -m pipelines.mono --input samples/mono/manifest.jsonl --output $(DEMO)/mono/$(V) \
+	    --tokenizer $(DEMO)/tokenizer/$(V)/tokenizer.model --num_shards 4 --seq_len 2048 \
+	    --write_documents --write_rejects
+	$(PY) -m pipelines.summary $(DEMO)/mono/$(V)
 	@# NL reuses the one tokenizer, as CodeGen used one tokenizer for all its corpora.
 	$(PY) -m pipelines.nl --input 'samples/nl/train/*.jsonl.zst,samples/nl/val.jsonl.zst' \
-	    --output $(DEMO)/nl --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 \
-	    --seq_len 2048 --write_documents --write_rejects --overwrite
-	$(PY) -m pipelines.summary $(DEMO)/nl
+	    --output $(DEMO)/nl/$(V) --tokenizer $(DEMO)/tokenizer/$(V)/tokenizer.model --num_shards 4 \
+	    --seq_len 2048 --write_documents --write_rejects
+	$(PY) -m pipelines.summary $(DEMO)/nl/$(V)
 	@# Multi runs the BigQuery SQL file over the bundled github_repos snapshot, with DuckDB.
-	$(PY) -m pipelines.multi --bigquery_snapshot samples/multi/snapshot --output $(DEMO)/multi \
-	    --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 --seq_len 2048 \
-	    --write_documents --write_rejects --overwrite
-	$(PY) -m pipelines.summary $(DEMO)/multi
+	$(PY) -m pipelines.multi --bigquery_snapshot samples/multi/snapshot --output $(DEMO)/multi/$(V) \
+	    --tokenizer $(DEMO)/tokenizer/$(V)/tokenizer.model --num_shards 4 --seq_len 2048 \
+	    --write_documents --write_rejects
+	$(PY) -m pipelines.summary $(DEMO)/multi/$(V)
 
 test: setup-test
 	$(PY) -m pytest

@@ -6,6 +6,7 @@ import importlib
 import sys
 
 PIPELINES = {
+    "datasets": "Inspect dataset versions: list ROOT, show V, diff V1 V2, verify V.",
     "mono": "The Mono corpus: GitHub Python archives to packed streams.",
     "multi": "The Multi corpus: GitHub files in six languages (BigQuery SQL) to packed streams.",
     "nl": "The NL corpus: The Pile's JSON Lines files to packed streams.",

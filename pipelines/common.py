@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 
@@ -79,24 +81,82 @@ def require_file(path: str, flag: str) -> None:
         raise UsageError(f"{flag}: no file matches {path}")
 
 
-def prepare_output(output: str, overwrite: bool) -> None:
-    """Refuse an output that holds a manifest, unless told to overwrite (the old one goes first)."""
-    manifest_path = join(output, manifest_schema.MANIFEST_NAME)
-    if FileSystems.exists(manifest_path):
-        if not overwrite:
-            raise UsageError(
-                f"--output: {output} already holds a published dataset ({manifest_schema.MANIFEST_NAME});"
-                " pass --overwrite to replace it"
-            )
-        FileSystems.delete([manifest_path])
-        stale = FileSystems.match([join(output, "train-*")])[0].metadata_list
-        if stale:
-            FileSystems.delete([m.path for m in stale])
-        for folder in ("documents", "rejects", RUN_STATS_DIR):
-            if FileSystems.exists(join(output, folder)):
-                FileSystems.delete([join(output, folder)])
-    if not FileSystems.exists(output):
-        FileSystems.mkdirs(output)
+# A version is ROOT/DATASET/VERSION/: --output names it. A run writes into
+# ROOT/DATASET/_staging/VERSION/ and publishes by moving the files into the version folder, then
+# writing manifest.json last; a version folder with a manifest is never written again.
+STAGING_DIR = "_staging"
+# Marks a version folder whose files are being moved in: it is ours, and without a manifest it is
+# the leftover of an interrupted publish, safe to clear on the rerun.
+PUBLISHING_MARKER = "_PUBLISHING"
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+_STAGED: dict = {}  # staging folder -> version folder, for publish_manifest
+
+
+def split_version(output: str) -> tuple[str, str]:
+    """``ROOT/DATASET/VERSION`` -> (``ROOT/DATASET``, ``VERSION``), or a UsageError."""
+    trimmed = output.rstrip("/")
+    folder, _, version = trimmed.rpartition("/")
+    if not folder or not VERSION_NAME.fullmatch(version):
+        raise UsageError(
+            f"--output: {output} must be a version folder ROOT/DATASET/VERSION, VERSION made of letters,"
+            " digits and . _ + - (starting with a letter or digit)"
+        )
+    return folder, version
+
+
+def staging_folder(output: str) -> str:
+    folder, version = split_version(output)
+    return join(join(folder, STAGING_DIR), version)
+
+
+def _files_under(folder: str) -> list[str]:
+    return sorted(m.path for m in FileSystems.match([join(folder, "**")])[0].metadata_list)
+
+
+def prepare_output(output: str, overwrite: bool = False) -> str:
+    """Claim version ``output`` and return the staging folder the run writes into.
+
+    A published version (one with a manifest) is immutable: refused. A leftover of an interrupted
+    run (its staging folder, or a version folder still marked as publishing) is cleared, so the
+    rerun starts clean. ``overwrite`` is refused too: it is kept only so callers that still pass
+    it get the reason rather than a TypeError.
+    """
+    if overwrite:
+        raise UsageError("--overwrite: published versions are immutable; publish a new --output version")
+    split_version(output)
+    if FileSystems.exists(join(output, manifest_schema.MANIFEST_NAME)):
+        raise UsageError(
+            f"--output: version {output} is already published ({manifest_schema.MANIFEST_NAME});"
+            " versions are immutable, choose a new version"
+        )
+    if FileSystems.exists(output):
+        if FileSystems.exists(join(output, PUBLISHING_MARKER)):
+            FileSystems.delete([output])  # an interrupted publish: never complete, never read
+        elif _files_under(output):
+            raise UsageError(f"--output: {output} holds files but no Sluice manifest; choose a new version folder")
+    staging = staging_folder(output)
+    remove(staging)  # an interrupted run's leftovers
+    FileSystems.mkdirs(staging)
+    _STAGED[staging] = output.rstrip("/")
+    return staging
+
+
+def publish(staging: str, version: str) -> None:
+    """Move the staged files into the version folder (marked as publishing until the manifest)."""
+    if not FileSystems.exists(version):
+        FileSystems.mkdirs(version)
+    marker = join(version, PUBLISHING_MARKER)
+    with FileSystems.create(marker) as handle:
+        handle.write(staging.encode("utf-8"))
+    sources = _files_under(staging)
+    prefix = staging.rstrip("/") + "/"
+    targets = [join(version, path[len(prefix):]) for path in sources]
+    for target in sorted({t.rsplit("/", 1)[0] for t in targets}):
+        if not FileSystems.exists(target):
+            FileSystems.mkdirs(target)
+    if sources:
+        FileSystems.rename(sources, targets)
+    remove(staging)
 
 
 def counts_from_metrics(result) -> dict:
@@ -114,8 +174,6 @@ def counts_from_metrics(result) -> dict:
 
 
 def file_sha256(path: str) -> dict:
-    import hashlib
-
     digest = hashlib.sha256()
     size = 0
     with FileSystems.open(path, compression_type="uncompressed") as handle:
@@ -163,27 +221,77 @@ def write_json_file(path: str, value: dict) -> None:
     FileSystems.rename([temporary], [path])
 
 
+def parent_version(model_or_folder: str) -> dict | None:
+    """The published version a file comes from (its folder's manifest), for the lineage."""
+    folder = model_or_folder.rstrip("/")
+    if not FileSystems.exists(join(folder, manifest_schema.MANIFEST_NAME)):
+        folder = folder.rsplit("/", 1)[0]
+    path = join(folder, manifest_schema.MANIFEST_NAME)
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        data = handle.read()
+    parent = json.loads(data)
+    return {"dataset": parent.get("dataset"), "version": parent.get("version", {}).get("name"),
+            "path": folder, "manifest_sha256": hashlib.sha256(data).hexdigest(),
+            "config_fingerprint": parent.get("config_fingerprint")}
+
+
+def lineage(inputs: dict, tokenizer: dict, parents: dict | None = None) -> dict:
+    """Where a version comes from: parent versions (the tokenizer's, and any given), input fingerprint."""
+    found = dict(parents or {})
+    if tokenizer.get("path") and "tokenizer" not in found:
+        parent = parent_version(tokenizer["path"])
+        if parent is not None:
+            found["tokenizer"] = parent
+    return {
+        "parents": dict(sorted(found.items())),
+        "tokenizer_sha256": tokenizer.get("sha256"),
+        "inputs_fingerprint": manifest_schema.fingerprint(manifest_schema.plain(inputs)),
+    }
+
+
 def publish_manifest(output: str, *, dataset: str, started: str, config: dict, counts: dict,
-                     inputs: dict, tokenizer: dict, shards: list, **sections) -> dict:
-    """Assemble, validate and write ``manifest.json`` last; the run's scratch folder goes first."""
+                     inputs: dict, tokenizer: dict, shards: list, parents: dict | None = None,
+                     **sections) -> dict:
+    """Assemble, validate and publish: staged files move into the version, ``manifest.json`` last.
+
+    ``output`` is the staging folder ``prepare_output`` returned (or a version folder written in
+    place). Paths inside the staging folder are recorded as their published paths.
+    """
+    staging = output.rstrip("/")
+    version = _STAGED.get(staging, staging)
     config = manifest_schema.plain(config)
+    tokenizer = dict(tokenizer)
+    if tokenizer.get("path", "").startswith(staging + "/"):
+        tokenizer["path"] = version + tokenizer["path"][len(staging):]
+    folder, name = split_version(version)
     manifest = {
         "format_version": manifest_schema.FORMAT_VERSION,
         "dataset": dataset,
+        "version": {"name": name, "dataset_folder": folder},
         "created": {"started": started, "finished": utc_now()},
         "sluice": sluice_info(),
         "config": config,
         "config_fingerprint": manifest_schema.fingerprint(config),
         "inputs": inputs,
         "tokenizer": tokenizer,
+        "lineage": lineage(inputs, tokenizer, parents),
         "counts": counts,
         **sections,
         "shards": shards,
         "totals": manifest_schema.totals_of(shards),
     }
+    manifest = manifest_schema.plain(manifest)
     manifest_schema.validate(manifest)
-    remove(join(output, RUN_STATS_DIR))
-    write_json_file(join(output, manifest_schema.MANIFEST_NAME), manifest)
+    remove(join(staging, RUN_STATS_DIR))
+    if version != staging:
+        if FileSystems.exists(join(version, manifest_schema.MANIFEST_NAME)):
+            raise UsageError(f"--output: version {version} was published by another run meanwhile")
+        publish(staging, version)
+        _STAGED.pop(staging, None)
+    write_json_file(join(version, manifest_schema.MANIFEST_NAME), manifest)
+    remove(join(version, PUBLISHING_MARKER))
     return manifest
 
 

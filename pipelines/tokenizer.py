@@ -58,11 +58,12 @@ def parse_args(argv):
                         help="Which corpus reader feeds the sample (its read flags follow from it).")
     if source is not None:
         SOURCES[source][0](parser)
-    parser.add_argument("--output", required=True, help="Folder for tokenizer.model and manifest.json.")
+    parser.add_argument("--output", required=True,
+                        help="The tokenizer version to publish, ROOT/DATASET/VERSION (tokenizer.model,"
+                             " tokenizer.vocab, manifest.json); never overwritten.")
     parser.add_argument("--vocab_size", type=common.positive_int, default=32000)
     parser.add_argument("--sample_docs", type=common.positive_int, default=50000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true")
     return parser.parse_known_args(argv)
 
 
@@ -101,7 +102,7 @@ class _TrainFn(beam.DoFn):
 def main(argv=None):
     args, beam_args = parse_args(argv)
     curation = SOURCES[args.source][1](args)
-    common.prepare_output(args.output, args.overwrite)
+    args.output = common.prepare_output(args.output)  # the staging folder, published at the end
     stats_dir = common.join(args.output, common.RUN_STATS_DIR)
     started = common.utc_now()
     seed = args.seed
