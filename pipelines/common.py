@@ -90,6 +90,31 @@ STAGING_DIR = "_staging"
 PUBLISHING_MARKER = "_PUBLISHING"
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 _STAGED: dict = {}  # staging folder -> version folder, for publish_manifest
+JOB_FILE = "job.json"  # in the staging folder's _run/: the submitted job, for the finalize step
+
+# How the driver runs its job. "run": run and wait, then publish (local runs, direct Dataflow
+# launches). A Flex Template's launcher must not wait for the job, so it runs in "submit" mode
+# (submit, note the job in staging, stop) and a later "finalize" step (the DAG's, after the job
+# succeeded) rebuilds the same driver, takes the counts from the finished job and publishes.
+# Set only by dataflow_templates.launch.
+RUN_MODE = {"mode": "run", "job_id": None, "started": None}
+
+
+class Submitted(Exception):
+    """The job was submitted (submit mode); the launcher exits, the finalize step publishes."""
+
+    def __init__(self, job_id: str):
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+class DryRun(Exception):
+    """--dry_run=True: the graph translated for the runner; nothing ran, nothing is published."""
+
+    def __init__(self, result, staging: str | None):
+        super().__init__("dry run")
+        self.result = result
+        self.staging = staging
 
 
 def split_version(output: str) -> tuple[str, str]:
@@ -124,6 +149,8 @@ def prepare_output(output: str, overwrite: bool = False) -> str:
     if overwrite:
         raise UsageError("--overwrite: published versions are immutable; publish a new --output version")
     split_version(output)
+    if RUN_MODE["mode"] == "finalize":
+        return _claim_submitted(output)
     if FileSystems.exists(join(output, manifest_schema.MANIFEST_NAME)):
         raise UsageError(
             f"--output: version {output} is already published ({manifest_schema.MANIFEST_NAME});"
@@ -139,6 +166,82 @@ def prepare_output(output: str, overwrite: bool = False) -> str:
     FileSystems.mkdirs(staging)
     _STAGED[staging] = output.rstrip("/")
     return staging
+
+
+def _claim_submitted(output: str) -> str:
+    """Finalize mode: the staging folder the submitted job wrote, checked against the job id."""
+    staging = staging_folder(output)
+    job_path = join(join(staging, RUN_STATS_DIR), JOB_FILE)
+    if FileSystems.exists(join(output, manifest_schema.MANIFEST_NAME)):
+        raise UsageError(f"--output: version {output} is already published")
+    if not FileSystems.exists(job_path):
+        raise UsageError(f"--output: no submitted job for {output} (no {job_path})")
+    with FileSystems.open(job_path, compression_type="uncompressed") as handle:
+        job = json.loads(handle.read())
+    if job["job_id"] != RUN_MODE["job_id"]:
+        raise UsageError(f"--dataflow_job_id: {RUN_MODE['job_id']} did not write {output}"
+                         f" (its staging folder belongs to job {job['job_id']})")
+    RUN_MODE["started"] = job["started"]
+    _STAGED[staging] = output.rstrip("/")
+    return staging
+
+
+def started_at() -> str:
+    """The run's start: now, or in finalize mode when the submitted run started."""
+    return RUN_MODE["started"] or utc_now()
+
+
+class _FinishedJob:
+    """A finished Dataflow job (finalize mode): its state checked, its counters from the Dataflow API."""
+
+    def __init__(self, options, job_id: str):
+        from apache_beam.runners.dataflow.dataflow_metrics import DataflowMetrics
+        from apache_beam.runners.dataflow.internal import apiclient
+
+        class _Metrics(DataflowMetrics):
+            def _translate_step_name(self, internal_name):
+                return internal_name  # counts are summed over steps: their names are not needed
+
+        client = apiclient.DataflowApplicationClient(options)
+        state = str(client.get_job(job_id).currentState).rsplit(".", 1)[-1]
+        if state != "JOB_STATE_DONE":
+            raise UsageError(f"--dataflow_job_id: job {job_id} is {state}; nothing was published")
+        self._job_id = job_id
+        self._metrics = _Metrics(client, self)
+
+    def job_id(self) -> str:
+        return self._job_id
+
+    def is_in_terminal_state(self) -> bool:
+        return True
+
+    def metrics(self):
+        return self._metrics
+
+
+def run_pipeline(pipeline):
+    """Run the job as RUN_MODE says; returns a result whose ``metrics()`` hold the job's counters.
+
+    The staging folder's ``_run/job.json`` notes a submitted job. ``--dry_run=True`` (Dataflow)
+    stops after the translation with DryRun.
+    """
+    from apache_beam.options.pipeline_options import TestOptions
+
+    mode = RUN_MODE["mode"]
+    if mode == "finalize":
+        return _FinishedJob(pipeline.options, RUN_MODE["job_id"])
+    result = pipeline.run()
+    staging = next(iter(_STAGED), None)
+    if pipeline.options.view_as(TestOptions).dry_run:
+        raise DryRun(result, staging)
+    if mode == "submit":
+        job_id = result.job_id()
+        if staging is not None:
+            write_json_file(join(join(staging, RUN_STATS_DIR), JOB_FILE),
+                            {"job_id": job_id, "started": started_at(), "version": _STAGED[staging]})
+        raise Submitted(job_id)
+    result.wait_until_finish()
+    return result
 
 
 def publish(staging: str, version: str) -> None:
@@ -303,4 +406,13 @@ def run_main(main, argv=None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except DryRun as dry:
+        if dry.staging is not None:
+            remove(dry.staging)
+            _STAGED.pop(dry.staging, None)
+        job = getattr(dry.result, "job", None)
+        transforms = len(job.proto_pipeline.components.transforms) if job is not None else 0
+        print(f"dry run: the graph translated ({transforms} transforms); nothing was submitted or published")
+    except Submitted as submitted:
+        print(f"submitted job {submitted.job_id}; publish it with the finalize step once it succeeds")
     return 0

@@ -194,14 +194,26 @@ def finished_run(result, near_dedup, stats_dir: str) -> tuple[dict, list, dict]:
     return counts, shards, sections
 
 
-def parse_corpus_args(parser, argv, *, near_dedup_default: bool, decontamination: bool):
-    """Add the flag groups every corpus pipeline shares after its own read flags, then parse:
-    (args, the remaining flags for Beam)."""
+def add_corpus_flags(parser, *, near_dedup_default: bool, decontamination: bool):
+    """Add the flag groups every corpus pipeline shares after its own read flags; returns the parser
+    (each pipeline's ``build_parser``, which the Flex Template metadata is generated from)."""
     add_stream_flags(parser)
     if decontamination:
         add_decontamination_flags(parser)
     add_near_dedup_flags(parser, default=near_dedup_default)
     add_side_output_flags(parser)
+    return parser
+
+
+def parse_corpus_args(parser, argv, *, near_dedup_default: bool, decontamination: bool):
+    """Add the flag groups every corpus pipeline shares after its own read flags, then parse:
+    (args, the remaining flags for Beam)."""
+    add_corpus_flags(parser, near_dedup_default=near_dedup_default, decontamination=decontamination)
+    return parse_built(parser, argv)
+
+
+def parse_built(parser, argv):
+    """Parse with a parser from ``add_corpus_flags``: (args, the remaining flags for Beam)."""
     args, beam_args = parser.parse_known_args(argv)
     check_stream_flags(args)
     return args, beam_args
@@ -216,4 +228,4 @@ def start_run(args) -> tuple:
     """
     tokenizer = stream_tokenizer(args)
     args.output = common.prepare_output(args.output)
-    return tokenizer, common.join(args.output, common.RUN_STATS_DIR), common.utc_now()
+    return tokenizer, common.join(args.output, common.RUN_STATS_DIR), common.started_at()

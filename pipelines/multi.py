@@ -77,12 +77,17 @@ def add_read_flags(parser) -> None:
     add_selection_flags(parser)
 
 
-def parse_args(argv):
+def build_parser():
+    """Every flag of the pipeline (the Flex Template's parameters are generated from it)."""
     parser = common.ArgumentParser(prog="sluice multi", description=__doc__.split("\n\n")[0])
     add_read_flags(parser)
     parser.add_argument("--language_tags", action=argparse.BooleanOptionalAction, default=True,
                         help="Prepend each file's language-tag token, as CodeGen did (on by default).")
-    return flags.parse_corpus_args(parser, argv, near_dedup_default=True, decontamination=True)
+    return flags.add_corpus_flags(parser, near_dedup_default=True, decontamination=True)
+
+
+def parse_args(argv):
+    return flags.parse_built(build_parser(), argv)
 
 
 def query_params(args) -> tuple[github_sql.QueryParams, frozenset]:
@@ -223,8 +228,7 @@ def main(argv=None):
     (row_ids, rejects) | "LanguageStats" >> WriteLanguageStats(
         common.join(stats_dir, "languages_read.json"), common.join(stats_dir, "languages_rejects.json"))
     flags.write_side_outputs(args, documents, rejects)
-    result = pipeline.run()
-    result.wait_until_finish()
+    result = common.run_pipeline(pipeline)
     counts, shards, sections = flags.finished_run(result, near_dedup, stats_dir)
     sections["languages"] = languages_report(
         read_json(common.join(stats_dir, "languages_read.json")),

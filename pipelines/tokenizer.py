@@ -48,11 +48,8 @@ MULTI_SOURCE_FLAGS = {"snapshot": "--bigquery_snapshot", "query": "--bigquery_pr
                       "export": "--bigquery_export"}
 
 
-def parse_args(argv):
-    # --source decides which read flags exist, so it is read first (a missing one is reported below).
-    peek = common.ArgumentParser(add_help=False)
-    peek.add_argument("--source", choices=tuple(SOURCES))
-    source = peek.parse_known_args(argv)[0].source
+def build_parser(source: str | None = None):
+    """The flags for one --source (its read flags follow from it; none when source is None)."""
     parser = common.ArgumentParser(prog="sluice tokenizer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", choices=tuple(SOURCES), required=True,
                         help="Which corpus reader feeds the sample (its read flags follow from it).")
@@ -64,7 +61,15 @@ def parse_args(argv):
     parser.add_argument("--vocab_size", type=common.positive_int, default=32000)
     parser.add_argument("--sample_docs", type=common.positive_int, default=50000)
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_known_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    # --source decides which read flags exist, so it is read first (a missing one is reported below).
+    peek = common.ArgumentParser(add_help=False)
+    peek.add_argument("--source", choices=tuple(SOURCES))
+    source = peek.parse_known_args(argv)[0].source
+    return build_parser(source).parse_known_args(argv)
 
 
 class _TrainFn(beam.DoFn):
@@ -104,7 +109,7 @@ def main(argv=None):
     curation = SOURCES[args.source][1](args)
     args.output = common.prepare_output(args.output)  # the staging folder, published at the end
     stats_dir = common.join(args.output, common.RUN_STATS_DIR)
-    started = common.utc_now()
+    started = common.started_at()
     seed = args.seed
 
     pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
