@@ -22,6 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from schemas import manifest as manifest_schema
 from schemas.version import __version__
+from transforms import histograms
 from transforms.counting import NAMESPACE_PREFIX
 
 # Beam's DirectRunner first tries the Prism runner, which downloads a binary; Sluice's local
@@ -274,6 +275,19 @@ def counts_from_metrics(result) -> dict:
         per_stage = counts.setdefault(stage, {})
         per_stage[counter.key.metric.name] = per_stage.get(counter.key.metric.name, 0) + value
     return {stage: dict(sorted(v.items())) for stage, v in sorted(counts.items())}
+
+
+def histograms_from_metrics(result) -> dict:
+    """The job's ``sluice_hist.*`` bucket counters as ``{name: [{min, max, count}]}``."""
+    values: dict = {}
+    for counter in result.metrics().query(MetricsFilter())["counters"]:
+        namespace = counter.key.metric.namespace
+        if not namespace.startswith(histograms.NAMESPACE_PREFIX):
+            continue
+        key = (namespace[len(histograms.NAMESPACE_PREFIX):], counter.key.metric.name)
+        value = counter.committed if counter.committed is not None else counter.attempted
+        values[key] = values.get(key, 0) + value
+    return histograms.from_counters(values)
 
 
 def file_sha256(path: str) -> dict:

@@ -187,7 +187,7 @@ def write_side_outputs(args, documents, rejects) -> None:
 def finished_run(result, near_dedup, stats_dir: str) -> tuple[dict, list, dict]:
     """After the job: (counts, shard stats in shard order, manifest sections common to corpora)."""
     counts = common.counts_from_metrics(result)
-    sections = {}
+    sections = {"histograms": common.histograms_from_metrics(result)}
     if near_dedup is not None:
         sections["near_dedup"] = near_dedup_report(near_dedup, counts)
     shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
