@@ -22,7 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from schemas import manifest as manifest_schema
 from schemas.version import __version__
-from transforms import histograms
+from transforms import histograms, progress
 from transforms.counting import NAMESPACE_PREFIX
 
 # Beam's DirectRunner first tries the Prism runner, which downloads a binary; Sluice's local
@@ -231,6 +231,7 @@ def run_pipeline(pipeline):
     mode = RUN_MODE["mode"]
     if mode == "finalize":
         return _FinishedJob(pipeline.options, RUN_MODE["job_id"])
+    progress.REPORTER.reset()  # this run's counts only (the tally is per process)
     result = pipeline.run()
     staging = next(iter(_STAGED), None)
     if pipeline.options.view_as(TestOptions).dry_run:
@@ -242,6 +243,7 @@ def run_pipeline(pipeline):
                             {"job_id": job_id, "started": started_at(), "version": _STAGED[staging]})
         raise Submitted(job_id)
     result.wait_until_finish()
+    progress.REPORTER.print_if_changed()  # the final counts of an in-process run
     return result
 
 
@@ -413,8 +415,12 @@ def publish_manifest(output: str, *, dataset: str, started: str, config: dict, c
 
 
 def run_main(main, argv=None) -> int:
-    """Run ``main(argv)``; a UsageError or a bad flag becomes one line on stderr and exit status 2."""
+    """Run ``main(argv)``; a UsageError or a bad flag becomes one line on stderr and exit status 2.
+
+    Local runs started from the command line print their progress (transforms/progress.py).
+    """
     logging.getLogger().setLevel(logging.WARNING)
+    os.environ.setdefault(progress.ENV, progress.DEFAULT_INTERVAL_S)
     try:
         main(argv)
     except UsageError as err:

@@ -183,3 +183,18 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
     assert cli.main(["datasets", "frobnicate"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "not a published version" in err[0] and err[1].startswith("error: usage:")
+
+
+def test_a_local_run_prints_progress_while_it_runs(nl_input, nl_tokenizer, tmp_path):
+    """From the command line, per-stage counts are printed as they advance, not only at the end."""
+    env = {**os.environ, "SLUICE_PROGRESS_S": "0.2"}
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "nl",
+                           *nl_argv(nl_input, nl_tokenizer, tmp_path / "nl" / "v1")],
+                          capture_output=True, text=True, cwd=ROOT_DIR, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("progress ")]
+    assert len(lines) >= 2, done.stderr
+    assert all("read " in line for line in lines)
+    assert lines[0] != lines[-1]
+    published = json.loads((tmp_path / "nl" / "v1" / "manifest.json").read_text())
+    assert f"tokenize kept={published['counts']['tokenize']['kept']:,}" in lines[-1]
