@@ -41,6 +41,11 @@ demo: setup
 	    --tokenizer $(DEMO)/tokenizer/$(V)/tokenizer.model --num_shards 4 --seq_len 2048 \
 	    --write_documents --write_rejects
 	$(PY) -m pipelines.summary $(DEMO)/multi/$(V)
+	$(PY) -m pipelines.datasets list $(DEMO)
+	for d in mono nl multi; do \
+	    $(PY) -m pipelines.datasets verify $(DEMO)/$$d/$(V) && \
+	    $(PY) -m pipelines.report $(DEMO)/$$d/$(V) --output $(DEMO)/$$d-$(V).html || exit 1; \
+	done
 
 test: setup-test
 	$(PY) -m pytest

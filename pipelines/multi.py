@@ -166,6 +166,10 @@ class Selection:
 def read_config(args) -> Selection:
     """The checked source and selection flags; a bad one is a UsageError."""
     mode = source_mode(args)
+    if mode == "query" and common.RUN_MODE["mode"] != "run":
+        # A template's publish step reruns this driver: it must not run (and bill) the query again.
+        raise common.UsageError("--bigquery_project: a Flex Template run takes --bigquery_export (or"
+                                " --bigquery_snapshot); run the live query from a driver that waits")
     params, allowed = query_params(args)
     try:  # a --stars_table that is not a plain table name fails here, before any work
         github_sql.render("duckdb" if mode == "snapshot" else "bigquery",

@@ -136,3 +136,15 @@ def test_graph_translates_for_dataflow(name, offline_dataflow, tmp_path, sample_
     assert expected in names
     assert job.options.view_as(common.StandardOptions).runner == "DataflowRunner"
     assert not output.exists()  # nothing published
+
+
+def test_multi_template_refuses_the_live_query(tmp_path, capsys, sample_tokenizer):
+    try:
+        status = launch.main(["--pipeline=multi", "--bigquery_project=p", "--bigquery_destination=p.d.t",
+                              f"--output={tmp_path}/multi/v1", f"--tokenizer={sample_tokenizer}"])
+    finally:
+        common.RUN_MODE.update(mode="run", job_id=None, started=None)
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--bigquery_export" in err[0]
+    assert not (tmp_path / "multi").exists()
