@@ -91,6 +91,7 @@ STAGING_DIR = "_staging"
 PUBLISHING_MARKER = "_PUBLISHING"
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 _STAGED: dict = {}  # staging folder -> version folder, for publish_manifest
+_CURRENT = {"staging": None}  # the staging folder this process claimed last (run_pipeline's)
 JOB_FILE = "job.json"  # in the staging folder's _run/: the submitted job, for the finalize step
 
 # How the driver runs its job. "run": run and wait, then publish (local runs, direct Dataflow
@@ -139,6 +140,16 @@ def _files_under(folder: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([join(folder, "**")])[0].metadata_list)
 
 
+def remove_tree(folder: str) -> None:
+    """Delete every file under ``folder``, then the folder: object stores (gs://) have no folders,
+    so a folder's existence cannot be asked, only its files listed."""
+    files = _files_under(folder)
+    if files:
+        FileSystems.delete(files)
+    if FileSystems.exists(folder):
+        FileSystems.delete([folder])
+
+
 def prepare_output(output: str, overwrite: bool = False) -> str:
     """Claim version ``output`` and return the staging folder the run writes into.
 
@@ -157,15 +168,15 @@ def prepare_output(output: str, overwrite: bool = False) -> str:
             f"--output: version {output} is already published ({manifest_schema.MANIFEST_NAME});"
             " versions are immutable, choose a new version"
         )
-    if FileSystems.exists(output):
-        if FileSystems.exists(join(output, PUBLISHING_MARKER)):
-            FileSystems.delete([output])  # an interrupted publish: never complete, never read
-        elif _files_under(output):
-            raise UsageError(f"--output: {output} holds files but no Sluice manifest; choose a new version folder")
+    if FileSystems.exists(join(output, PUBLISHING_MARKER)):
+        remove_tree(output)  # an interrupted publish: never complete, never read
+    elif _files_under(output):
+        raise UsageError(f"--output: {output} holds files but no Sluice manifest; choose a new version folder")
     staging = staging_folder(output)
-    remove(staging)  # an interrupted run's leftovers
+    remove_tree(staging)  # an interrupted run's leftovers
     FileSystems.mkdirs(staging)
     _STAGED[staging] = output.rstrip("/")
+    _CURRENT["staging"] = staging
     return staging
 
 
@@ -184,6 +195,7 @@ def _claim_submitted(output: str) -> str:
                          f" (its staging folder belongs to job {job['job_id']})")
     RUN_MODE["started"] = job["started"]
     _STAGED[staging] = output.rstrip("/")
+    _CURRENT["staging"] = staging
     return staging
 
 
@@ -233,7 +245,7 @@ def run_pipeline(pipeline):
         return _FinishedJob(pipeline.options, RUN_MODE["job_id"])
     progress.REPORTER.reset()  # this run's counts only (the tally is per process)
     result = pipeline.run()
-    staging = next(iter(_STAGED), None)
+    staging = _CURRENT["staging"]
     if pipeline.options.view_as(TestOptions).dry_run:
         raise DryRun(result, staging)
     if mode == "submit":
@@ -262,7 +274,7 @@ def publish(staging: str, version: str) -> None:
             FileSystems.mkdirs(target)
     if sources:
         FileSystems.rename(sources, targets)
-    remove(staging)
+    remove_tree(staging)
 
 
 def counts_from_metrics(result) -> dict:
@@ -403,12 +415,14 @@ def publish_manifest(output: str, *, dataset: str, started: str, config: dict, c
     }
     manifest = manifest_schema.plain(manifest)
     manifest_schema.validate(manifest)
-    remove(join(staging, RUN_STATS_DIR))
+    remove_tree(join(staging, RUN_STATS_DIR))
     if version != staging:
         if FileSystems.exists(join(version, manifest_schema.MANIFEST_NAME)):
             raise UsageError(f"--output: version {version} was published by another run meanwhile")
         publish(staging, version)
         _STAGED.pop(staging, None)
+        if _CURRENT["staging"] == staging:
+            _CURRENT["staging"] = None
     write_json_file(join(version, manifest_schema.MANIFEST_NAME), manifest)
     remove(join(version, PUBLISHING_MARKER))
     return manifest
@@ -428,7 +442,7 @@ def run_main(main, argv=None) -> int:
         return 2
     except DryRun as dry:
         if dry.staging is not None:
-            remove(dry.staging)
+            remove_tree(dry.staging)
             _STAGED.pop(dry.staging, None)
         job = getattr(dry.result, "job", None)
         transforms = len(job.proto_pipeline.components.transforms) if job is not None else 0

@@ -92,28 +92,31 @@ def column_chart(chart_id: str, title: str, labels: list, series: dict, x_title:
     plot_h = height - top - bottom
     n = max(len(labels), 1)
     slot = (WIDTH - left - 10) / n
-    bar_w = max((slot - 4) / len(names), 1.0)
-    peak = max([v for values in series.values() for v in values] + [1])
+    bar_w = min(max((slot - 4) / len(names), 1.0), 48.0)
+    # Whole-number ticks (counts): a step of 1, 2, 5 x 10^k giving at most five gridlines.
+    top_value = max([v for values in series.values() for v in values] + [1])
+    step = next(s * 10 ** k for k in range(0, 19) for s in (1, 2, 5) if s * 10 ** k * 4 >= top_value)
+    peak = step * math.ceil(top_value / step)
+    ticks = range(0, peak + 1, step)
     parts = [f'<svg class="chart" data-chart="{esc(chart_id)}" width="{WIDTH}" height="{height}"'
              f' viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{esc(title)}">',
              f'<text x="0" y="16" class="title">{esc(title)}</text>']
     for i, name in enumerate(names):
         parts.append(f'<rect x="{left + i * 220}" y="26" width="10" height="10" fill="{COLORS[i % 6]}"/>'
                      f'<text x="{left + i * 220 + 14}" y="35" class="legend">{esc(name)}</text>')
-    for tick in range(5):
-        value = peak * tick / 4
-        y = top + plot_h - plot_h * tick / 4
+    for value in ticks:
+        y = top + plot_h - plot_h * value / peak
         parts.append(f'<line x1="{left}" x2="{WIDTH - 10}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                     f'<text x="{left - 4}" y="{y + 4:.1f}" class="axis" text-anchor="end">{fmt(round(value))}</text>')
+                     f'<text x="{left - 4}" y="{y + 4:.1f}" class="axis" text-anchor="end">{fmt(value)}</text>')
     for b, label in enumerate(labels):
-        x0 = left + b * slot + 2
+        x0 = left + b * slot + (slot - bar_w * len(names)) / 2
         for i, name in enumerate(names):
             value = series[name][b]
             h = plot_h * value / peak
             parts.append(f'<rect class="mark" x="{x0 + i * bar_w:.1f}" y="{top + plot_h - h:.1f}"'
                          f' width="{bar_w - 1:.1f}" height="{max(h, 0):.1f}" fill="{COLORS[i % 6]}">'
                          f'<title>{esc(label)} · {esc(name)}: {fmt(value)}</title></rect>')
-        cx = x0 + slot / 2
+        cx = x0 + bar_w * len(names) / 2
         parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 14}" class="axis" text-anchor="middle">'
                      f'{esc(label)}</text>')
     parts.append(f'<text x="{left + (WIDTH - left) / 2}" y="{height - 4}" class="axis" text-anchor="middle">'
@@ -223,7 +226,7 @@ h1{font-size:22px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #dd
 table{border-collapse:collapse} th{text-align:left;padding:2px 12px 2px 0;color:#555;font-weight:normal}
 svg text{font:12px system-ui,sans-serif;fill:#333} svg .title{font-weight:bold;font-size:13px}
 svg .value,svg .axis{fill:#666;font-size:11px} svg .grid{stroke:#eee}
-.note{color:#777}
+.note{color:#777} pre.note{white-space:pre-wrap}
 """
 # Marks each chart drawn once laid out: a chart counts as drawn when it has marks and its marks
 # cover a non-empty area. The tests read these marks back from headless Chromium.
