@@ -1,8 +1,10 @@
-# Sluice's two entry points: `make demo` (set up + run Mono, NL and Multi on the bundled samples), `make test`.
+# Sluice's two entry points: `make demo` (set up + run Mono, NL, Multi and Instruct on the bundled samples), `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= out/demo
+# Versions are immutable, so the demo starts from an empty root each time (ROOT/DATASET/VERSION).
+V ?= v1
 
 .PHONY: setup setup-test demo test bench clean
 
@@ -22,28 +24,35 @@ setup: $(VENV)/.sluice-base
 setup-test: $(VENV)/.sluice-test
 
 demo: setup
+	rm -rf $(DEMO)
 	$(PY) -m pipelines.tokenizer --source mono --input samples/mono/manifest.jsonl \
-	    --output $(DEMO)/tokenizer --vocab_size 8000 --overwrite
-	$(PY) -m pipelines.mono --input samples/mono/manifest.jsonl --output $(DEMO)/mono \
-	    --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 --seq_len 2048 \
-	    --write_documents --write_rejects --overwrite
-	$(PY) -m pipelines.summary $(DEMO)/mono
+	    --output $(DEMO)/tokenizer/$(V) --vocab_size 8000
+	$(PY) -m pipelines.mono --input samples/mono/manifest.jsonl --output $(DEMO)/mono/$(V) \
+	    --tokenizer $(DEMO)/tokenizer/$(V)/tokenizer.model --num_shards 4 --seq_len 2048 \
+	    --write_documents --write_rejects
+	$(PY) -m pipelines.summary $(DEMO)/mono/$(V)
 	@# NL reuses the one tokenizer, as CodeGen used one tokenizer for all its corpora.
 	$(PY) -m pipelines.nl --input 'samples/nl/train/*.jsonl.zst,samples/nl/val.jsonl.zst' \
-	    --output $(DEMO)/nl --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 \
-	    --seq_len 2048 --write_documents --write_rejects --overwrite
-	$(PY) -m pipelines.summary $(DEMO)/nl
+	    --output $(DEMO)/nl/$(V) --tokenizer $(DEMO)/tokenizer/$(V)/tokenizer.model --num_shards 4 \
+	    --seq_len 2048 --write_documents --write_rejects
+	$(PY) -m pipelines.summary $(DEMO)/nl/$(V)
 	@# Multi runs the BigQuery SQL file over the bundled github_repos snapshot, with DuckDB.
-	$(PY) -m pipelines.multi --bigquery_snapshot samples/multi/snapshot --output $(DEMO)/multi \
-	    --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 --seq_len 2048 \
-	    --write_documents --write_rejects --overwrite
-	$(PY) -m pipelines.summary $(DEMO)/multi
+	$(PY) -m pipelines.multi --bigquery_snapshot samples/multi/snapshot --output $(DEMO)/multi/$(V) \
+	    --tokenizer $(DEMO)/tokenizer/$(V)/tokenizer.model --num_shards 4 --seq_len 2048 \
+	    --write_documents --write_rejects
+	$(PY) -m pipelines.summary $(DEMO)/multi/$(V)
 	@# Instruction mixtures: 18 real tasks in 12 FLAN clusters + 2 code tasks from the Mono samples,
-	@# every leave-one-cluster-out split in one run (out/demo/instruct/holdout-<cluster>/).
-	$(PY) -m pipelines.instruct --tasks samples/instruct/tasks.yaml --output $(DEMO)/instruct \
-	    --tokenizer $(DEMO)/tokenizer/tokenizer.model --all_holdouts --num_shards 2 --mixing_cap 150 \
-	    --write_examples --overwrite
-	$(PY) -m pipelines.summary $(DEMO)/instruct/holdout-sentiment
+	@# every leave-one-cluster-out split in one version (out/demo/instruct/v1/holdout-<cluster>/).
+	$(PY) -m pipelines.instruct --tasks samples/instruct/tasks.yaml --output $(DEMO)/instruct/$(V) \
+	    --tokenizer $(DEMO)/tokenizer/$(V)/tokenizer.model --all_holdouts --num_shards 2 --mixing_cap 150 \
+	    --write_examples
+	$(PY) -m pipelines.summary $(DEMO)/instruct/$(V)
+	$(PY) -m pipelines.summary $(DEMO)/instruct/$(V)/holdout-sentiment
+	$(PY) -m pipelines.datasets list $(DEMO)
+	for d in mono nl multi instruct; do \
+	    $(PY) -m pipelines.datasets verify $(DEMO)/$$d/$(V) && \
+	    $(PY) -m pipelines.report $(DEMO)/$$d/$(V) --output $(DEMO)/$$d-$(V).html || exit 1; \
+	done
 
 test: setup-test
 	$(PY) -m pytest

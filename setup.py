@@ -32,6 +32,8 @@ EXTRAS = {
         "pytest>=8",
         # TensorFlow only checks that its own parser reads our TFRecord files (x86_64 wheels).
         "tensorflow-cpu>=2.16; platform_machine == 'x86_64'",
+        # The DataflowRunner, so every pipeline's graph is translated for Dataflow offline (dry run).
+        "apache-beam[gcp]==2.77.0",
     ],
     "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs", "google-cloud-bigquery>=3.11"],
     "http": ["fsspec[http]"],

@@ -154,6 +154,7 @@ def run_pipeline(name: str, argv: list[str]) -> dict:
     from pipelines import multi, nl
 
     main = {"nl": nl.main, "multi": multi.main}[name]
+    shutil.rmtree(argv[argv.index("--output") + 1], ignore_errors=True)  # versions are immutable
     busy, _ = machine_busy_seconds()
     cpu = cpu_seconds()
     started = time.perf_counter()
@@ -484,7 +485,7 @@ def main(argv=None) -> dict:
             nl_flags = shlex.split(args.nl_flags)
             shown["nl"] = ["--input", ",".join(patterns), "--num_shards", str(args.num_shards), *nl_flags]
             argvs["nl"] = lambda out: ["--input", ",".join(patterns), "--output", out, "--tokenizer", model,
-                                       "--num_shards", str(args.num_shards), "--overwrite", *nl_flags]
+                                       "--num_shards", str(args.num_shards), *nl_flags]
         if "multi" in args.pipelines:
             snapshot = scale_snapshot(args.snapshot, args.scale, workdir)
             inputs["multi"] = snapshot
@@ -492,7 +493,7 @@ def main(argv=None) -> dict:
             shown["multi"] = ["--bigquery_snapshot", os.path.relpath(snapshot, REPO) if args.scale == 1
                               else snapshot, "--num_shards", str(args.num_shards), *multi_flags]
             argvs["multi"] = lambda out: ["--bigquery_snapshot", snapshot, "--output", out, "--tokenizer", model,
-                                          "--num_shards", str(args.num_shards), "--overwrite", *multi_flags]
+                                          "--num_shards", str(args.num_shards), *multi_flags]
 
         warm, encoders = {}, {}
         for name in args.pipelines:

@@ -323,9 +323,10 @@ class StageSampler:
 def train_tokenizer(manifest: str, output: str, vocab_size: int) -> float:
     from pipelines import tokenizer
 
+    shutil.rmtree(output, ignore_errors=True)  # versions are immutable: a fresh one each time
     started = time.perf_counter()
     tokenizer.main(["--source", "mono", "--input", manifest, "--output", output,
-                    "--vocab_size", str(vocab_size), "--overwrite"])
+                    "--vocab_size", str(vocab_size)])
     return time.perf_counter() - started
 
 
@@ -352,7 +353,8 @@ def run_mono(manifest, output, tokenizer_model, num_shards, extra=()):
     from pipelines import mono
 
     argv = ["--input", manifest, "--output", output, "--tokenizer", tokenizer_model,
-            "--num_shards", str(num_shards), "--overwrite", *extra]
+            "--num_shards", str(num_shards), *extra]
+    shutil.rmtree(output, ignore_errors=True)  # versions are immutable: a fresh one each time
     cpu = cpu_seconds()
     started = time.perf_counter()
     result = mono.main(argv)

@@ -6,10 +6,12 @@ import importlib
 import sys
 
 PIPELINES = {
+    "datasets": "Inspect dataset versions: list ROOT, show V, diff V1 V2, verify V.",
     "instruct": "Instruction-tuning mixtures (FLAN): task registry to packed streams per held-out split.",
     "mono": "The Mono corpus: GitHub Python archives to packed streams.",
     "multi": "The Multi corpus: GitHub files in six languages (BigQuery SQL) to packed streams.",
     "nl": "The NL corpus: The Pile's JSON Lines files to packed streams.",
+    "report": "Write a self-contained HTML report (charts) of one dataset version.",
     "tokenizer": "Train the SentencePiece tokenizer on a corpus sample.",
 }
 

@@ -26,7 +26,9 @@ MAX_SHARDS = 99999  # shard names carry five digits
 
 def add_stream_flags(parser) -> None:
     """--output, --tokenizer and the tokenize/shuffle/pack flags."""
-    parser.add_argument("--output", required=True, help="Output folder (any Beam filesystem).")
+    parser.add_argument("--output", required=True,
+                        help="The dataset version to publish, ROOT/DATASET/VERSION (any Beam filesystem);"
+                             " a published version is never overwritten.")
     parser.add_argument("--tokenizer", required=True, help="SentencePiece model from pipelines.tokenizer.")
     parser.add_argument("--seq_len", type=common.positive_int, default=2048)
     parser.add_argument("--num_shards", type=common.positive_int, default=64)
@@ -38,7 +40,6 @@ def add_stream_flags(parser) -> None:
 def add_side_output_flags(parser) -> None:
     parser.add_argument("--write_documents", action="store_true", help="Write curated documents as Parquet.")
     parser.add_argument("--write_rejects", action="store_true", help="Write every reject as Parquet.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace a published output.")
 
 
 def check_stream_flags(args) -> None:
@@ -186,31 +187,45 @@ def write_side_outputs(args, documents, rejects) -> None:
 def finished_run(result, near_dedup, stats_dir: str) -> tuple[dict, list, dict]:
     """After the job: (counts, shard stats in shard order, manifest sections common to corpora)."""
     counts = common.counts_from_metrics(result)
-    sections = {}
+    sections = {"histograms": common.histograms_from_metrics(result)}
     if near_dedup is not None:
         sections["near_dedup"] = near_dedup_report(near_dedup, counts)
     shards = sorted(read_json(common.join(stats_dir, "shards.json")), key=lambda s: s["shard"])
     return counts, shards, sections
 
 
-def parse_corpus_args(parser, argv, *, near_dedup_default: bool, decontamination: bool):
-    """Add the flag groups every corpus pipeline shares after its own read flags, then parse:
-    (args, the remaining flags for Beam)."""
+def add_corpus_flags(parser, *, near_dedup_default: bool, decontamination: bool):
+    """Add the flag groups every corpus pipeline shares after its own read flags; returns the parser
+    (each pipeline's ``build_parser``, which the Flex Template metadata is generated from)."""
     add_stream_flags(parser)
     if decontamination:
         add_decontamination_flags(parser)
     add_near_dedup_flags(parser, default=near_dedup_default)
     add_side_output_flags(parser)
+    return parser
+
+
+def parse_corpus_args(parser, argv, *, near_dedup_default: bool, decontamination: bool):
+    """Add the flag groups every corpus pipeline shares after its own read flags, then parse:
+    (args, the remaining flags for Beam)."""
+    add_corpus_flags(parser, near_dedup_default=near_dedup_default, decontamination=decontamination)
+    return parse_built(parser, argv)
+
+
+def parse_built(parser, argv):
+    """Parse with a parser from ``add_corpus_flags``: (args, the remaining flags for Beam)."""
     args, beam_args = parser.parse_known_args(argv)
     check_stream_flags(args)
     return args, beam_args
 
 
 def start_run(args) -> tuple:
-    """Check the tokenizer, then claim the output: (tokenizer, scratch folder, start time).
+    """Check the tokenizer, then claim the output version: (tokenizer, scratch folder, start time).
 
-    The tokenizer is checked first so a bad --tokenizer never touches an existing output.
+    The tokenizer is checked first so a bad --tokenizer never touches an existing output. From here
+    ``args.output`` is the version's staging folder (every write goes there); publish_manifest
+    moves it into the version.
     """
     tokenizer = stream_tokenizer(args)
-    common.prepare_output(args.output, args.overwrite)
-    return tokenizer, common.join(args.output, common.RUN_STATS_DIR), common.utc_now()
+    args.output = common.prepare_output(args.output)
+    return tokenizer, common.join(args.output, common.RUN_STATS_DIR), common.started_at()

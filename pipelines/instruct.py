@@ -1,17 +1,25 @@
 """Instruction-tuning mixtures the FLAN way: task registry -> packed streams, per held-out split.
 
-    python -m pipelines.instruct --tasks REGISTRY --output DIR --tokenizer MODEL.model \
+    python -m pipelines.instruct --tasks REGISTRY --output ROOT/instruct/VERSION --tokenizer MODEL.model \
         [--holdout_cluster NAME | --all_holdouts] [--max_examples_per_task N] [--mixing_cap N] \
         [--mixture_size N] [--seed S] [--write_examples] [Beam options]
 
 Stages: read sources -> render (template by hash) -> decontaminate training examples against every
 evaluation split, HumanEval and MTPB -> cap per task -> tokenize -> per split: mix (capped
 examples-proportional) -> global shuffle -> pack with segment ids -> write shards, and the held-out
-tasks' evaluation set; then the driver writes each split's ``manifest.json`` last.
+tasks' evaluation set; then the driver publishes the version, ``manifest.json`` last.
+
+A version holds one split (the whole mixture, or ``--holdout_cluster``'s) in its root, or with
+``--all_holdouts`` one complete split per subfolder ``holdout-<cluster>/`` (shards, ``eval/``,
+its own ``manifest.json``: what a training job points at) and a root manifest that lists the
+splits with their manifests' sha256 and has no shards of its own. Every split comes from one job
+and one staging folder, so the version (all splits) is published at once and is immutable as a
+whole.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
@@ -31,13 +39,15 @@ DATASET = "instruct"
 EVAL_TEXTS = "eval_texts.jsonl"
 
 
-def parse_args(argv):
+def build_parser():
+    """Every flag of the pipeline (the Flex Template's parameters are generated from it)."""
     parser = common.ArgumentParser(prog="sluice instruct", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", required=True, help="Task registry (YAML or JSON; any fsspec path).")
     holdout = parser.add_mutually_exclusive_group()
     holdout.add_argument("--holdout_cluster", help="Leave this cluster (and its close clusters) out of training.")
     holdout.add_argument("--all_holdouts", action="store_true",
-                         help="Build every leave-one-cluster-out split, each in OUTPUT/holdout-<cluster>/.")
+                         help="Build every leave-one-cluster-out split, each in holdout-<cluster>/ of the"
+                              " one version.")
     parser.add_argument("--max_examples_per_task", type=common.positive_int, default=30000,
                         help="Training examples kept per task, by hash rank (FLAN: 30,000).")
     parser.add_argument("--mixing_cap", type=common.positive_int, default=3000,
@@ -49,10 +59,13 @@ def parse_args(argv):
     parser.add_argument("--eval_shards", type=common.positive_int, default=1)
     parser.add_argument("--write_examples", action="store_true",
                         help="Write every rendered example as Parquet under examples/ (audit).")
-    parser.add_argument("--overwrite", action="store_true", help="Replace a published output.")
     flags.add_stream_flags(parser)
     flags.add_decontamination_flags(parser)
-    args, beam_args = parser.parse_known_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    args, beam_args = build_parser().parse_known_args(argv)
     flags.check_stream_flags(args)
     given = sys.argv[1:] if argv is None else argv
     if any(a == "--pack_tail" or a.startswith("--pack_tail=") for a in given) and args.pack_tail != "pad":
@@ -113,10 +126,16 @@ def write_eval_texts(path: str, items: list) -> None:
             handle.write(json.dumps(item, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n")
 
 
-def run_config(args, registry: schema.Registry, split: schema.Split, decontamination) -> dict:
+def run_config(args, registry: schema.Registry, split: schema.Split | None, decontamination,
+               splits: list | None = None) -> dict:
+    """One split's config, or (``split`` None) the --all_holdouts version's, which names its splits."""
+    if split is not None:
+        chosen = {"split": split.name, "holdout_cluster": split.holdout,
+                  "excluded_clusters": list(split.excluded_clusters)}
+    else:
+        chosen = {"split": "all_holdouts", "splits": [s.name for s in splits]}
     return {
-        "tasks": args.tasks, "registry_sha256": registry.sha256, "split": split.name, "holdout_cluster": split.holdout,
-        "excluded_clusters": list(split.excluded_clusters),
+        "tasks": args.tasks, "registry_sha256": registry.sha256, **chosen,
         "max_examples_per_task": args.max_examples_per_task, "mixing_cap": args.mixing_cap,
         "mixture_size": args.mixture_size, "max_input_tokens": args.max_input_tokens,
         "max_target_tokens": args.max_target_tokens, "eval_shards": args.eval_shards,
@@ -165,13 +184,7 @@ def main(argv=None):
     except schema.RegistryError as err:
         raise common.UsageError(str(err)) from None
     decontamination = flags.decontamination_config(args)
-    tokenizer, stats_dir, started = flags.start_run(args)
-    for split in splits:
-        folder = split_output(args, split)
-        if folder != args.output:
-            common.prepare_output(folder, args.overwrite)
-        for stale in ("eval", "examples", common.RUN_STATS_DIR):  # unpublished leftovers
-            common.remove(common.join(folder, stale))
+    tokenizer, stats_dir, started = flags.start_run(args)  # args.output is now the staging folder
     if decontamination is not None:
         texts_path = common.join(stats_dir, EVAL_TEXTS)
         write_eval_texts(texts_path, eval_texts(registry))
@@ -215,8 +228,7 @@ def main(argv=None):
     if archives:
         ((archives | "AllArchives" >> beam.Flatten()) | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
          | "WriteArchiveStats" >> WriteJson(common.join(stats_dir, "archives.json")))
-    result = pipeline.run()
-    result.wait_until_finish()
+    result = common.run_pipeline(pipeline)
     counts = common.counts_from_metrics(result)
 
     inputs = {"registry": common.file_sha256(args.tasks), "sources": source_sizes(registry)}
@@ -224,6 +236,7 @@ def main(argv=None):
         inputs["code_archives"] = read_json(common.join(stats_dir, "archives.json"))
     sections = flags.stream_manifest_sections(args, tokenizer)
     sections["stream"]["segment_ids"] = True
+    sections["histograms"] = common.histograms_from_metrics(result)
     sections["side_outputs"] = {"examples": "examples/" if args.write_examples else None}
     manifests = {}
     for split in splits:
@@ -236,8 +249,8 @@ def main(argv=None):
         for shard in eval_stats:
             for task, n in shard["tasks"].items():
                 eval_tasks[task] = eval_tasks.get(task, 0) + n
-        manifests[split.name] = common.publish_manifest(
-            folder, dataset=DATASET, started=started, config=run_config(args, registry, split, decontamination),
+        fields = dict(
+            dataset=DATASET, started=started, config=run_config(args, registry, split, decontamination),
             counts=counts, inputs=inputs, shards=shards, **sections,
             holdout={"cluster": split.holdout, "excluded_clusters": list(split.excluded_clusters),
                      "train_tasks": list(split.train_tasks), "eval_tasks": list(split.eval_tasks)},
@@ -247,9 +260,30 @@ def main(argv=None):
             eval={"examples": sum(s["examples"] for s in eval_stats), "tasks": eval_tasks,
                   "files": [{k: s[k] for k in ("path", "examples", "bytes", "sha256")} for s in eval_stats]},
         )
-    if args.all_holdouts:
-        common.remove(stats_dir)
-    return manifests
+        if not args.all_holdouts:
+            return {split.name: common.publish_manifest(args.output, **fields)}
+        common.remove_tree(run_dir)
+        manifests[split.name] = common.build_manifest(args.output, split=split.name, **fields)
+    top = common.publish_manifest(
+        args.output, nested=manifests, dataset=DATASET, started=started,
+        config=run_config(args, registry, None, decontamination, splits), counts=counts, inputs=inputs,
+        shards=[], **sections, splits=splits_section(manifests))
+    return {"version": top, **manifests}
+
+
+def splits_section(manifests: dict) -> dict:
+    """The --all_holdouts version's index: per split its folder, manifest sha256, held-out
+    clusters, totals and realised mixture (so list, diff and the report need only this manifest)."""
+    out = {}
+    for name, manifest in sorted(manifests.items()):
+        out[name] = {
+            "path": name, "manifest_sha256": hashlib.sha256(common.json_bytes(manifest)).hexdigest(),
+            "holdout": manifest["holdout"]["cluster"],
+            "excluded_clusters": manifest["holdout"]["excluded_clusters"],
+            "totals": manifest["totals"], "eval_examples": manifest["eval"]["examples"],
+            "mixture": {task: entry["realised"] for task, entry in manifest["mixture"]["tasks"].items()},
+        }
+    return out
 
 
 def run(argv=None) -> int:

@@ -74,10 +74,15 @@ def curation_config(args) -> CurationConfig:
     )
 
 
-def parse_args(argv):
+def build_parser():
+    """Every flag of the pipeline (the Flex Template's parameters are generated from it)."""
     parser = common.ArgumentParser(prog="sluice mono", description=__doc__.split("\n\n")[0])
     add_curation_flags(parser)
-    return flags.parse_corpus_args(parser, argv, near_dedup_default=True, decontamination=True)
+    return flags.add_corpus_flags(parser, near_dedup_default=True, decontamination=True)
+
+
+def parse_args(argv):
+    return flags.parse_built(build_parser(), argv)
 
 
 def run_config(args, curation: CurationConfig, near_dedup, decontamination) -> dict:
@@ -106,8 +111,7 @@ def main(argv=None):
     (curated.archives | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
      | "WriteArchiveStats" >> WriteJson(common.join(stats_dir, "archives.json")))
     flags.write_side_outputs(args, documents, rejects)
-    result = pipeline.run()
-    result.wait_until_finish()
+    result = common.run_pipeline(pipeline)
     counts, shards, sections = flags.finished_run(result, near_dedup, stats_dir)
     return common.publish_manifest(
         args.output,

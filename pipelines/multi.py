@@ -77,12 +77,17 @@ def add_read_flags(parser) -> None:
     add_selection_flags(parser)
 
 
-def parse_args(argv):
+def build_parser():
+    """Every flag of the pipeline (the Flex Template's parameters are generated from it)."""
     parser = common.ArgumentParser(prog="sluice multi", description=__doc__.split("\n\n")[0])
     add_read_flags(parser)
     parser.add_argument("--language_tags", action=argparse.BooleanOptionalAction, default=True,
                         help="Prepend each file's language-tag token, as CodeGen did (on by default).")
-    return flags.parse_corpus_args(parser, argv, near_dedup_default=True, decontamination=True)
+    return flags.add_corpus_flags(parser, near_dedup_default=True, decontamination=True)
+
+
+def parse_args(argv):
+    return flags.parse_built(build_parser(), argv)
 
 
 def query_params(args) -> tuple[github_sql.QueryParams, frozenset]:
@@ -161,6 +166,10 @@ class Selection:
 def read_config(args) -> Selection:
     """The checked source and selection flags; a bad one is a UsageError."""
     mode = source_mode(args)
+    if mode == "query" and common.RUN_MODE["mode"] != "run":
+        # A template's publish step reruns this driver: it must not run (and bill) the query again.
+        raise common.UsageError("--bigquery_project: a Flex Template run takes --bigquery_export (or"
+                                " --bigquery_snapshot); run the live query from a driver that waits")
     params, allowed = query_params(args)
     try:  # a --stars_table that is not a plain table name fails here, before any work
         github_sql.render("duckdb" if mode == "snapshot" else "bigquery",
@@ -223,8 +232,7 @@ def main(argv=None):
     (row_ids, rejects) | "LanguageStats" >> WriteLanguageStats(
         common.join(stats_dir, "languages_read.json"), common.join(stats_dir, "languages_rejects.json"))
     flags.write_side_outputs(args, documents, rejects)
-    result = pipeline.run()
-    result.wait_until_finish()
+    result = common.run_pipeline(pipeline)
     counts, shards, sections = flags.finished_run(result, near_dedup, stats_dir)
     sections["languages"] = languages_report(
         read_json(common.join(stats_dir, "languages_read.json")),

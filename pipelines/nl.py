@@ -71,8 +71,9 @@ def read_config(args) -> PileConfig:
 def run_job(pipeline):
     """Run and wait; a damaged input under --on_damage fail becomes one line naming the file."""
     try:
-        result = pipeline.run()
-        result.wait_until_finish()
+        result = common.run_pipeline(pipeline)
+    except (common.DryRun, common.Submitted):
+        raise
     except Exception as err:  # runners wrap a worker's exception in their own types
         message = damage_message(err)
         if message is None:
@@ -84,10 +85,15 @@ def run_job(pipeline):
     return result
 
 
-def parse_args(argv):
+def build_parser():
+    """Every flag of the pipeline (the Flex Template's parameters are generated from it)."""
     parser = common.ArgumentParser(prog="sluice nl", description=__doc__.split("\n\n")[0])
     add_read_flags(parser)
-    return flags.parse_corpus_args(parser, argv, near_dedup_default=False, decontamination=False)
+    return flags.add_corpus_flags(parser, near_dedup_default=False, decontamination=False)
+
+
+def parse_args(argv):
+    return flags.parse_built(build_parser(), argv)
 
 
 def run_config(args, pile: PileConfig, near_dedup) -> dict:

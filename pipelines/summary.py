@@ -15,11 +15,21 @@ def summarize(manifest: dict) -> str:
     lines = [
         f"dataset {manifest['dataset']}  config {manifest['config_fingerprint'][:12]}  "
         f"sluice {manifest['sluice']['version']} ({manifest['sluice']['git_commit'][:10]})",
-        f"  {totals['shards']} shards, {totals['records']:,} sequences, {totals['tokens']:,} tokens, "
-        f"{totals['documents']:,} documents, {totals['bytes']:,} bytes",
-        f"  tail tokens {totals['tail_tokens']:,} (dropped {totals['dropped_tail_tokens']:,}), "
-        f"padding {totals['padding_tokens']:,}",
     ]
+    splits = manifest.get("splits")
+    if splits:  # an --all_holdouts version: the shards are in the split folders
+        lines.append(f"  {len(splits)} splits, each a dataset in its folder with its own manifest:")
+        for name, entry in splits.items():
+            t = entry["totals"]
+            lines.append(f"    split {name:<40} {t['shards']} shards, {t['records']:,} sequences,"
+                         f" {t['tokens']:,} tokens, {t['documents']:,} examples; eval {entry['eval_examples']:,}")
+    else:
+        lines += [
+            f"  {totals['shards']} shards, {totals['records']:,} sequences, {totals['tokens']:,} tokens, "
+            f"{totals['documents']:,} documents, {totals['bytes']:,} bytes",
+            f"  tail tokens {totals['tail_tokens']:,} (dropped {totals['dropped_tail_tokens']:,}), "
+            f"padding {totals['padding_tokens']:,}",
+        ]
     near = manifest.get("near_dedup")
     if near:
         cc = near["connected_components"]

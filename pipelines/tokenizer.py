@@ -48,22 +48,28 @@ MULTI_SOURCE_FLAGS = {"snapshot": "--bigquery_snapshot", "query": "--bigquery_pr
                       "export": "--bigquery_export"}
 
 
-def parse_args(argv):
-    # --source decides which read flags exist, so it is read first (a missing one is reported below).
-    peek = common.ArgumentParser(add_help=False)
-    peek.add_argument("--source", choices=tuple(SOURCES))
-    source = peek.parse_known_args(argv)[0].source
+def build_parser(source: str | None = None):
+    """The flags for one --source (its read flags follow from it; none when source is None)."""
     parser = common.ArgumentParser(prog="sluice tokenizer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", choices=tuple(SOURCES), required=True,
                         help="Which corpus reader feeds the sample (its read flags follow from it).")
     if source is not None:
         SOURCES[source][0](parser)
-    parser.add_argument("--output", required=True, help="Folder for tokenizer.model and manifest.json.")
+    parser.add_argument("--output", required=True,
+                        help="The tokenizer version to publish, ROOT/DATASET/VERSION (tokenizer.model,"
+                             " tokenizer.vocab, manifest.json); never overwritten.")
     parser.add_argument("--vocab_size", type=common.positive_int, default=32000)
     parser.add_argument("--sample_docs", type=common.positive_int, default=50000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true")
-    return parser.parse_known_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    # --source decides which read flags exist, so it is read first (a missing one is reported below).
+    peek = common.ArgumentParser(add_help=False)
+    peek.add_argument("--source", choices=tuple(SOURCES))
+    source = peek.parse_known_args(argv)[0].source
+    return build_parser(source).parse_known_args(argv)
 
 
 class _TrainFn(beam.DoFn):
@@ -101,9 +107,9 @@ class _TrainFn(beam.DoFn):
 def main(argv=None):
     args, beam_args = parse_args(argv)
     curation = SOURCES[args.source][1](args)
-    common.prepare_output(args.output, args.overwrite)
+    args.output = common.prepare_output(args.output)  # the staging folder, published at the end
     stats_dir = common.join(args.output, common.RUN_STATS_DIR)
-    started = common.utc_now()
+    started = common.started_at()
     seed = args.seed
 
     pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))

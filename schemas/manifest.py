@@ -11,10 +11,10 @@ import json
 from typing import Any
 
 MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: version and lineage sections
 REQUIRED_KEYS = (
-    "format_version", "dataset", "created", "sluice", "config", "config_fingerprint", "inputs",
-    "tokenizer", "counts", "shards", "totals",
+    "format_version", "dataset", "version", "created", "sluice", "config", "config_fingerprint", "inputs",
+    "tokenizer", "lineage", "counts", "shards", "totals",
 )
 
 

@@ -20,6 +20,7 @@ import apache_beam as beam
 from schemas.records import Document, RepoSpec
 from transforms.archive_stream import ArchiveError, ArchiveLimits, ArchiveReport, iter_members
 from transforms.counting import KEPT, REJECTS, count, reject
+from transforms import histograms
 
 STAGE = "read"
 ARCHIVES = "archives"
@@ -47,6 +48,7 @@ class _ReadArchiveFn(beam.DoFn):
                 if member.reason is not None:
                     yield reject(doc_id, STAGE, member.reason, member.detail)
                     continue
+                histograms.observe(histograms.DOCUMENT_BYTES_READ, len(member.data))
                 text, reason = decode_source(member.data)
                 if reason is not None:
                     yield reject(doc_id, STAGE, reason, f"{len(member.data)} bytes")

@@ -11,6 +11,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from schemas.records import Reject
+from transforms import progress
 
 NAMESPACE_PREFIX = "sluice."
 REJECTS = "rejects"
@@ -18,8 +19,9 @@ KEPT = "kept"
 
 
 def count(stage: str, outcome: str, n: int = 1) -> None:
-    """Increment the counter of one outcome of one stage."""
+    """Increment the counter of one outcome of one stage (and the local progress tally)."""
     Metrics.counter(NAMESPACE_PREFIX + stage, outcome).inc(n)
+    progress.REPORTER.add(stage, outcome, n)
 
 
 def reject(record_id: str, stage: str, reason: str, detail: str = "") -> beam.pvalue.TaggedOutput:

@@ -16,6 +16,7 @@ import apache_beam as beam
 
 from schemas.records import Document
 from transforms.counting import KEPT, REJECTS, count, reject
+from transforms import histograms
 from transforms.license_filter import is_allowed, normalize_license
 
 STAGE = "read"
@@ -41,6 +42,7 @@ class _RowToDocumentFn(beam.DoFn):
         doc_id = f"{repo}:{path}" if repo and path else f"content:{row.get('id')}"
         nbytes = len(text.encode("utf-8")) if isinstance(text, str) else 0
         yield beam.pvalue.TaggedOutput(ROWS, (doc_id, (language or "unknown", nbytes)))
+        histograms.observe(histograms.DOCUMENT_BYTES_READ, nbytes)
         verdict = self._check(repo, path, language, text, nbytes, row.get("license"))
         if verdict is not None:
             yield reject(doc_id, STAGE, *verdict)

@@ -27,6 +27,7 @@ import numpy as np
 
 from transforms.connected_components import ConnectedComponents
 from transforms.counting import KEPT, REJECTS, count, reject
+from transforms import histograms
 from transforms.minhash import (
     DEFAULT_NGRAM,
     DEFAULT_NUM_PERM,
@@ -209,9 +210,11 @@ class _DecideFn(beam.DoFn):
                 yield reject(doc.id, STAGE, "near_duplicate", id_of(minimum))
 
 
-def _count_component(root_and_members):
+def _count_component(root_and_size):
+    """One component: counted, and its size (the root plus the members joined to it) observed."""
     count(STAGE, "components")
-    return root_and_members
+    histograms.observe(histograms.NEAR_DUPLICATE_CLUSTER_SIZE, root_and_size[1] + 1)
+    return root_and_size
 
 
 class NearDedup(beam.PTransform):
@@ -262,8 +265,8 @@ class NearDedup(beam.PTransform):
         )
         minimums = verified | "Components" >> ConnectedComponents(self._config.cc_rounds, STAGE)
         (minimums
-         | "Roots" >> beam.Map(lambda pair: pair[1])
-         | "DistinctRoots" >> beam.Distinct()
+         | "Roots" >> beam.Map(lambda pair: (pair[1], 1))
+         | "ComponentSizes" >> beam.CombinePerKey(sum)
          | "CountComponents" >> beam.Map(_count_component))
         decided = (
             {"doc": docs, "minimum": minimums}

@@ -30,6 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 from schemas.pile import FILE_SUFFIXES, LANGUAGE, compression_of
 from schemas.records import Document
 from transforms.counting import KEPT, REJECTS, count, reject
+from transforms import histograms
 
 STAGE = "read"
 FILE_REPORTS = "files"
@@ -257,6 +258,7 @@ class _ReadPileFileFn(beam.DoFn):
                         continue
                     report["documents"] += 1
                     count(STAGE, KEPT)
+                    histograms.observe(histograms.DOCUMENT_BYTES_READ, len(text.encode("utf-8")))
                     yield pile_document(name, number, text, set_name, data)
             except _Damage as err:
                 if self._on_damage == "fail":

@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from schemas.records import TokenizedDocument
 from schemas.tokenizer import Tokenizer
 from transforms.counting import KEPT, count
+from transforms import histograms
 
 STAGE = "tokenize"
 LANGUAGES = "languages"  # tagged output: (language, (documents, UTF-8 bytes, tokens)) per document
@@ -43,9 +44,10 @@ class _TokenizeFn(beam.DoFn):
             ids = np.concatenate([tag, ids])
         count(STAGE, KEPT)
         count(STAGE, "tokens", int(ids.size))
+        nbytes = len(doc.text.encode("utf-8"))
+        histograms.observe(histograms.DOCUMENT_BYTES_KEPT, nbytes)
         if self._tally_languages:
-            yield beam.pvalue.TaggedOutput(
-                LANGUAGES, (doc.language, (1, len(doc.text.encode("utf-8")), int(ids.size))))
+            yield beam.pvalue.TaggedOutput(LANGUAGES, (doc.language, (1, nbytes, int(ids.size))))
         yield TokenizedDocument(id=doc.id, tokens=ids.astype("<i4", copy=False).tobytes())
 
 

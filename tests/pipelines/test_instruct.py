@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +33,7 @@ def run(tokenizer, output, *extra, registry=REGISTRY):
 
 @pytest.fixture(scope="module")
 def holdout_run(sample_tokenizer, tmp_path_factory):
-    out = tmp_path_factory.mktemp("instruct")
+    out = tmp_path_factory.mktemp("versions") / "instruct" / "v1"
     return out, run(sample_tokenizer, out, *FLAGS, "--write_examples")["holdout-commonsense"]
 
 
@@ -129,12 +130,13 @@ def test_packed_examples_are_the_rendered_ones(holdout_run, sample_tokenizer):
 
 def test_same_bytes_with_two_worker_processes(holdout_run, sample_tokenizer, tmp_path):
     out, manifest = holdout_run
-    other = run(sample_tokenizer, tmp_path, *FLAGS, "--direct_running_mode=multi_processing",
+    other_out = tmp_path / "instruct" / "v2"
+    other = run(sample_tokenizer, other_out, *FLAGS, "--direct_running_mode=multi_processing",
                 "--direct_num_workers=2")["holdout-commonsense"]
     assert other["shards"] == manifest["shards"] and other["eval"] == manifest["eval"]
     assert other["mixture"] == manifest["mixture"]
     for name in [f["path"] for s in manifest["shards"] for f in s["files"]] + ["eval/eval-00000-of-00001.tfrecord"]:
-        assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
+        assert (other_out / name).read_bytes() == (out / name).read_bytes()
 
 
 def small_registry(tmp_path) -> pathlib.Path:
@@ -148,24 +150,57 @@ def small_registry(tmp_path) -> pathlib.Path:
     return path
 
 
-def test_all_holdouts_in_one_run(sample_tokenizer, tmp_path):
+def test_all_holdouts_in_one_run(sample_tokenizer, tmp_path, capsys):
+    """Every split in one version: a complete dataset per subfolder, indexed by the root manifest
+    (published last, no shards of its own), checked by ``sluice datasets`` as one version."""
+    import hashlib
+
+    from pipelines import datasets, report, summary
+
     registry = small_registry(tmp_path)
-    out = tmp_path / "out"
+    out = tmp_path / "instruct" / "v1"
     manifests = run(sample_tokenizer, out, "--all_holdouts", "--num_shards", "1", "--mixing_cap", "100",
                     "--no-decontaminate", registry=registry)
+    top = manifests.pop("version")
     assert sorted(manifests) == ["holdout-closed_book_qa", "holdout-sentiment"]
     for name, manifest in manifests.items():
         cluster = name.split("-", 1)[1]
-        on_disk = json.loads((out / name / "manifest.json").read_text())
-        assert on_disk == manifest and manifest["holdout"]["cluster"] == cluster
+        data = (out / name / "manifest.json").read_bytes()
+        assert json.loads(data) == manifest and manifest["holdout"]["cluster"] == cluster
+        assert manifest["version"] == {"name": "v1", "dataset_folder": str(tmp_path / "instruct"), "split": name}
+        assert top["splits"][name]["manifest_sha256"] == hashlib.sha256(data).hexdigest()
+        assert top["splits"][name]["totals"] == manifest["totals"]
+        assert datasets.verify(str(out / name)) == []  # a split folder is a dataset of its own
     assert list(manifests["holdout-sentiment"]["mixture"]["tasks"]) == ["web_questions"]
     assert manifests["holdout-sentiment"]["eval"]["tasks"] == {"poem_sentiment": 50}
     assert list(manifests["holdout-closed_book_qa"]["mixture"]["tasks"]) == ["poem_sentiment"]
     assert manifests["holdout-closed_book_qa"]["eval"]["tasks"] == {"nq_open": 100, "web_questions": 50}
-    assert not (out / "manifest.json").exists() and not (out / "_run").exists()
-    # A published split is not overwritten without --overwrite.
+    assert json.loads((out / "manifest.json").read_text()) == top and top["shards"] == []
+    assert top["config"]["splits"] == ["holdout-closed_book_qa", "holdout-sentiment"]
+    assert top["lineage"]["parents"]["tokenizer"]["path"] == str(sample_tokenizer.parent)
+    assert not (out / "_run").exists() and not (tmp_path / "instruct" / "_staging" / "v1").exists()
+    # datasets list/show/verify see one version with its splits.
+    rows = [r for r in datasets.list_versions(str(tmp_path)) if r["dataset"] == "instruct"]
+    assert [(r["version"], r["status"]) for r in rows] == [("v1", "published")]
+    assert rows[0]["records"] == sum(m["totals"]["records"] for m in manifests.values()) > 0
+    assert "split holdout-sentiment" in summary.summarize(top)
+    assert datasets.verify(str(out)) == []
+    shard = manifests["holdout-sentiment"]["shards"][0]["files"][0]["path"]
+    tampered = out / "holdout-sentiment" / shard
+    tampered.write_bytes(tampered.read_bytes()[:-1] + b"\0")
+    problems = datasets.verify(str(out))
+    assert problems and all(p.startswith(f"holdout-sentiment/{shard}: ") for p in problems)
+    # The report charts the splits' examples and each split's mixture; the rest has no shards to chart.
+    page = tmp_path / "index.html"
+    assert report.run([str(out), "--output", str(page)]) == 0
+    charts = re.findall(r'data-chart="([^"]+)"', page.read_text())
+    assert {"splits", "mixture-0", "mixture-1"} <= set(charts) and "packing" not in charts
+    drawn = chart_status(page, tmp_path)
+    assert drawn is None or drawn == {chart: "yes" for chart in charts}
+    # A published version is immutable.
     assert instruct.run(["--tasks", str(registry), "--output", str(out), "--tokenizer", str(sample_tokenizer),
                          "--all_holdouts"]) == 2
+    assert "already published" in capsys.readouterr().err
 
 
 def test_bad_registry_is_one_line(sample_tokenizer, tmp_path, capsys):
@@ -216,3 +251,43 @@ def test_no_holdout_builds_one_mixture_of_every_trainable_task(sample_tokenizer,
     assert sorted(manifest["mixture"]["tasks"]) == ["poem_sentiment", "web_questions"]  # nq_open: eval only
     assert manifest["holdout"]["cluster"] is None and manifest["eval"] == {"examples": 0, "tasks": {}, "files": []}
     assert not (tmp_path / "out" / "eval").exists()
+
+
+def chart_status(page, tmp_path):
+    """{chart: drawn} as headless Chromium laid the report out (see test_report.py), or None
+    without Chromium."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return None
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    status = re.search(r'<pre id="chart-status"[^>]*>([^<]*)</pre>', dom)
+    assert status, dom[-2000:]
+    return dict(item.split("=") for item in status.group(1).split())
+
+
+def test_report_charts_the_mixture(holdout_run, tmp_path):
+    """The split's report has the mixture chart (realised shares against the capped rates)."""
+    from pipelines import report
+
+    out, manifest = holdout_run
+    page = tmp_path / "split.html"
+    assert report.run([str(out), "--output", str(page)]) == 0
+    text = page.read_text()
+    charts = re.findall(r'data-chart="([^"]+)"', text)
+    assert "mixture" in charts and "packing" in charts
+    mixture = re.search(r'data-chart="mixture".*?</svg>', text).group(0)
+    tasks = manifest["mixture"]["tasks"]
+    assert mixture.count('class="mark"') == 2 * len(tasks)
+    name, entry = next(iter(tasks.items()))
+    assert f"{name} ({entry['cluster']}) · realised: {round(100 * entry['realised_proportion'], 2):,.1f}%" in mixture
+    drawn = chart_status(page, tmp_path)
+    if drawn is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); the charts' markup was checked")
+    assert drawn == {chart: "yes" for chart in charts}

@@ -184,7 +184,7 @@ def test_refuses_a_published_output(sample_manifest, sample_tokenizer, padded_ru
                        str(sample_tokenizer)])
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--overwrite" in err[0]
+    assert len(err) == 1 and "already published" in err[0] and "immutable" in err[0]
     assert (out / "manifest.json").read_bytes() == before
 
 

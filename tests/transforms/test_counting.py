@@ -48,3 +48,40 @@ def test_counted_filter_splits_and_counts(beam_helpers):
     assert counters(result, "unit") == {"kept": 4, "odd": 3}
     assert counters(result, "other") == {"always": 3}
     assert counters(result, "missing") == {}
+
+
+def test_progress_lines_advance_while_counting(monkeypatch, capsys):
+    import time
+
+    from transforms import progress
+    from transforms.counting import count
+
+    monkeypatch.setenv(progress.ENV, "0.05")
+    progress.REPORTER.reset()
+    try:
+        count("read", "kept", 3)
+        count("read", "binary")
+        time.sleep(0.3)
+        count("read", "kept", 4)
+        count("quality", "kept", 2)
+        time.sleep(0.3)
+    finally:
+        monkeypatch.setenv(progress.ENV, "0")
+        progress.REPORTER.reset()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("progress ")]
+    assert len(lines) == 2  # printed only when the counts changed
+    assert lines[0].endswith("read binary=1 kept=3")
+    assert lines[1].endswith("read binary=1 kept=7 | quality kept=2")
+
+
+def test_progress_is_off_by_default(monkeypatch, capsys):
+    import time
+
+    from transforms import progress
+    from transforms.counting import count
+
+    monkeypatch.delenv(progress.ENV, raising=False)
+    progress.REPORTER.reset()
+    count("read", "kept")
+    time.sleep(0.1)
+    assert "progress" not in capsys.readouterr().err

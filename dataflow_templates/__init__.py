@@ -1,0 +1,1 @@
+"""Dataflow Flex Templates, one per pipeline, generated from the pipelines' argument parsers."""

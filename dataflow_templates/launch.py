@@ -1,0 +1,84 @@
+"""The Flex Template entry point: run one Sluice pipeline from template parameters.
+
+    (launcher)  python /sluice/dataflow_templates/launch.py --input=... --write_documents=true ...
+    (finalize)  python -m dataflow_templates.launch --pipeline=mono --dataflow_job_id=JOB --input=... ...
+
+The launcher passes every parameter as ``--name=value``, which a switch (``--write_documents``) or
+a ``--near_dedup/--no-near_dedup`` pair cannot take, so ``true``/``false`` values are turned back
+into the pipeline's own flags first. A template launch must not wait for its job (the launcher has a
+launch timeout), so without ``--dataflow_job_id`` the driver submits and stops (submit mode); the
+DAG's finalize step reruns the same parameters with the job id once the job succeeded, and the
+driver then takes the job's counters from the Dataflow API and publishes the version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a file by the launcher: the repository root is one up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipelines import common  # noqa: E402
+
+TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def pipeline_parser(module, argv):
+    """The pipeline's parser for these parameters (the tokenizer's depends on --source)."""
+    if module.__name__ == "pipelines.tokenizer":
+        peek = argparse.ArgumentParser(add_help=False)
+        peek.add_argument("--source")
+        source = peek.parse_known_args(argv)[0].source
+        return module.build_parser(source if source in module.SOURCES else None)
+    return module.build_parser()
+
+
+def translate(parser, argv: list[str]) -> list[str]:
+    """``--flag=true|false`` -> the pipeline's switch spelling; every other argument unchanged."""
+    switches = {}
+    for action in parser._actions:
+        if isinstance(action, argparse.BooleanOptionalAction):
+            switches[action.option_strings[0]] = (action.option_strings[0], action.option_strings[1])
+        elif isinstance(action, argparse._StoreTrueAction):
+            switches[action.option_strings[0]] = (action.option_strings[0], None)
+    out = []
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        if sep and name in switches:
+            on, off = switches[name]
+            if value.lower() in TRUE:
+                out.append(on)
+            elif value.lower() in FALSE:
+                if off:
+                    out.append(off)
+            else:
+                raise common.UsageError(f"{name}: expected true or false, got {value!r}")
+        else:
+            out.append(arg)
+    return out
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own = argparse.ArgumentParser(add_help=False)
+    own.add_argument("--pipeline", default=os.environ.get("SLUICE_PIPELINE"))
+    own.add_argument("--dataflow_job_id")
+    known, rest = own.parse_known_args(argv)
+    if not known.pipeline:
+        print("error: --pipeline: which pipeline (or $SLUICE_PIPELINE)", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"pipelines.{known.pipeline}")
+    try:
+        rest = translate(pipeline_parser(module, rest), rest)
+    except common.UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    common.RUN_MODE.update(mode="finalize" if known.dataflow_job_id else "submit", job_id=known.dataflow_job_id)
+    return module.run(rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

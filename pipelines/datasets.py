@@ -1,0 +1,317 @@
+"""Inspect published dataset versions: ``sluice datasets list|show|diff|verify``.
+
+    sluice datasets list ROOT              every ROOT/DATASET/VERSION, and unfinished runs
+    sluice datasets show ROOT/DATASET/VERSION
+    sluice datasets diff V1 V2             config changes, counts per stage and reason, sets, languages, totals
+    sluice datasets verify ROOT/DATASET/VERSION   every shard's size, sha256 and record count vs the manifest
+
+A version of instruct's ``--all_holdouts`` holds one complete split per subfolder, each with its own
+manifest, indexed by the version's manifest (``splits``): list and diff read the index, verify
+checks each split's manifest sha256 and then its shards, and show and verify also take a split's
+folder. Any fsspec URL works (local paths, ``gs://`` with gcsfs). ``verify`` exits 1 naming each shard that
+does not match, so a scheduler can gate training on it; a bad argument exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+
+import fsspec
+import pyarrow as pa
+
+from pipelines import common, summary
+from schemas import manifest as manifest_schema
+from schemas import tfrecord
+
+USAGE = __doc__.split("\n\n")[1]
+
+
+def filesystem(url: str):
+    """(fsspec filesystem, path inside it) for a URL, or a UsageError naming what is missing."""
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as err:
+        raise common.UsageError(f"{url}: no filesystem for it ({err})") from None
+
+
+def load_manifest(version: str) -> dict:
+    """The validated manifest of a published version, or a UsageError."""
+    fs, path = filesystem(version)
+    manifest_path = f"{path.rstrip('/')}/{manifest_schema.MANIFEST_NAME}"
+    if not fs.exists(manifest_path):
+        raise common.UsageError(f"{version}: not a published version (no {manifest_schema.MANIFEST_NAME})")
+    with fs.open(manifest_path, "rb") as handle:
+        manifest = json.loads(handle.read())
+    try:
+        manifest_schema.validate(manifest)
+    except ValueError as err:
+        raise common.UsageError(f"{version}: invalid manifest ({err})") from None
+    return manifest
+
+
+def list_versions(root: str) -> list[dict]:
+    """Published versions under ROOT (``ROOT/DATASET/VERSION/manifest.json``) and unfinished runs."""
+    fs, path = filesystem(root)
+    base = path.rstrip("/")
+    if not fs.isdir(base):
+        raise common.UsageError(f"{root}: no such folder")
+    rows = []
+    for manifest_path in sorted(fs.glob(f"{base}/*/*/{manifest_schema.MANIFEST_NAME}")):
+        folder = manifest_path.rsplit("/", 1)[0]
+        dataset_folder, version = folder.rsplit("/", 2)[-2:]
+        with fs.open(manifest_path, "rb") as handle:
+            manifest = json.loads(handle.read())
+        totals = split_totals(manifest) if manifest.get("splits") else manifest.get("totals", {})
+        rows.append({"dataset": dataset_folder, "version": version, "kind": manifest.get("dataset"),
+                     "status": "published", "finished": manifest.get("created", {}).get("finished"),
+                     "shards": totals.get("shards"), "records": totals.get("records"),
+                     "tokens": totals.get("tokens"), "config": manifest.get("config_fingerprint", "")[:12]})
+    published = {(r["dataset"], r["version"]) for r in rows}
+    for folder in sorted(fs.glob(f"{base}/*/{common.STAGING_DIR}/*")):
+        dataset_folder, _, version = folder.rsplit("/", 3)[-3:]
+        rows.append({"dataset": dataset_folder, "version": version, "kind": None,
+                     "status": "staging (unfinished run)"})
+    for marker in sorted(fs.glob(f"{base}/*/*/{common.PUBLISHING_MARKER}")):
+        dataset_folder, version = marker.rsplit("/", 3)[-3:-1]
+        if (dataset_folder, version) not in published:
+            rows.append({"dataset": dataset_folder, "version": version, "kind": None,
+                         "status": "interrupted publish"})
+    return sorted(rows, key=lambda r: (r["dataset"], r["version"], r["status"]))
+
+
+def split_totals(manifest: dict) -> dict:
+    """Totals over the splits of an --all_holdouts version (its own manifest has no shards)."""
+    keys = sorted({key for entry in manifest["splits"].values() for key in entry["totals"]})
+    return {key: sum(entry["totals"][key] for entry in manifest["splits"].values()) for key in keys}
+
+
+def format_list(rows: list[dict]) -> str:
+    if not rows:
+        return "no versions"
+    lines = [f"{'DATASET':<14} {'VERSION':<22} {'KIND':<10} {'STATUS':<26} {'SHARDS':>6} {'TOKENS':>14}"
+             f"  CONFIG        FINISHED"]
+    for r in rows:
+        tokens = f"{r['tokens']:,}" if r.get("tokens") is not None else "-"
+        shards = r.get("shards") if r.get("shards") is not None else "-"
+        lines.append(f"{r['dataset']:<14} {r['version']:<22} {r['kind'] or '-':<10} {r['status']:<26}"
+                     f" {shards:>6} {tokens:>14}  {r.get('config') or '-':<12}  {r.get('finished') or '-'}")
+    return "\n".join(lines)
+
+
+def show(version: str) -> str:
+    manifest = load_manifest(version)
+    lineage = manifest["lineage"]
+    lines = [f"version {manifest['version']['dataset_folder']}/{manifest['version']['name']}"
+             f"  created {manifest['created']['started']} .. {manifest['created']['finished']}",
+             summary.summarize(manifest),
+             f"  inputs fingerprint {lineage['inputs_fingerprint'][:16]}"
+             f"  tokenizer sha256 {(lineage.get('tokenizer_sha256') or '-')[:16]}"]
+    if manifest["version"].get("split"):
+        lines[0] += f"  split {manifest['version']['split']}"
+    for role, parent in lineage["parents"].items():
+        lines.append(f"  parent {role}: {parent['path']} (dataset {parent['dataset']}, version"
+                     f" {parent['version']}, manifest sha256 {parent['manifest_sha256'][:16]})")
+    return "\n".join(lines)
+
+
+def flatten(value, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
+    if isinstance(value, dict) and value:
+        out = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def _changes(a: dict, b: dict) -> list[tuple]:
+    return [(key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+
+
+def _group_counts(manifest: dict) -> dict:
+    """Per-source (NL sets) and per-language (Multi) kept documents and tokens/bytes, flattened."""
+    out = {}
+    for name, entry in manifest.get("sets", {}).items():
+        out[f"set {name}: documents kept"] = entry["kept"]["documents"]
+        out[f"set {name}: bytes kept"] = entry["kept"]["bytes"]
+    for name, entry in manifest.get("languages", {}).items():
+        out[f"language {name}: documents kept"] = entry["kept"]["documents"]
+        out[f"language {name}: tokens kept"] = entry["kept"]["tokens"]
+    for name, entry in manifest.get("mixture", {}).get("tasks", {}).items():
+        out[f"task {name}: examples"] = entry["realised"]
+    for split, entry in manifest.get("splits", {}).items():
+        out[f"split {split}: sequences"] = entry["totals"]["records"]
+        out[f"split {split}: tokens"] = entry["totals"]["tokens"]
+        out[f"split {split}: eval examples"] = entry["eval_examples"]
+        for name, n in entry["mixture"].items():
+            out[f"split {split} task {name}: examples"] = n
+    return out
+
+
+def diff(first: str, second: str) -> dict:
+    """What changed between two versions: config, counts per stage/reason, sets, languages, totals."""
+    a, b = load_manifest(first), load_manifest(second)
+    counts = lambda m: {f"{stage}/{reason}": n for stage, v in m["counts"].items()  # noqa: E731
+                        for reason, n in v.items()}
+    return {
+        "datasets": (a["dataset"], b["dataset"]),
+        "config": _changes(flatten(a["config"]), flatten(b["config"])),
+        "counts": _changes(counts(a), counts(b)),
+        "groups": _changes(_group_counts(a), _group_counts(b)),
+        "totals": _changes(a["totals"], b["totals"]),
+        "tokenizer": _changes({"sha256": a["tokenizer"].get("sha256")}, {"sha256": b["tokenizer"].get("sha256")}),
+    }
+
+
+def format_diff(result: dict, first: str, second: str) -> str:
+    lines = [f"--- {first} ({result['datasets'][0]})", f"+++ {second} ({result['datasets'][1]})"]
+    titles = {"config": "config", "tokenizer": "tokenizer", "counts": "counts (stage/reason)",
+              "groups": "sources, languages, tasks and splits", "totals": "totals"}
+    for section, title in titles.items():
+        changes = result[section]
+        if not changes:
+            lines.append(f"{title}: no change")
+            continue
+        lines.append(f"{title}:")
+        for key, old, new in changes:
+            delta = ""
+            if isinstance(old, int) and isinstance(new, int) and not isinstance(old, bool):
+                delta = f"  ({new - old:+,})"
+            show_value = lambda v: "-" if v is None else json.dumps(v)  # noqa: E731
+            lines.append(f"  {key}: {show_value(old)} -> {show_value(new)}{delta}")
+    return "\n".join(lines)
+
+
+class _HashingReader:
+    """A read-only file wrapper that hashes and counts every byte read through it."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._handle.read(n)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+def count_records(fmt: str, handle) -> int:
+    """Records in a shard file (TFRecord framing with its CRCs checked, or Arrow IPC stream rows)."""
+    if fmt == "tfrecord":
+        return sum(1 for _ in tfrecord.read_records(handle, verify=True))
+    if fmt == "arrow":
+        return sum(batch.num_rows for batch in pa.ipc.open_stream(handle))
+    raise ValueError(f"unknown shard format {fmt}")
+
+
+def verify(version: str) -> list[str]:
+    """One line per problem (empty when every shard file matches its manifest entry; for an
+    --all_holdouts version, every split's manifest matches the index and every split verifies)."""
+    manifest = load_manifest(version)
+    fs, path = filesystem(version)
+    base = path.rstrip("/")
+    problems = []
+    for name, entry in manifest.get("splits", {}).items():
+        split_manifest = f"{base}/{entry['path']}/{manifest_schema.MANIFEST_NAME}"
+        if not fs.exists(split_manifest):
+            problems.append(f"{entry['path']}/{manifest_schema.MANIFEST_NAME}: missing")
+            continue
+        with fs.open(split_manifest, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+        if digest != entry["manifest_sha256"]:
+            problems.append(f"{entry['path']}/{manifest_schema.MANIFEST_NAME}: sha256 {digest[:16]}...,"
+                            f" the version's manifest says {entry['manifest_sha256'][:16]}...")
+            continue
+        folder = f"{version.rstrip('/')}/{entry['path']}"
+        problems += [f"{entry['path']}/{problem}" for problem in verify(folder)]
+    listed = set()
+    for shard in manifest["shards"]:
+        for entry in shard["files"]:
+            name = entry["path"]
+            listed.add(name)
+            file_path = f"{base}/{name}"
+            if not fs.exists(file_path):
+                problems.append(f"{name}: missing")
+                continue
+            with fs.open(file_path, "rb") as handle:
+                reader = _HashingReader(handle)
+                try:
+                    records = count_records(entry["format"], reader)
+                except (ValueError, OSError, pa.ArrowException) as err:
+                    records = None
+                    problems.append(f"{name}: unreadable {entry['format']} ({err})")
+                reader.drain()
+            if reader.size != entry["bytes"]:
+                problems.append(f"{name}: {reader.size} bytes, manifest says {entry['bytes']}")
+            if reader.digest.hexdigest() != entry["sha256"]:
+                problems.append(f"{name}: sha256 {reader.digest.hexdigest()[:16]}..., manifest says"
+                                f" {entry['sha256'][:16]}...")
+            if records is not None and records != shard["records"]:
+                problems.append(f"{name}: {records} records, manifest says {shard['records']}")
+    for extra in sorted(p.rsplit("/", 1)[1] for p in fs.glob(f"{base}/train-*")):
+        if extra not in listed:
+            problems.append(f"{extra}: not in the manifest")
+    return problems
+
+
+def shard_count(version: str, manifest: dict) -> tuple[int, int]:
+    """(shard files, records) of a version, its splits' included."""
+    files = sum(len(s["files"]) for s in manifest["shards"])
+    records = manifest["totals"]["records"]
+    for entry in manifest.get("splits", {}).values():
+        folder = f"{version.rstrip('/')}/{entry['path']}"
+        more = shard_count(folder, load_manifest(folder))
+        files, records = files + more[0], records + more[1]
+    return files, records
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"list": 1, "show": 1, "diff": 2, "verify": 1}
+    if not argv or argv[0] not in commands or len(argv) - 1 != commands[argv[0]]:
+        raise common.UsageError("usage: " + " | ".join(
+            line.strip().split("  ")[0] for line in USAGE.splitlines() if line.strip()))
+    command, args = argv[0], argv[1:]
+    if command == "list":
+        print(format_list(list_versions(args[0])))
+    elif command == "show":
+        print(show(args[0]))
+    elif command == "diff":
+        print(format_diff(diff(*args), *args))
+    else:
+        problems = verify(args[0])
+        manifest = load_manifest(args[0])
+        files, records = shard_count(args[0], manifest)
+        for problem in problems:
+            print(f"FAIL {problem}")
+        if problems:
+            print(f"verify: {args[0]}: {len(problems)} problem(s) in {files} shard files", file=sys.stderr)
+            return 1
+        print(f"verify: {args[0]}: {files} shard files, {records:,} records: OK")
+    return 0
+
+
+def run(argv=None) -> int:
+    status = {"code": 0}
+
+    def wrapped(argv):
+        status["code"] = main(argv)
+
+    code = common.run_main(wrapped, argv)
+    return code or status["code"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

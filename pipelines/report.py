@@ -1,0 +1,345 @@
+"""A self-contained HTML report of one dataset version: ``sluice report ROOT/DATASET/VERSION``.
+
+    sluice report ROOT/DATASET/VERSION [--output FILE]   (default: DATASET-VERSION.html here)
+
+Charts, drawn as inline SVG by this module from the manifest alone (no network, no JavaScript
+library, nothing read but ``manifest.json``): documents and tokens per source (NL sets, Multi
+languages), rejects per stage and reason, the stage funnel, document lengths before and after
+filtering, near-duplicate cluster sizes and packing efficiency per shard; for instruction mixtures,
+the mixture's realised task proportions against FLAN's capped rates, and for an ``--all_holdouts``
+version (``ROOT/instruct/VERSION``) the examples of every split and each split's proportions (a
+split's folder, ``VERSION/holdout-<cluster>``, gets the full report of its own). The version folder is
+immutable, so the report is written elsewhere. A small inline script marks each chart drawn
+once the browser has laid it out (the tests read that back from headless Chromium).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import sys
+
+from pipelines import common, datasets
+from transforms import histograms
+
+COLORS = ("#3b6fb6", "#e08a2c", "#4a9d5b", "#c4463a", "#8261b4", "#7f7f7f")
+# Outcomes that are not reject reasons: what a stage kept or measured.
+NOT_REJECTS = {"kept", "tokens", "sequences", "documents", "tail_tokens", "dropped_tail_tokens", "lines",
+               "archives_complete", "files_complete", "components", "lsh_buckets", "lsh_bucket_members",
+               "verified_edges", "rejected_candidate_edges", "protected_duplicate", "detected"}
+WIDTH = 760
+
+
+def esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(n) -> str:
+    if isinstance(n, float):
+        return f"{n:,.1f}"
+    return f"{n:,}"
+
+
+def size_label(low: int, high: int) -> str:
+    """A power-of-two bucket by its lower bound: 0, 1, 2, 4, ... 512, 1K, 2K, ... 1M."""
+    for unit, step in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if low >= step:
+            return f"{low // step}{unit}"
+    return str(low)
+
+
+def bar_chart(chart_id: str, title: str, categories: list, series: dict, unit: str = "",
+              log_scale: bool = False) -> str:
+    """Horizontal grouped bars: one row per category, one bar per series (SVG)."""
+    names = list(series)
+    bar_h, gap, left, right = 12, 8, 230, 90
+    row_h = bar_h * len(names) + gap
+    top = 28 + (18 if len(names) > 1 else 0)
+    height = top + row_h * len(categories) + 10
+    peak = max([v for values in series.values() for v in values] + [1])
+    span = WIDTH - left - right
+
+    def length(v):
+        if v <= 0:
+            return 0.0
+        return span * (math.log10(v + 1) / math.log10(peak + 1) if log_scale else v / peak)
+
+    parts = [f'<svg class="chart" data-chart="{esc(chart_id)}" width="{WIDTH}" height="{height}"'
+             f' viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{esc(title)}">',
+             f'<text x="0" y="16" class="title">{esc(title)}{" (log scale)" if log_scale else ""}</text>']
+    if len(names) > 1:
+        for i, name in enumerate(names):
+            parts.append(f'<rect x="{left + i * 150}" y="26" width="10" height="10" fill="{COLORS[i % 6]}"/>'
+                         f'<text x="{left + i * 150 + 14}" y="35" class="legend">{esc(name)}</text>')
+    for row, category in enumerate(categories):
+        y0 = top + row * row_h
+        parts.append(f'<text x="{left - 6}" y="{y0 + row_h / 2}" class="label" text-anchor="end"'
+                     f' dominant-baseline="middle">{esc(category)}</text>')
+        for i, name in enumerate(names):
+            value = series[name][row]
+            y = y0 + i * bar_h
+            w = max(length(value), 1.0 if value else 0.0)
+            parts.append(f'<rect class="mark" x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 2}"'
+                         f' fill="{COLORS[i % 6]}"><title>{esc(category)} · {esc(name)}: {fmt(value)}{unit}'
+                         f'</title></rect>')
+            parts.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 3}" class="value">{fmt(value)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def column_chart(chart_id: str, title: str, labels: list, series: dict, x_title: str) -> str:
+    """Vertical bars over ordered buckets (a histogram), one colour per series."""
+    names = list(series)
+    left, bottom, top, height = 56, 64, 46, 300
+    plot_h = height - top - bottom
+    n = max(len(labels), 1)
+    slot = (WIDTH - left - 10) / n
+    bar_w = min(max((slot - 4) / len(names), 1.0), 48.0)
+    # Whole-number ticks (counts): a step of 1, 2, 5 x 10^k giving at most five gridlines.
+    top_value = max([v for values in series.values() for v in values] + [1])
+    step = next(s * 10 ** k for k in range(0, 19) for s in (1, 2, 5) if s * 10 ** k * 4 >= top_value)
+    peak = step * math.ceil(top_value / step)
+    ticks = range(0, peak + 1, step)
+    parts = [f'<svg class="chart" data-chart="{esc(chart_id)}" width="{WIDTH}" height="{height}"'
+             f' viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{esc(title)}">',
+             f'<text x="0" y="16" class="title">{esc(title)}</text>']
+    for i, name in enumerate(names):
+        parts.append(f'<rect x="{left + i * 220}" y="26" width="10" height="10" fill="{COLORS[i % 6]}"/>'
+                     f'<text x="{left + i * 220 + 14}" y="35" class="legend">{esc(name)}</text>')
+    for value in ticks:
+        y = top + plot_h - plot_h * value / peak
+        parts.append(f'<line x1="{left}" x2="{WIDTH - 10}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+                     f'<text x="{left - 4}" y="{y + 4:.1f}" class="axis" text-anchor="end">{fmt(value)}</text>')
+    for b, label in enumerate(labels):
+        x0 = left + b * slot + (slot - bar_w * len(names)) / 2
+        for i, name in enumerate(names):
+            value = series[name][b]
+            h = plot_h * value / peak
+            parts.append(f'<rect class="mark" x="{x0 + i * bar_w:.1f}" y="{top + plot_h - h:.1f}"'
+                         f' width="{bar_w - 1:.1f}" height="{max(h, 0):.1f}" fill="{COLORS[i % 6]}">'
+                         f'<title>{esc(label)} · {esc(name)}: {fmt(value)}</title></rect>')
+        cx = x0 + bar_w * len(names) / 2
+        parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 14}" class="axis" text-anchor="middle">'
+                     f'{esc(label)}</text>')
+    parts.append(f'<text x="{left + (WIDTH - left) / 2}" y="{height - 4}" class="axis" text-anchor="middle">'
+                 f'{esc(x_title)}</text></svg>')
+    return "".join(parts)
+
+
+def histogram_chart(chart_id: str, title: str, named: dict, x_title: str, sizes: bool) -> str | None:
+    """Buckets from the manifest's histograms section, aligned across the named series."""
+    present = {name: entries for name, entries in named.items() if entries}
+    if not present:
+        return None
+    buckets = sorted({(e["min"], e["max"]) for entries in present.values() for e in entries})
+    labels = [size_label(lo, hi) if sizes else (str(lo) if lo == hi else f"{lo}–{hi}") for lo, hi in buckets]
+    if sizes:
+        x_title += " (each bar: from its label to the next)"
+    series = {}
+    for name, entries in present.items():
+        by_bucket = {(e["min"], e["max"]): e["count"] for e in entries}
+        series[name] = [by_bucket.get(b, 0) for b in buckets]
+    return column_chart(chart_id, title, labels, series, x_title)
+
+
+def source_charts(manifest: dict) -> list[tuple[str, str]]:
+    """(heading, svg) per source breakdown the manifest has: NL sets, Multi languages."""
+    out = []
+    if manifest.get("sets"):
+        sets = manifest["sets"]
+        names = sorted(sets, key=lambda s: -sets[s]["read"]["documents"])
+        out.append(("Documents per Pile set", bar_chart(
+            "sets-documents", "Documents per Pile set", names,
+            {"read": [sets[s]["read"]["documents"] for s in names],
+             "kept": [sets[s]["kept"]["documents"] for s in names]})))
+        out.append(("UTF-8 bytes per Pile set", bar_chart(
+            "sets-bytes", "UTF-8 bytes per Pile set", names,
+            {"read": [sets[s]["read"]["bytes"] for s in names],
+             "kept": [sets[s]["kept"]["bytes"] for s in names]}, unit=" bytes")))
+    if manifest.get("languages"):
+        langs = manifest["languages"]
+        names = sorted(langs, key=lambda s: -langs[s]["read"]["documents"])
+        out.append(("Documents per language", bar_chart(
+            "languages-documents", "Documents per language", names,
+            {"read": [langs[s]["read"]["documents"] for s in names],
+             "kept": [langs[s]["kept"]["documents"] for s in names]})))
+        out.append(("Tokens per language", bar_chart(
+            "languages-tokens", "Tokens kept per language", names,
+            {"tokens": [langs[s]["kept"]["tokens"] for s in names]}, unit=" tokens")))
+    return out
+
+
+def reject_rows(counts: dict) -> list[tuple[str, int]]:
+    rows = [(f"{stage} / {reason}", n) for stage, outcomes in counts.items()
+            for reason, n in outcomes.items() if reason not in NOT_REJECTS and n > 0]
+    return sorted(rows, key=lambda r: (-r[1], r[0]))
+
+
+# Stages in pipeline order (Mono, NL and Multi interleaved; each has a subset); others follow.
+STAGE_ORDER = ("manifest", "stars", "license", "read", "select", "set_filter", "quality", "exact_dedup",
+               "decontaminate", "near_dedup", "tokenize")
+REPOSITORY_STAGES = {"manifest", "stars", "license"}  # they count repositories, not documents
+
+
+def funnel_rows(counts: dict) -> list[tuple[str, int]]:
+    order = {stage: i for i, stage in enumerate(STAGE_ORDER)}
+    stages = sorted((s for s in counts if "kept" in counts[s]), key=lambda s: (order.get(s, len(order)), s))
+    return [(f"{s} (repositories)" if s in REPOSITORY_STAGES else s, counts[s]["kept"]) for s in stages]
+
+
+def packing_chart(manifest: dict) -> str | None:
+    shards = manifest["shards"]
+    if not shards:
+        return None
+    labels = [f"shard {s['shard']}" for s in shards]
+    content = [s["tokens"] - s["padding_tokens"] for s in shards]
+    return bar_chart("packing", "Tokens per shard: content, padding and dropped tail", labels, {
+        "content tokens": content,
+        "padding": [s["padding_tokens"] for s in shards],
+        "dropped tail": [s["dropped_tail_tokens"] for s in shards],
+    })
+
+
+def mixture_charts(manifest: dict) -> list[tuple[str, str]]:
+    """(heading, svg): a mixture's task shares (realised vs the capped rate), or per split of an
+    --all_holdouts version its examples and each split's realised shares."""
+    out = []
+    mixture = manifest.get("mixture")
+    if mixture and mixture.get("tasks"):
+        tasks = mixture["tasks"]
+        names = sorted(tasks, key=lambda t: (-tasks[t]["realised"], t))
+        out.append(("Mixture proportions", bar_chart(
+            "mixture", f"Share of the {mixture['examples']:,} training examples per task (cap"
+                       f" {mixture['mixing_cap']:,})", [f"{t} ({tasks[t]['cluster']})" for t in names],
+            {"capped rate": [round(100 * tasks[t]["rate"], 2) for t in names],
+             "realised": [round(100 * tasks[t]["realised_proportion"], 2) for t in names]}, unit="%")))
+    splits = manifest.get("splits")
+    if splits:
+        names = list(splits)
+        out.append(("Examples per split", bar_chart(
+            "splits", "Training and evaluation examples per held-out split", names,
+            {"training examples": [splits[s]["totals"]["documents"] for s in names],
+             "evaluation examples": [splits[s]["eval_examples"] for s in names]})))
+        for i, name in enumerate(names):
+            counts = splits[name]["mixture"]
+            total = sum(counts.values())
+            tasks = sorted(counts, key=lambda t: (-counts[t], t))
+            if not total:
+                continue
+            out.append((f"Mixture of {name}", bar_chart(
+                f"mixture-{i}", f"{name}: share of its {total:,} training examples per task", tasks,
+                {"realised": [round(100 * counts[t] / total, 2) for t in tasks]}, unit="%")))
+    return out
+
+
+def overview(manifest: dict) -> str:
+    t = datasets.split_totals(manifest) if manifest.get("splits") else manifest["totals"]
+    seq_tokens = t["tokens"]
+    content = seq_tokens - t["padding_tokens"]
+    kept_tokens = content + t["dropped_tail_tokens"]
+    rows = [
+        ("dataset", f"{manifest['dataset']} · version {manifest['version']['name']}"),
+        ("created", f"{manifest['created']['started']} → {manifest['created']['finished']}"),
+        ("sluice", f"{manifest['sluice']['version']} ({manifest['sluice']['git_commit'][:12]})"),
+        ("config fingerprint", manifest["config_fingerprint"][:16]),
+        *([("split", manifest["version"]["split"])] if manifest["version"].get("split") else []),
+        *([("splits", f"{len(manifest['splits'])}, totals summed over them")] if manifest.get("splits") else []),
+        ("shards / sequences", f"{fmt(t['shards'])} / {fmt(t['records'])}"),
+        ("tokens / documents", f"{fmt(seq_tokens)} / {fmt(t['documents'])}"),
+        ("packing efficiency", f"{100 * content / seq_tokens:.2f}% of sequence tokens are content"
+                               if seq_tokens else "no sequences"),
+        ("tokens lost to dropped tails", f"{100 * t['dropped_tail_tokens'] / kept_tokens:.2f}%"
+                                         if kept_tokens else "none"),
+    ]
+    for role, parent in manifest["lineage"]["parents"].items():
+        rows.append((f"parent {role}", f"{parent['path']} (version {parent['version']})"))
+    return "<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:820px;color:#222}
+h1{font-size:22px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse} th{text-align:left;padding:2px 12px 2px 0;color:#555;font-weight:normal}
+svg text{font:12px system-ui,sans-serif;fill:#333} svg .title{font-weight:bold;font-size:13px}
+svg .value,svg .axis{fill:#666;font-size:11px} svg .grid{stroke:#eee}
+.note{color:#777} pre.note{white-space:pre-wrap}
+"""
+# Marks each chart drawn once laid out: a chart counts as drawn when it has marks and its marks
+# cover a non-empty area. The tests read these marks back from headless Chromium.
+SCRIPT = """
+window.addEventListener('load', function () {
+  var charts = document.querySelectorAll('svg.chart'), done = [];
+  charts.forEach(function (svg) {
+    var marks = svg.querySelectorAll('.mark'), area = 0;
+    marks.forEach(function (m) { var b = m.getBBox(); area += b.width * b.height; });
+    var drawn = marks.length > 0 && area > 0 && svg.getBoundingClientRect().width > 0;
+    svg.setAttribute('data-drawn', drawn ? 'yes' : 'no');
+    done.push(svg.getAttribute('data-chart') + '=' + (drawn ? 'yes' : 'no'));
+  });
+  document.getElementById('chart-status').textContent = done.join(' ');
+});
+"""
+
+
+def render(manifest: dict) -> str:
+    sections = [("Overview", overview(manifest))]
+    for heading, svg in source_charts(manifest) + mixture_charts(manifest):
+        sections.append((heading, svg))
+    funnel = funnel_rows(manifest["counts"])
+    if funnel:
+        sections.append(("Documents kept after each stage", bar_chart(
+            "funnel", "Kept after each stage", [r[0] for r in funnel], {"kept": [r[1] for r in funnel]})))
+    rejects = reject_rows(manifest["counts"])
+    sections.append(("Rejects per stage and reason", bar_chart(
+        "rejects", "Rejects per stage and reason", [r[0] for r in rejects], {"rejects": [r[1] for r in rejects]},
+        log_scale=True) if rejects else '<p class="note">No rejects.</p>'))
+    hist = manifest.get("histograms", {})
+    lengths = histogram_chart("document-lengths", "Documents by UTF-8 length", {
+        "before filtering (as read)": hist.get(histograms.DOCUMENT_BYTES_READ, []),
+        "after filtering (tokenized)": hist.get(histograms.DOCUMENT_BYTES_KEPT, []),
+    }, "document length (bytes, power-of-two buckets)", sizes=True)
+    sections.append(("Document lengths before and after filtering",
+                     lengths or '<p class="note">No length histogram in this manifest.</p>'))
+    clusters = histogram_chart("cluster-sizes", "Near-duplicate clusters by size", {
+        "clusters": hist.get(histograms.NEAR_DUPLICATE_CLUSTER_SIZE, [])},
+        "documents in the cluster (kept one included)", sizes=False)
+    if manifest.get("near_dedup"):
+        sections.append(("Near-duplicate cluster sizes", clusters or
+                         '<p class="note">Near-dedup ran and found no cluster.</p>'))
+    else:
+        sections.append(("Near-duplicate cluster sizes", '<p class="note">Near-dedup was off for this version.</p>'))
+    packing = packing_chart(manifest)
+    no_shards = ("No shards here: each split's are in its folder (report that folder)." if manifest.get("splits")
+                 else "No shards (a tokenizer version).")
+    sections.append(("Packing efficiency", packing or f'<p class="note">{no_shards}</p>'))
+    title = f"Sluice · {manifest['version']['dataset_folder'].rsplit('/', 1)[-1]} / {manifest['version']['name']}"
+    if manifest["version"].get("split"):
+        title += f" / {manifest['version']['split']}"
+    body = "".join(f"<h2>{esc(h)}</h2>{content}" for h, content in sections)
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>{body}"
+            f"<pre id=\"chart-status\" class=\"note\"></pre><script>{SCRIPT}</script></body></html>\n")
+
+
+def main(argv=None):
+    parser = common.ArgumentParser(prog="sluice report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("version", help="ROOT/DATASET/VERSION (any fsspec URL).")
+    parser.add_argument("--output", help="HTML file to write (default: DATASET-VERSION.html).")
+    args = parser.parse_args(argv)
+    manifest = datasets.load_manifest(args.version)
+    output = args.output or "-".join([manifest["version"]["dataset_folder"].rstrip("/").rsplit("/", 1)[-1],
+                                      manifest["version"]["name"],
+                                      *([manifest["version"]["split"]] if manifest["version"].get("split") else [])
+                                      ]) + ".html"
+    with open(output, "w", encoding="utf-8") as handle:
+        handle.write(render(manifest))
+    print(f"wrote {os.path.abspath(output)}")
+
+
+def run(argv=None) -> int:
+    return common.run_main(main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

@@ -1,0 +1,154 @@
+"""The Flex Templates stay true to the pipelines: generated metadata, entry points, Dataflow translation."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+
+import pytest
+
+from dataflow_templates import generate, launch
+from pipelines import common
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INSTRUCT_REGISTRY = os.path.join(ROOT, "samples", "instruct", "tasks.yaml")
+
+
+def test_committed_files_equal_the_generated_ones():
+    assert generate.main(["--check"]) == 0, "run: python -m dataflow_templates.generate"
+    assert sorted(os.listdir(os.path.join(ROOT, "dataflow_templates"))) == sorted(
+        ["__init__.py", "generate.py", "launch.py", "README.md", *generate.PIPELINES,
+         *(["__pycache__"] if os.path.isdir(os.path.join(ROOT, "dataflow_templates", "__pycache__")) else [])])
+
+
+def flags_of(parser) -> dict:
+    """{flag name: required} read straight off the parser's option strings."""
+    out = {}
+    for action in parser._actions:
+        if action.option_strings and not isinstance(action, argparse._HelpAction):
+            out[action.option_strings[0].lstrip("-")] = action.required
+    return out
+
+
+@pytest.mark.parametrize("name", list(generate.PIPELINES))
+def test_parameters_match_the_parser(name):
+    with open(os.path.join(ROOT, "dataflow_templates", name, "metadata.json")) as handle:
+        meta = json.load(handle)
+    params = {p["name"]: not p["isOptional"] for p in meta["parameters"]}
+    module = importlib.import_module(f"pipelines.{name}")
+    if name == "tokenizer":  # the union over --source; required only where every source requires it
+        per_source = [flags_of(module.build_parser(source)) for source in module.SOURCES]
+        expected = {}
+        for flags in per_source:
+            for flag in flags:
+                expected[flag] = all(f.get(flag, False) for f in per_source)
+        assert expected["source"] and expected["output"] and not expected["input"]
+    else:
+        expected = flags_of(module.build_parser())
+        assert {"output", "tokenizer"} <= {k for k, v in expected.items() if v}
+    assert params == expected
+    for p in meta["parameters"]:
+        assert p["label"] and p["helpText"] and p["paramType"] == "TEXT"
+        for regex in p.get("regexes", []):
+            re.compile(regex)
+
+
+def test_regexes_accept_the_defaults_and_reject_bad_values():
+    meta = generate.metadata("mono")
+    regex = {p["name"]: re.compile(p["regexes"][0]) for p in meta["parameters"] if "regexes" in p}
+    assert regex["num_shards"].match("64") and not regex["num_shards"].match("0")
+    assert regex["pack_tail"].match("pad") and not regex["pack_tail"].match("trim")
+    assert regex["near_dedup"].match("false") and not regex["near_dedup"].match("maybe")
+    assert regex["dedup_threshold"].match("0.8") and not regex["dedup_threshold"].match("high")
+
+
+@pytest.mark.parametrize("name", list(generate.PIPELINES))
+def test_entry_point_is_an_existing_module(name):
+    with open(os.path.join(ROOT, "dataflow_templates", name, "Dockerfile")) as handle:
+        text = handle.read()
+    env = dict(re.findall(r"^ENV (\w+)=(\S+)$", text, re.M))
+    assert env["SLUICE_PIPELINE"] == name
+    entry = env["FLEX_TEMPLATE_PYTHON_PY_FILE"]
+    assert entry.startswith("/sluice/") and os.path.isfile(os.path.join(ROOT, entry[len("/sluice/"):]))
+    module = importlib.import_module(f"pipelines.{name}")
+    assert callable(module.run) and callable(module.build_parser)
+    copied = re.findall(r"^COPY (\S+) \1$", text, re.M)
+    assert {"schemas", "transforms", "pipelines", "dataflow_templates"} <= set(copied)
+
+
+def test_switch_parameters_become_the_pipelines_flags():
+    from pipelines import mono
+
+    argv = ["--input=m.jsonl", "--output=o/mono/v1", "--tokenizer=t.model", "--write_documents=true",
+            "--write_rejects=false", "--near_dedup=false", "--decontaminate=TRUE"]
+    translated = launch.translate(mono.build_parser(), argv)
+    assert translated == ["--input=m.jsonl", "--output=o/mono/v1", "--tokenizer=t.model", "--write_documents",
+                          "--no-near_dedup", "--decontaminate"]
+    args, beam_args = mono.parse_args(translated)
+    assert args.write_documents and not args.write_rejects and not args.near_dedup and args.decontaminate
+    with pytest.raises(common.UsageError, match="--near_dedup: expected true or false"):
+        launch.translate(mono.build_parser(), ["--near_dedup=maybe"])
+
+
+def test_finalize_refuses_a_version_no_job_wrote(tmp_path, capsys, sample_tokenizer, sample_manifest):
+    try:
+        status = launch.main(["--pipeline=mono", "--dataflow_job_id=2026-11-26_01_02_03-123",
+                              f"--input={sample_manifest}", f"--output={tmp_path}/mono/v1",
+                              f"--tokenizer={sample_tokenizer}"])
+    finally:
+        common.RUN_MODE.update(mode="run", job_id=None, started=None)
+    assert status == 2
+    assert "no submitted job" in capsys.readouterr().err
+    assert not (tmp_path / "mono" / "v1").exists()
+
+
+def dataflow_args():
+    """Dataflow flags that translate offline (see the issue's measured fact): no job is submitted."""
+    return ["--runner=DataflowRunner", "--project=sluice-test", "--region=us-central1",
+            "--temp_location=gs://sluice-test-bucket/tmp", "--no_auth", "--dry_run=True"]
+
+
+@pytest.fixture
+def offline_dataflow(monkeypatch):
+    pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient",
+                        reason="the DataflowRunner needs apache-beam[gcp] (pip install '.[test]')")
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+
+
+@pytest.mark.parametrize("name", list(generate.PIPELINES))
+def test_graph_translates_for_dataflow(name, offline_dataflow, tmp_path, sample_manifest, sample_tokenizer,
+                                       nl_input, multi_snapshot):
+    argv = {
+        "tokenizer": ["--source=mono", f"--input={sample_manifest}", "--vocab_size=1000"],
+        "mono": [f"--input={sample_manifest}", f"--tokenizer={sample_tokenizer}", "--write_documents"],
+        "nl": [f"--input={nl_input}", f"--tokenizer={sample_tokenizer}", "--near_dedup"],
+        "multi": [f"--bigquery_snapshot={multi_snapshot}", f"--tokenizer={sample_tokenizer}"],
+        "instruct": [f"--tasks={INSTRUCT_REGISTRY}", f"--tokenizer={sample_tokenizer}", "--all_holdouts",
+                     "--write_examples"],
+    }[name]
+    module = importlib.import_module(f"pipelines.{name}")
+    output = tmp_path / name / "v1"
+    with pytest.raises(common.DryRun) as dry:
+        module.main([*argv, f"--output={output}", *dataflow_args()])
+    job = dry.value.result.job
+    names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
+    expected = {"tokenizer": "Train", "mono": "WriteStreams", "nl": "WriteStreams", "multi": "WriteStreams",
+                "instruct": "S0Write"}[name]
+    assert expected in names
+    assert job.options.view_as(common.StandardOptions).runner == "DataflowRunner"
+    assert not output.exists()  # nothing published
+
+
+def test_multi_template_refuses_the_live_query(tmp_path, capsys, sample_tokenizer):
+    try:
+        status = launch.main(["--pipeline=multi", "--bigquery_project=p", "--bigquery_destination=p.d.t",
+                              f"--output={tmp_path}/multi/v1", f"--tokenizer={sample_tokenizer}"])
+    finally:
+        common.RUN_MODE.update(mode="run", job_id=None, started=None)
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--bigquery_export" in err[0]
+    assert not (tmp_path / "multi").exists()

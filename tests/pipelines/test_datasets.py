@@ -1,0 +1,200 @@
+"""Immutable dataset versions (staging, manifest-last publish, reruns) and ``sluice datasets``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipelines import cli, datasets, nl
+
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def nl_argv(nl_input, tokenizer, output, *extra):
+    return ["--input", nl_input, "--output", str(output), "--tokenizer", str(tokenizer),
+            "--num_shards", "2", "--seq_len", "256", *extra]
+
+
+@pytest.fixture(scope="module")
+def versions(nl_input, nl_tokenizer, tmp_path_factory):
+    """ROOT with nl/v1 and nl/v2 (v2 drops ArXiv and pads the tail)."""
+    root = tmp_path_factory.mktemp("root")
+    v1 = nl.main(nl_argv(nl_input, nl_tokenizer, root / "nl" / "v1"))
+    v2 = nl.main(nl_argv(nl_input, nl_tokenizer, root / "nl" / "v2", "--exclude_sets", "ArXiv",
+                         "--pack_tail", "pad"))
+    return root, v1, v2
+
+
+def sluice(*argv):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *argv], capture_output=True, text=True,
+                          cwd=ROOT_DIR)
+
+
+def test_published_version_layout_and_lineage(versions, nl_tokenizer):
+    root, v1, _ = versions
+    folder = root / "nl" / "v1"
+    assert (folder / "manifest.json").exists() and not (folder / "_PUBLISHING").exists()
+    assert not (root / "nl" / "_staging" / "v1").exists()
+    assert v1["version"] == {"name": "v1", "dataset_folder": str(root / "nl")}
+    parent = v1["lineage"]["parents"]["tokenizer"]
+    assert parent["dataset"] == "tokenizer" and parent["path"] == str(nl_tokenizer.parent)
+    tokenizer_manifest = (nl_tokenizer.parent / "manifest.json").read_bytes()
+    import hashlib
+
+    assert parent["manifest_sha256"] == hashlib.sha256(tokenizer_manifest).hexdigest()
+    assert v1["lineage"]["tokenizer_sha256"] == v1["tokenizer"]["sha256"]
+    assert len(v1["lineage"]["inputs_fingerprint"]) == 64
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["manifest.json"] + [f["path"] for s in v1["shards"] for f in s["files"]])
+
+
+def test_a_published_version_is_never_overwritten(versions, nl_input, nl_tokenizer, capsys):
+    root, _, _ = versions
+    before = {p.name: p.read_bytes() for p in (root / "nl" / "v1").iterdir()}
+    assert nl.run(nl_argv(nl_input, nl_tokenizer, root / "nl" / "v1")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already published" in err[0] and "immutable" in err[0]
+    assert {p.name: p.read_bytes() for p in (root / "nl" / "v1").iterdir()} == before
+
+
+@pytest.mark.parametrize("output, needle", [("v..1/..", "must be a version folder"), ("_x", "must be a version")])
+def test_bad_version_names_give_one_line(nl_input, nl_tokenizer, tmp_path, capsys, output, needle):
+    assert nl.run(nl_argv(nl_input, nl_tokenizer, f"{tmp_path}/nl/{output}")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+
+
+def test_a_folder_of_other_files_is_refused(nl_input, nl_tokenizer, tmp_path, capsys):
+    (tmp_path / "nl" / "v1").mkdir(parents=True)
+    (tmp_path / "nl" / "v1" / "notes.txt").write_text("mine")
+    assert nl.run(nl_argv(nl_input, nl_tokenizer, tmp_path / "nl" / "v1")) == 2
+    assert "no Sluice manifest" in capsys.readouterr().err
+    assert (tmp_path / "nl" / "v1" / "notes.txt").read_text() == "mine"
+
+
+def test_killed_run_publishes_nothing_and_reruns(nl_input, nl_tokenizer, versions, tmp_path):
+    """SIGKILL a real run while it writes into staging: no version appears; the rerun publishes the
+    same bytes as an uninterrupted run."""
+    root, v1, _ = versions
+    target = tmp_path / "nl" / "v1"
+    staging = tmp_path / "nl" / "_staging" / "v1"
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.nl", *nl_argv(nl_input, nl_tokenizer, target)],
+                            cwd=ROOT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not staging.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (target / "manifest.json").exists()
+    listed = datasets.list_versions(str(tmp_path))
+    assert [(r["dataset"], r["version"], r["status"]) for r in listed] == [
+        ("nl", "v1", "staging (unfinished run)")]
+    rerun = nl.main(nl_argv(nl_input, nl_tokenizer, target))
+    assert not staging.exists()
+    assert rerun["shards"] == v1["shards"]
+    assert datasets.verify(str(target)) == []
+
+
+def test_interrupted_publish_is_cleared_on_rerun(nl_input, nl_tokenizer, versions, tmp_path):
+    """A version folder left mid-publish (files moved in, marker present, no manifest) is not a
+    version: listed as interrupted, cleared and published by the rerun."""
+    root, v1, _ = versions
+    target = tmp_path / "nl" / "v1"
+    target.mkdir(parents=True)
+    shard = v1["shards"][0]["files"][0]["path"]
+    shutil.copy(root / "nl" / "v1" / shard, target / shard)
+    (target / "_PUBLISHING").write_text("staging")
+    assert [r["status"] for r in datasets.list_versions(str(tmp_path))] == ["interrupted publish"]
+    assert datasets.run(["verify", str(target)]) == 2
+    rerun = nl.main(nl_argv(nl_input, nl_tokenizer, target))
+    assert rerun["shards"] == v1["shards"] and not (target / "_PUBLISHING").exists()
+
+
+def test_list_show_and_diff(versions):
+    root, v1, v2 = versions
+    done = sluice("datasets", "list", str(root))
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [("nl", "v1", "nl", "published"),
+                                                        ("nl", "v2", "nl", "published")]
+    shown = sluice("datasets", "show", str(root / "nl" / "v1"))
+    assert shown.returncode == 0 and "parent tokenizer:" in shown.stdout
+    assert f"{v1['totals']['records']:,} sequences" in shown.stdout
+
+    changes = datasets.diff(str(root / "nl" / "v1"), str(root / "nl" / "v2"))
+    config = {key: (old, new) for key, old, new in changes["config"]}
+    assert config["pack_tail"] == ("drop", "pad") and config["exclude_sets"] == ([], ["ArXiv"])
+    counts = {key: (old, new) for key, old, new in changes["counts"]}
+    assert counts["set_filter/set_excluded"][1] > 0
+    groups = {key for key, _, _ in changes["groups"]}
+    assert "set ArXiv: documents kept" in groups
+    text = sluice("datasets", "diff", str(root / "nl" / "v1"), str(root / "nl" / "v2")).stdout
+    assert 'pack_tail: "drop" -> "pad"' in text and "tokenizer: no change" in text
+
+
+def test_verify_passes_then_names_a_tampered_shard(versions, tmp_path):
+    root, v1, _ = versions
+    copy = tmp_path / "nl" / "v1"
+    shutil.copytree(root / "nl" / "v1", copy)
+    ok = sluice("datasets", "verify", str(copy))
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("OK"), ok.stdout + ok.stderr
+
+    arrow = next(f["path"] for s in v1["shards"] for f in s["files"] if f["format"] == "arrow")
+    data = bytearray((copy / arrow).read_bytes())
+    data[-100] ^= 0xFF  # same size, one flipped byte inside the last batch's values
+    (copy / arrow).write_bytes(bytes(data))
+    tfrecord = next(f["path"] for s in v1["shards"] for f in s["files"] if f["format"] == "tfrecord")
+    (copy / tfrecord).write_bytes((copy / tfrecord).read_bytes()[:-7])  # truncated
+    bad = sluice("datasets", "verify", str(copy))
+    assert bad.returncode == 1
+    failed = [line for line in bad.stdout.splitlines() if line.startswith("FAIL ")]
+    assert any(line.startswith(f"FAIL {arrow}: sha256") for line in failed)
+    assert any(line.startswith(f"FAIL {tfrecord}: unreadable tfrecord") for line in failed)
+    assert all(arrow in line or tfrecord in line for line in failed)
+
+
+def test_verify_counts_records_not_only_bytes(versions, tmp_path):
+    """A manifest that claims another record count fails, even though every sha256 matches."""
+    root, _, _ = versions
+    copy = tmp_path / "nl" / "v1"
+    shutil.copytree(root / "nl" / "v1", copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["shards"][0]["records"] += 1
+    from schemas import manifest as manifest_schema
+
+    manifest["totals"] = manifest_schema.totals_of(manifest["shards"])
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    problems = datasets.verify(str(copy))
+    name = manifest["shards"][0]["files"][0]["path"]
+    assert f"{name}: {manifest['shards'][0]['records'] - 1} records, manifest says" \
+           f" {manifest['shards'][0]['records']}" in problems
+
+
+def test_usage_errors_are_one_line(tmp_path, capsys):
+    assert cli.main(["datasets", "show", str(tmp_path)]) == 2
+    assert cli.main(["datasets", "frobnicate"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "not a published version" in err[0] and err[1].startswith("error: usage:")
+
+
+def test_a_local_run_prints_progress_while_it_runs(nl_input, nl_tokenizer, tmp_path):
+    """From the command line, per-stage counts are printed as they advance, not only at the end."""
+    env = {**os.environ, "SLUICE_PROGRESS_S": "0.2"}
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "nl",
+                           *nl_argv(nl_input, nl_tokenizer, tmp_path / "nl" / "v1")],
+                          capture_output=True, text=True, cwd=ROOT_DIR, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("progress ")]
+    assert len(lines) >= 2, done.stderr
+    assert all("read " in line for line in lines)
+    assert lines[0] != lines[-1]
+    published = json.loads((tmp_path / "nl" / "v1" / "manifest.json").read_text())
+    assert f"tokenize kept={published['counts']['tokenize']['kept']:,}" in lines[-1]
