@@ -452,13 +452,14 @@ def publish_manifest(output: str, *, nested: dict | None = None, **fields) -> di
 
 def run_main(main, argv=None) -> int:
     """Run ``main(argv)``; a UsageError or a bad flag becomes one line on stderr and exit status 2.
+    An int that ``main`` returns is the exit status (e.g. ``sluice datasets verify``'s 1).
 
     Local runs started from the command line print their progress (transforms/progress.py).
     """
     logging.getLogger().setLevel(logging.WARNING)
     os.environ.setdefault(progress.ENV, progress.DEFAULT_INTERVAL_S)
     try:
-        main(argv)
+        status = main(argv)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -471,4 +472,6 @@ def run_main(main, argv=None) -> int:
         print(f"dry run: the graph translated ({transforms} transforms); nothing was submitted or published")
     except Submitted as submitted:
         print(f"submitted job {submitted.job_id}; publish it with the finalize step once it succeeds")
+    else:
+        return status if isinstance(status, int) and not isinstance(status, bool) else 0
     return 0

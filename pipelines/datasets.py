@@ -304,13 +304,7 @@ def main(argv=None) -> int:
 
 
 def run(argv=None) -> int:
-    status = {"code": 0}
-
-    def wrapped(argv):
-        status["code"] = main(argv)
-
-    code = common.run_main(wrapped, argv)
-    return code or status["code"]
+    return common.run_main(main, argv)
 
 
 if __name__ == "__main__":

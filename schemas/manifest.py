@@ -1,7 +1,9 @@
 """The dataset manifest: what a run wrote, from what, with which config, and what it dropped.
 
-``manifest.json`` sits at the output root and is written last, so its presence means the output
-is complete. Readers (training jobs) find shards, sizes and checksums here and nowhere else.
+``manifest.json`` sits at the root of a dataset version (``ROOT/DATASET/VERSION/``) and is written
+last, so its presence means the version is published and complete. Readers (training jobs) find
+shards, sizes and checksums here and nowhere else. Format 2 adds ``version`` (name, dataset folder)
+and ``lineage`` (parent versions, tokenizer sha256, inputs fingerprint).
 """
 
 from __future__ import annotations

@@ -46,6 +46,15 @@ def test_dag_loads_with_tasks_in_codegen_order(dag_module):
     assert dag.max_active_runs == 1
 
 
+def test_airflow_dagbag_imports_the_dag_without_errors(dag_module):
+    try:  # Airflow 3
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2
+        from airflow.models.dagbag import DagBag
+    bag = DagBag(dag_folder=os.path.dirname(DAG_FILE))
+    assert bag.import_errors == {} and "sluice_codegen" in bag.dags
+
+
 def test_launches_use_each_templates_parameters(dag_module):
     for pipeline in CODEGEN_ORDER:
         task = dag_module.dag.get_task(f"{pipeline}_launch")
