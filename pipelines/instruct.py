@@ -236,7 +236,6 @@ def main(argv=None):
         inputs["code_archives"] = read_json(common.join(stats_dir, "archives.json"))
     sections = flags.stream_manifest_sections(args, tokenizer)
     sections["stream"]["segment_ids"] = True
-    sections["histograms"] = common.histograms_from_metrics(result)
     sections["side_outputs"] = {"examples": "examples/" if args.write_examples else None}
     manifests = {}
     for split in splits:

@@ -50,10 +50,11 @@ def size_label(low: int, high: int) -> str:
 
 
 def bar_chart(chart_id: str, title: str, categories: list, series: dict, unit: str = "",
-              log_scale: bool = False) -> str:
-    """Horizontal grouped bars: one row per category, one bar per series (SVG)."""
+              log_scale: bool = False, left: int = 230) -> str:
+    """Horizontal grouped bars: one row per category, one bar per series (SVG); ``left`` is the
+    labels' width."""
     names = list(series)
-    bar_h, gap, left, right = 12, 8, 230, 90
+    bar_h, gap, right = 12, 8, 90
     row_h = bar_h * len(names) + gap
     top = 28 + (18 if len(names) > 1 else 0)
     height = top + row_h * len(categories) + 10
@@ -213,14 +214,15 @@ def mixture_charts(manifest: dict) -> list[tuple[str, str]]:
             "mixture", f"Share of the {mixture['examples']:,} training examples per task (cap"
                        f" {mixture['mixing_cap']:,})", [f"{t} ({tasks[t]['cluster']})" for t in names],
             {"capped rate": [round(100 * tasks[t]["rate"], 2) for t in names],
-             "realised": [round(100 * tasks[t]["realised_proportion"], 2) for t in names]}, unit="%")))
+             "realised": [round(100 * tasks[t]["realised_proportion"], 2) for t in names]}, unit="%", left=280)))
     splits = manifest.get("splits")
     if splits:
         names = list(splits)
         out.append(("Examples per split", bar_chart(
-            "splits", "Training and evaluation examples per held-out split", names,
+            "splits", "Training and evaluation examples per split (by held-out cluster)",
+            [splits[s]["holdout"] or s for s in names],
             {"training examples": [splits[s]["totals"]["documents"] for s in names],
-             "evaluation examples": [splits[s]["eval_examples"] for s in names]})))
+             "evaluation examples": [splits[s]["eval_examples"] for s in names]}, left=280)))
         for i, name in enumerate(names):
             counts = splits[name]["mixture"]
             total = sum(counts.values())
@@ -229,7 +231,7 @@ def mixture_charts(manifest: dict) -> list[tuple[str, str]]:
                 continue
             out.append((f"Mixture of {name}", bar_chart(
                 f"mixture-{i}", f"{name}: share of its {total:,} training examples per task", tasks,
-                {"realised": [round(100 * counts[t] / total, 2) for t in tasks]}, unit="%")))
+                {"realised": [round(100 * counts[t] / total, 2) for t in tasks]}, unit="%", left=280)))
     return out
 
 

@@ -19,9 +19,10 @@ def summarize(manifest: dict) -> str:
     splits = manifest.get("splits")
     if splits:  # an --all_holdouts version: the shards are in the split folders
         lines.append(f"  {len(splits)} splits, each a dataset in its folder with its own manifest:")
+        width = max(len(name) for name in splits)
         for name, entry in splits.items():
             t = entry["totals"]
-            lines.append(f"    split {name:<40} {t['shards']} shards, {t['records']:,} sequences,"
+            lines.append(f"    split {name:<{width}}  {t['shards']} shards, {t['records']:,} sequences,"
                          f" {t['tokens']:,} tokens, {t['documents']:,} examples; eval {entry['eval_examples']:,}")
     else:
         lines += [
