@@ -159,6 +159,12 @@ def test_all_holdouts_in_one_run(sample_tokenizer, tmp_path, capsys):
 
     registry = small_registry(tmp_path)
     out = tmp_path / "instruct" / "v1"
+    # Leftovers of an interrupted publish (marker, a split's files, no manifest) and of a killed
+    # run (its staging folder): the rerun clears both.
+    (out / "holdout-sentiment").mkdir(parents=True)
+    (out / "holdout-sentiment" / "train-00000-of-00001.arrow").write_bytes(b"half")
+    (out / "_PUBLISHING").write_text("interrupted")
+    (tmp_path / "instruct" / "_staging" / "v1" / "holdout-nli").mkdir(parents=True)
     manifests = run(sample_tokenizer, out, "--all_holdouts", "--num_shards", "1", "--mixing_cap", "100",
                     "--no-decontaminate", registry=registry)
     top = manifests.pop("version")
@@ -179,17 +185,27 @@ def test_all_holdouts_in_one_run(sample_tokenizer, tmp_path, capsys):
     assert top["config"]["splits"] == ["holdout-closed_book_qa", "holdout-sentiment"]
     assert top["lineage"]["parents"]["tokenizer"]["path"] == str(sample_tokenizer.parent)
     assert not (out / "_run").exists() and not (tmp_path / "instruct" / "_staging" / "v1").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["holdout-closed_book_qa", "holdout-sentiment", "manifest.json"]
     # datasets list/show/verify see one version with its splits.
     rows = [r for r in datasets.list_versions(str(tmp_path)) if r["dataset"] == "instruct"]
     assert [(r["version"], r["status"]) for r in rows] == [("v1", "published")]
     assert rows[0]["records"] == sum(m["totals"]["records"] for m in manifests.values()) > 0
     assert "split holdout-sentiment" in summary.summarize(top)
+    assert "split holdout-sentiment" in datasets.show(str(out / "holdout-sentiment"))
+    changes = dict((k, (a, b)) for k, a, b in datasets.diff(str(out / "holdout-sentiment"),
+                                                             str(out / "holdout-closed_book_qa"))["groups"])
+    assert changes["task web_questions: examples"] == (manifests["holdout-sentiment"]["mixture"]["examples"], None)
     assert datasets.verify(str(out)) == []
     shard = manifests["holdout-sentiment"]["shards"][0]["files"][0]["path"]
     tampered = out / "holdout-sentiment" / shard
     tampered.write_bytes(tampered.read_bytes()[:-1] + b"\0")
     problems = datasets.verify(str(out))
     assert problems and all(p.startswith(f"holdout-sentiment/{shard}: ") for p in problems)
+    assert datasets.run(["verify", str(out)]) == 1
+    assert f"FAIL holdout-sentiment/{shard}: " in capsys.readouterr().out
+    edited = out / "holdout-closed_book_qa" / "manifest.json"
+    edited.write_text(edited.read_text() + " ")
+    assert any(p.startswith("holdout-closed_book_qa/manifest.json: sha256") for p in datasets.verify(str(out)))
     # The report charts the splits' examples and each split's mixture; the rest has no shards to chart.
     page = tmp_path / "index.html"
     assert report.run([str(out), "--output", str(page)]) == 0
