@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 import math
 import os
-import sys
 
 from pipelines import common, datasets
 from transforms import histograms

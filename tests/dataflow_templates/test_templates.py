@@ -152,3 +152,21 @@ def test_multi_template_refuses_the_live_query(tmp_path, capsys, sample_tokenize
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--bigquery_export" in err[0]
     assert not (tmp_path / "multi").exists()
+
+
+def test_finalize_refuses_another_jobs_staging_folder(tmp_path, capsys, sample_tokenizer, sample_manifest):
+    """The publish step only takes over a staging folder whose job.json names its job."""
+    run_dir = tmp_path / "mono" / common.STAGING_DIR / "v1" / common.RUN_STATS_DIR
+    run_dir.mkdir(parents=True)
+    (run_dir / common.JOB_FILE).write_text(json.dumps(
+        {"job_id": "2026-11-26_01_00_00-1", "started": "2026-11-26T01:00:00Z", "version": "x"}))
+    try:
+        status = launch.main(["--pipeline=mono", "--dataflow_job_id=2026-11-26_02_00_00-2",
+                              f"--input={sample_manifest}", f"--output={tmp_path}/mono/v1",
+                              f"--tokenizer={sample_tokenizer}"])
+    finally:
+        common.RUN_MODE.update(mode="run", job_id=None, started=None)
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "belongs to job 2026-11-26_01_00_00-1" in err[0]
+    assert (run_dir / common.JOB_FILE).exists() and not (tmp_path / "mono" / "v1").exists()

@@ -97,3 +97,11 @@ def test_a_missing_version_is_one_line(tmp_path, capsys):
     assert report.run([str(tmp_path / "nl" / "v9")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a published version" in err[0]
+
+
+def test_a_tokenizer_version_reports_without_shards(sample_tokenizer, tmp_path):
+    """A tokenizer version has counts but no shards or histograms: the report says so, still valid."""
+    manifest = json.loads((sample_tokenizer.parent / "manifest.json").read_text())
+    page = report.render(manifest)
+    assert "No shards (a tokenizer version)." in page and "No length histogram" in page
+    assert re.findall(r'data-chart="([^"]+)"', page) == ["funnel", "rejects"]
