@@ -173,6 +173,7 @@ def source_sizes(registry: schema.Registry) -> list:
 
 
 def split_output(args, split: schema.Split) -> str:
+    """Where a split is written: the version's (staging) root, or its subfolder with --all_holdouts."""
     return common.join(args.output, split.name) if args.all_holdouts else args.output
 
 
