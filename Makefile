@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO ?= out/demo
 
-.PHONY: setup setup-test demo test bench clean
+.PHONY: setup setup-test setup-train demo train-demo test bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ $(VENV)/.sluice-test: setup.py | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@ $(VENV)/.sluice-base
 
+$(VENV)/.sluice-train: setup.py | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[train]'
+	touch $@ $(VENV)/.sluice-base
+
 setup: $(VENV)/.sluice-base
 setup-test: $(VENV)/.sluice-test
+setup-train: $(VENV)/.sluice-train
 
 demo: setup
 	$(PY) -m pipelines.tokenizer --source mono --input samples/mono/manifest.jsonl \
@@ -38,6 +43,12 @@ demo: setup
 	    --tokenizer $(DEMO)/tokenizer/tokenizer.model --num_shards 4 --seq_len 2048 \
 	    --write_documents --write_rejects --overwrite
 	$(PY) -m pipelines.summary $(DEMO)/multi
+
+# Tiny CPU run of the training stages on the demo data (nl -> multi -> mono), then HumanEval, MTPB and
+# prompt perplexity with a few samples. Runs `make demo` first if its data is missing.
+train-demo: setup-train
+	test -f $(DEMO)/mono/manifest.json || $(MAKE) demo
+	$(PY) -m training.demo --data $(DEMO) --output $(DEMO)/train
 
 test: setup-test
 	$(PY) -m pytest
