@@ -185,6 +185,26 @@ def forward_loss_sum(model, batch: dict, device, autocast: bool):
     return (losses * weights.reshape(-1)).sum(), weights.sum()
 
 
+def train_step(model, optimizer, scheduler, micro: list, device, autocast: bool, grad_clip: float) -> dict:
+    """One optimizer step over ``micro`` batches (gradient accumulation): the loss is the mean over
+    every trained target of the step, whatever the batches' split; returns loss, lr, grad norm."""
+    total_targets = max(sum(float(target_weights(b).sum()) for b in micro), 1.0)
+    optimizer.zero_grad(set_to_none=True)
+    loss_sum = torch.zeros((), device=device)
+    for batch in micro:
+        loss, _ = forward_loss_sum(model, batch, device, autocast)
+        (loss / total_targets).backward()
+        loss_sum += loss.detach()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    lr = scheduler.get_last_lr()[0]
+    optimizer.step()
+    scheduler.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return {"loss": float(loss_sum) / total_targets, "lr": lr, "grad_norm": float(grad_norm),
+            "tokens": sum(int(b["input_ids"].numel()) for b in micro)}
+
+
 # Optimizer and schedule -----------------------------------------------------------------------
 
 def lr_lambda(train: dict):
@@ -324,29 +344,17 @@ def main(argv=None) -> dict:
         micro = [next(batches) for _ in range(accum)]
         t1 = time.perf_counter()
         data_state = dataset.state_after(micro[-1])
-        total_targets = sum(float(target_weights(b).sum()) for b in micro)
-        optimizer.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        for batch in micro:
-            loss, _ = forward_loss_sum(model, batch, device, autocast)
-            (loss / max(total_targets, 1.0)).backward()
-            loss_sum += float(loss.detach())
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(train["grad_clip"]))
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        stats = train_step(model, optimizer, scheduler, micro, device, autocast, float(train["grad_clip"]))
+        step_tokens = stats["tokens"]
         step += 1
-        step_tokens = sum(int(b["input_ids"].numel()) for b in micro)
         tokens_seen += step_tokens
         t2 = time.perf_counter()
         window["time"] += t2 - t0
         window["wait"] += t1 - t0
         window["tokens"] += step_tokens
         window["steps"] += 1
-        last = {"step": step, "loss": loss_sum / max(total_targets, 1.0), "lr": lr,
-                "grad_norm": float(grad_norm), "tokens": tokens_seen}
+        last = {"step": step, "loss": stats["loss"], "lr": stats["lr"], "grad_norm": stats["grad_norm"],
+                "tokens": tokens_seen}
         if step % int(train["log_every"]) == 0 or step == max_steps:
             last.update(tokens_per_s=window["tokens"] / window["time"],
                         data_wait_share=window["wait"] / window["time"])

@@ -63,6 +63,7 @@ def test_ranks_split_without_overlap_or_gap(numbered_version, world):
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
 @pytest.mark.parametrize("workers", [2, 3])
 def test_worker_count_does_not_change_the_order(numbered_version, workers):
     single = read_all(numbered_version, batch_size=2, seed=1, epochs=2)
