@@ -29,8 +29,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--config", default=os.path.join(model_lib.CONFIG_DIR, "tiny.json"))
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--n", type=int, default=2, help="Samples per HumanEval problem / MTPB case.")
-    parser.add_argument("--problems", type=int, default=3, help="Problems of each benchmark.")
-    parser.add_argument("--max_new_tokens", type=int, default=48)
+    parser.add_argument("--problems", type=int, default=2, help="Problems of each benchmark.")
+    parser.add_argument("--max_new_tokens", type=int, default=32)
     parser.add_argument("--tokenizer", help="tokenizer.model, if the manifests' path does not resolve here.")
     args = parser.parse_args(argv)
 
