@@ -85,6 +85,34 @@ def _accept(server):
         return None
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the mount and network namespaces are the root (CI) layer")
+def test_sandbox_kernel_layers_hold_without_the_audit_hook(tmp_path):
+    """As root, writes outside the folder and connections fail in the kernel even with the
+    in-process hook left out (the layers do not depend on each other)."""
+    probe = sandbox.run_python("import os\nprint(os.geteuid())", audit=False)
+    target = tmp_path / "outside.txt"
+    r = sandbox.run_python(f"open({str(target)!r}, 'w').write('x')", audit=False, timeout_s=3)
+    if "Read-only file system" not in r.stderr:
+        pytest.skip(f"this kernel refused the mount namespace ({probe.stdout.strip()}: {r.summary()})")
+    assert not target.exists()
+    r = sandbox.run_python("open('inside.txt', 'w').write('ok')\nprint(open('inside.txt').read())", audit=False)
+    assert r.passed and r.stdout.strip() == "ok"
+    r = sandbox.run_python("import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=2)", audit=False,
+                           timeout_s=3)
+    assert not r.passed and ("unreachable" in r.stderr or "refused" in r.stderr)
+
+
+def test_sandbox_hook_survives_rebinding(tmp_path):
+    target = tmp_path / "x.txt"
+    for code in ("import sys\nsys.modules['__main__'].__dict__.clear()\nopen(TARGET, 'w')",
+                 "import posixpath, os\nposixpath.realpath = os.path.realpath = lambda p: os.getcwd()\n"
+                 "open(TARGET, 'w')",
+                 "import gc\ngc.get_objects()"):
+        r = sandbox.run_python(code.replace("TARGET", repr(str(target))), timeout_s=3)
+        assert not r.passed and "sandbox:" in r.stderr, code
+    assert not target.exists()
+
+
 def test_sandbox_memory_limit():
     r = sandbox.run_python("x = bytearray(1 << 31)", memory_bytes=512 << 20, timeout_s=5)
     assert not r.passed and "MemoryError" in r.stderr

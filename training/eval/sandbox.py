@@ -8,15 +8,17 @@ Scoring model output must be safe on a developer's laptop and on CI, which runs 
 * a fresh temporary working directory, removed afterwards, an empty environment and ``python -I``;
 * a network namespace of its own where the kernel allows one (root, or unprivileged user
   namespaces): no interface but a down loopback, so no packet leaves;
+* as root (CI), a mount namespace of its own in which every mount is read-only but the working
+  directory, so the kernel itself refuses writes elsewhere;
 * inside the child, a ``sys.addaudithook`` hook installed before the program runs that refuses
-  sockets, new processes (fork, exec, spawn, subprocess, os.system), ctypes, signals to other
-  processes, and any write, rename, delete or mode change outside the working directory.
+  sockets, new processes (fork, exec, spawn, subprocess, os.system), ctypes, signals, the ways to
+  reach the hook (gc, frames, tracing), and any write, rename, delete or mode change outside the
+  working directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import resource
 import signal
@@ -28,58 +30,71 @@ from typing import Optional
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MEMORY_BYTES = 2 << 30
 MAX_OUTPUT_BYTES = 1 << 20
-_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
+_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 
 # Runs in the child before the untrusted program. Trusted code: it only narrows what follows.
-_GUARD = r'''
-import os, sys
-_ROOT = os.path.realpath(os.getcwd())
-for _name in PRELOAD:
-    __import__(_name)
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-_BLOCKED = ("socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-            "os.forkpty", "pty.", "ctypes.", "os.kill", "os.killpg", "signal.pthread_kill", "resource.setrlimit",
-            "os.setuid", "os.chroot", "sys.remote_exec", "winreg.", "webbrowser.", "urllib.Request",
-            "http.client.", "ftplib.", "smtplib.", "imaplib.", "poplib.", "telnetlib.", "nntplib.")
-_PATH_EVENTS = {"os.remove": 1, "os.rmdir": 1, "os.rename": 2, "os.link": 2, "os.symlink": 2,
-                "os.mkdir": 1, "os.chmod": 1, "os.chown": 1, "os.truncate": 1, "os.utime": 1,
-                "shutil.rmtree": 1, "shutil.move": 2, "shutil.copyfile": 2, "os.chdir": 1}
+# Everything the hook needs is bound inside a closure when it is installed, so a program that
+# rebinds module attributes (os.path.realpath, __main__ globals) cannot widen it; the ways to reach
+# the hook object itself (gc, frames, tracing) are refused.
+_GUARD = r"""
+def _install(preload, data_fd):
+    import os, posixpath, sys
+    for name in preload:
+        __import__(name)
+    realpath, fsdecode, sep, write = posixpath.realpath, os.fsdecode, os.sep, os.write
+    root = realpath(os.getcwd())
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    blocked = ("socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+               "os.forkpty", "pty.", "ctypes.", "os.kill", "os.killpg", "signal.pthread_kill",
+               "resource.setrlimit", "resource.prlimit", "os.setuid", "os.chroot", "sys.remote_exec",
+               "gc.get_", "sys._current_frames", "sys.settrace", "sys.setprofile",
+               "sys._setprofileallthreads", "sys._settraceallthreads", "cpython.PyInterpreterState",
+               "_thread.start_new_thread_unsafe", "winreg.", "webbrowser.", "urllib.Request", "http.client.",
+               "ftplib.", "smtplib.", "imaplib.", "poplib.", "telnetlib.", "nntplib.", "mmap.")
+    path_events = {"os.remove": 1, "os.rmdir": 1, "os.rename": 2, "os.link": 2, "os.symlink": 2,
+                   "os.mkdir": 1, "os.chmod": 1, "os.chown": 1, "os.truncate": 1, "os.utime": 1,
+                   "os.chflags": 1, "os.lchflags": 1, "os.setxattr": 1, "os.removexattr": 1,
+                   "shutil.rmtree": 1, "shutil.move": 2, "shutil.copyfile": 2, "os.chdir": 1}
 
-def _inside(path):
-    if isinstance(path, int):
-        return True  # an already open descriptor: its opening was checked
-    try:
-        real = os.path.realpath(os.fsdecode(path))
-    except Exception:
-        return False
-    return real == _ROOT or real.startswith(_ROOT + os.sep)
+    def inside(path):
+        if isinstance(path, int):
+            return True  # an open descriptor: opening it was checked
+        try:
+            real = realpath(fsdecode(path))
+        except Exception:
+            return False
+        return real == root or real.startswith(root + sep)
 
-def _hook(event, args):
-    if event.startswith(_BLOCKED):
-        raise PermissionError(f"sandbox: {event} is not allowed")
-    if event == "open":
-        path, mode, flags = args
-        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
-            (isinstance(flags, int) and flags & _WRITE_FLAGS)
-        if writing and path is not None and not _inside(path):
-            raise PermissionError(f"sandbox: writing {path!r} outside the working directory")
-    elif event in _PATH_EVENTS:
-        for path in args[:_PATH_EVENTS[event]]:
-            if path is not None and not _inside(path):
-                raise PermissionError(f"sandbox: {event} on {path!r} outside the working directory")
+    def hook(event, args):
+        if event.startswith(blocked):
+            raise PermissionError(f"sandbox: {event} is not allowed")
+        if event == "open":
+            path, mode, flags = args
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
+                (isinstance(flags, int) and flags & write_flags)
+            if writing and path is not None and not inside(path):
+                raise PermissionError(f"sandbox: writing {path!r} outside the working directory")
+        elif event in path_events:
+            for path in args[:path_events[event]]:
+                if path is not None and not inside(path):
+                    raise PermissionError(f"sandbox: {event} on {path!r} outside the working directory")
 
-sys.addaudithook(_hook)
-del _hook
-_source = open("program.py", encoding="utf-8").read()
-_fd = DATA_FD
-def _report(text, _write=os.write):
-    """Send a result line to the scorer (descriptor opened by the parent)."""
-    _write(_fd, text.encode("utf-8") + b"\n")
-_globals = {"__name__": "__main__", "__file__": "program.py", "__builtins__": __builtins__,
-            "__sandbox_report__": _report}
+    def report(text):
+        "Send a result line to the scorer (a descriptor the parent opened)."
+        write(data_fd, text.encode("utf-8") + b"\n")
 
-exec(compile(_source, "program.py", "exec"), _globals)
-'''
+    with open("program.py", encoding="utf-8") as handle:
+        source = handle.read()
+    if AUDIT:
+        sys.addaudithook(hook)
+    return source, report
+
+_source, _report = _install(PRELOAD, DATA_FD)
+del _install
+exec(compile(_source, "program.py", "exec"), {"__name__": "__main__", "__file__": "program.py",
+                                              "__builtins__": __builtins__, "__sandbox_report__": _report})
+"""
 
 
 @dataclasses.dataclass
@@ -104,21 +119,48 @@ class Result:
         return f"failed: {lines[-1] if lines else f'exit status {self.returncode}'}"
 
 
-def _isolate_network() -> None:
-    """Move the child into a network namespace of its own, if the kernel lets us (best effort)."""
-    try:
+def _libc():
+    """libc, loaded in the parent: the child between fork and exec should only make calls."""
+    global _LIBC
+    if _LIBC is None:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(_CLONE_NEWNET) != 0 and libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0:
-            return
-    except (OSError, AttributeError):
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+_LIBC = None
+
+
+def _isolate(work: str) -> None:
+    """In the child, before exec: new network namespace (no route out), and as root a new mount
+    namespace where every mount is read-only except the working directory. Best effort: where the
+    kernel refuses, the other layers remain."""
+    libc = _LIBC
+    if libc is None:
         return
+    if os.geteuid() != 0:
+        libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
+        return
+    libc.unshare(_CLONE_NEWNET)
+    if libc.unshare(_CLONE_NEWNS) != 0:
+        return
+    mount = libc.mount
+    if mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        return
+    work_b = os.fsencode(work)
+    mount(work_b, work_b, None, _MS_BIND, None)  # its own mount, left writable
+    with open("/proc/self/mounts", "rb") as handle:
+        points = [line.split()[1].replace(b"\\040", b" ") for line in handle]
+    for point in points:
+        if point != work_b:
+            mount(None, point, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY, None)
+    os.chdir(work)  # the cwd was entered before the bind mount: re-enter it through the writable one
 
 
-def _limits(timeout_s: float, memory_bytes: int, max_output: int):
+def _limits(timeout_s: float, memory_bytes: int, max_output: int, work: str):
     def apply():
-        _isolate_network()
+        _isolate(work)
         cpu = int(timeout_s) + 1
         for limit, value in ((resource.RLIMIT_AS, memory_bytes), (resource.RLIMIT_CPU, cpu),
                              (resource.RLIMIT_FSIZE, max_output), (resource.RLIMIT_NOFILE, 64),
@@ -136,20 +178,26 @@ def _read(handle, limit: int) -> str:
 
 
 def run_python(source: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_bytes: int = DEFAULT_MEMORY_BYTES,
-               preload: tuple = (), max_output: int = MAX_OUTPUT_BYTES) -> Result:
+               preload: tuple = (), max_output: int = MAX_OUTPUT_BYTES, audit: bool = True) -> Result:
     """Run ``source`` as a program in the sandbox; ``preload`` modules are imported before the
-    guard goes up (e.g. numpy, whose import needs more than the program is allowed)."""
+    guard goes up (e.g. numpy, whose import needs more than the program is allowed). ``audit=False``
+    leaves out the in-process hook, only so that tests can check the other layers alone."""
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
     with tempfile.TemporaryDirectory(prefix="sluice-sandbox-") as work, \
             tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as data:
-        guard = _GUARD.replace("PRELOAD", repr(tuple(preload))).replace("DATA_FD", str(data.fileno()))
+        guard = (_GUARD.replace("PRELOAD", repr(tuple(preload))).replace("DATA_FD", str(data.fileno()))
+                 .replace("AUDIT", repr(bool(audit))))
         with open(os.path.join(work, "program.py"), "w", encoding="utf-8") as handle:
             handle.write(source)
+        try:
+            _libc()
+        except OSError:
+            pass
         proc = subprocess.Popen(
             [sys.executable, "-I", "-B", "-c", guard], cwd=work, env=env, stdin=subprocess.DEVNULL,
             stdout=out, stderr=err, start_new_session=True, close_fds=True, pass_fds=(data.fileno(),),
-            preexec_fn=_limits(timeout_s, memory_bytes, max_output))
+            preexec_fn=_limits(timeout_s, memory_bytes, max_output, work))
         try:
             proc.wait(timeout=timeout_s)
             status = "passed" if proc.returncode == 0 else "failed"
