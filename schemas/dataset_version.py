@@ -122,6 +122,45 @@ def iter_batches(url: str, fmt: str) -> Iterator[dict]:
     return iter_arrow_batches(url) if fmt == "arrow" else iter_tfrecord_batches(url)
 
 
+def iter_selected(url: str, fmt: str, wanted: np.ndarray, records: int, chunk_rows: int = 256) -> Iterator[tuple]:
+    """The rows ``wanted`` (sorted local indices) of a shard, as ``(indices, {column: rows})`` chunks
+    in order; other rows are skipped undecoded where the format allows (TFRecord: not parsed).
+    Raises DatasetError if the shard does not hold exactly ``records`` rows."""
+    seen = 0
+    if fmt == "arrow":
+        for columns in iter_arrow_batches(url):
+            n = len(next(iter(columns.values())))
+            lo, hi = np.searchsorted(wanted, [seen, seen + n])
+            if hi > lo:
+                local = wanted[lo:hi] - seen
+                yield wanted[lo:hi], {k: v[local] for k, v in columns.items()}
+            seen += n
+    else:
+        example, rows, picked, position = Example(), {}, [], 0
+        with fsspec.open(url, "rb") as handle:
+            for data in tfrecord.read_records(handle):
+                if position < len(wanted) and wanted[position] == seen:
+                    position += 1
+                    example.Clear()
+                    example.ParseFromString(data)
+                    fmap = example.features.feature
+                    if picked and set(fmap.keys()) != set(rows):
+                        raise DatasetError(f"{url}: records carry different features")
+                    for name in fmap.keys():
+                        values = fmap[name].int64_list.value
+                        rows.setdefault(name, []).append(
+                            np.fromiter(values, dtype=COLUMN_DTYPES.get(name, np.int64), count=len(values)))
+                    picked.append(seen)
+                    if len(picked) == chunk_rows:
+                        yield np.asarray(picked), {k: np.stack(v) for k, v in rows.items()}
+                        rows, picked = {}, []
+                seen += 1
+        if picked:
+            yield np.asarray(picked), {k: np.stack(v) for k, v in rows.items()}
+    if seen != records:
+        raise DatasetError(f"{url}: {seen} rows, manifest says {records}")
+
+
 def seq_len_of(manifest: dict) -> Optional[int]:
     for key in ("stream", "config"):
         section = manifest.get(key) or {}

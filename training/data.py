@@ -17,7 +17,7 @@ before its rows are used (``verify="first_open"``), or never (``verify="never"``
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -76,53 +76,45 @@ class PackedDataset(IterableDataset):
         return {"epoch": epoch, "batch": index}
 
     # Iteration ---------------------------------------------------------------------------------
-    def _open(self, shard: dict) -> Iterator[dict]:
+    def _url(self, shard: dict) -> str:
         url = dv.join(self.data, shard["path"])
         if self.verify == "first_open" and url not in _VERIFIED:
             dv.verify_file(url, shard["bytes"], shard["sha256"])
             _VERIFIED.add(url)
-        return dv.iter_batches(url, self.fmt)
+        return url
 
     def _epoch_batches(self, epoch: int, first_batch: int, k0: int, worker: int, num_workers: int):
         """Yield this worker's batches of one epoch from batch ``first_batch`` on; that batch is the
         ``k0``-th the iterator yields overall, and the k-th goes to worker ``k % num_workers``."""
         b, world, rank = self.batch_size, self.world_size, self.rank
-
-        def mine(j: int) -> bool:
-            return j >= first_batch and (k0 + j - first_batch) % num_workers == worker
-
-        pending: dict = {}  # batch index -> rows (column -> 1-D array), filled in order
+        pending: dict = {}  # batch index -> [row count, list of {column: rows} chunks], filled in order
         offset = 0
         for shard_index in shard_order(len(self.shards), self.seed, epoch):
             shard = self.shards[shard_index]
             lo, hi = offset, offset + shard["records"]
             offset = hi
-            first_g = lo + (rank - lo) % world  # this rank's first global index in [lo, hi)
-            if first_g >= hi:
-                continue
-            last_g = first_g + ((hi - 1 - first_g) // world) * world
-            batches = range((first_g // world) // b, (last_g // world) // b + 1)
-            if not any(mine(j) for j in batches):
-                continue
-            g, seen = lo, 0
-            for columns in self._open(shard):
-                n = len(next(iter(columns.values())))
-                seen += n
-                for gi in range(g + (rank - g) % world, g + n, world):
-                    j = (gi // world) // b
-                    if mine(j):
-                        pending.setdefault(j, []).append({k: v[gi - g] for k, v in columns.items()})
-                        if len(pending[j]) == b:
-                            yield self._collate(epoch, j, pending.pop(j))
-                g += n
-            if seen != shard["records"]:
-                raise dv.DatasetError(f"{dv.join(self.data, shard['path'])}: {seen} rows, manifest says "
-                                      f"{shard['records']}")
-        for j in sorted(pending):  # only a rank's last batch of the epoch can be short
-            yield self._collate(epoch, j, pending.pop(j))
+            # This rank's global indices in [lo, hi), their batches, and the ones this worker makes.
+            g = np.arange(lo + (rank - lo) % world, hi, world)
+            j = (g // world) // b
+            keep = (j >= first_batch) & ((k0 + j - first_batch) % num_workers == worker)
+            if not keep.any():
+                continue  # not even opened: nothing of this worker's is in it
+            wanted_j = dict(zip((g[keep] - lo).tolist(), j[keep].tolist()))
+            for local, columns in dv.iter_selected(self._url(shard), self.fmt, g[keep] - lo, shard["records"]):
+                batch_of = np.fromiter((wanted_j[i] for i in local.tolist()), dtype=np.int64, count=len(local))
+                cuts = np.flatnonzero(np.diff(batch_of)) + 1
+                for part in np.split(np.arange(len(local)), cuts):
+                    index = int(batch_of[part[0]])
+                    entry = pending.setdefault(index, [0, []])
+                    entry[0] += len(part)
+                    entry[1].append({k: v[part] for k, v in columns.items()})
+                    if entry[0] == b:
+                        yield self._collate(epoch, index, pending.pop(index)[1])
+        for index in sorted(pending):  # only a rank's last batch of the epoch can be short
+            yield self._collate(epoch, index, pending.pop(index)[1])
 
-    def _collate(self, epoch: int, index: int, rows: list) -> dict:
-        out = {k: torch.from_numpy(np.stack([r[k] for r in rows])) for k in rows[0]}
+    def _collate(self, epoch: int, index: int, chunks: list) -> dict:
+        out = {k: torch.from_numpy(np.concatenate([c[k] for c in chunks])) for k in chunks[0]}
         out["epoch"], out["batch"] = epoch, index
         return out
 
