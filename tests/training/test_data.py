@@ -109,3 +109,18 @@ def test_pipeline_streams_read_in_full(corpus_streams):
         shard = ds.shards[0]
         ids, _ = read_arrow_stream(str(folder / shard["path"]))
         np.testing.assert_array_equal(ids[0], next(dv.iter_batches(str(folder / shard["path"]), "arrow"))["input_ids"][0])
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "tfrecord"])
+def test_any_fsspec_url(numbered_version, fmt):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for path in numbered_version.iterdir():
+        fs.pipe(f"/sluice-test/{path.name}", path.read_bytes())
+    try:
+        remote = read_all("memory://sluice-test", batch_size=4, fmt=fmt, seed=3)
+        local = read_all(numbered_version, batch_size=4, fmt=fmt, seed=3)
+        assert rows_of(remote) == rows_of(local)
+    finally:
+        fs.rm("/sluice-test", recursive=True)
