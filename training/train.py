@@ -15,6 +15,7 @@ data position; a run started again on the same output resumes from the latest on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -169,40 +170,76 @@ def target_weights(batch: dict) -> torch.Tensor:
     return weights
 
 
+class LossSum(torch.nn.Module):
+    """A model's summed next-token loss as one module, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids, weights, position_ids=None, mask=None):
+        hidden = self.model.transformer(input_ids=ids, position_ids=position_ids, attention_mask=mask,
+                                        use_cache=False).last_hidden_state
+        logits = self.model.lm_head(hidden[:, :-1])
+        losses = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
+                                 reduction="none")
+        return (losses * weights.reshape(-1)).sum()
+
+
 def forward_loss_sum(model, batch: dict, device, autocast: bool):
-    """Sum of next-token cross entropy over the trained targets, and their count."""
+    """Sum of next-token cross entropy over the trained targets, and their count. ``model``: a
+    CodeGen model, or a LossSum (plain or in DistributedDataParallel)."""
+    module = model if isinstance(model, (LossSum, torch.nn.parallel.DistributedDataParallel)) else LossSum(model)
     ids = batch["input_ids"].to(device, torch.long)
     weights = target_weights(batch).to(device)
     position_ids, mask = None, None
     if "segment_ids" in batch:
         position_ids, mask = segment_inputs(batch["segment_ids"].to(device, torch.long))
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-        hidden = model.transformer(input_ids=ids, position_ids=position_ids, attention_mask=mask,
-                                   use_cache=False).last_hidden_state
-        logits = model.lm_head(hidden[:, :-1])
-    losses = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
-                             reduction="none")
-    return (losses * weights.reshape(-1)).sum(), weights.sum()
+        loss = module(ids, weights, position_ids, mask)
+    return loss, weights.sum()
+
+
+def distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def train_step(model, optimizer, scheduler, micro: list, device, autocast: bool, grad_clip: float) -> dict:
     """One optimizer step over ``micro`` batches (gradient accumulation): the loss is the mean over
-    every trained target of the step, whatever the batches' split; returns loss, lr, grad norm."""
-    total_targets = max(sum(float(target_weights(b).sum()) for b in micro), 1.0)
+    every trained target of the step, whatever the batches' split over accumulation steps and
+    data-parallel ranks; returns loss, lr, grad norm and the step's tokens over all ranks.
+
+    ``model``: a CodeGen model or LossSum, or a LossSum in DistributedDataParallel, which averages
+    gradients over ranks; each rank's loss is then scaled by the world size so that the average is
+    the global mean."""
+    module = model if isinstance(model, (LossSum, torch.nn.parallel.DistributedDataParallel)) else LossSum(model)
+    targets = torch.tensor(sum(float(target_weights(b).sum()) for b in micro), device=device)
+    scale = 1.0
+    if distributed():
+        torch.distributed.all_reduce(targets)
+        scale = float(torch.distributed.get_world_size())
+    total_targets = max(float(targets), 1.0)
     optimizer.zero_grad(set_to_none=True)
     loss_sum = torch.zeros((), device=device)
-    for batch in micro:
-        loss, _ = forward_loss_sum(model, batch, device, autocast)
-        (loss / total_targets).backward()
+    for index, batch in enumerate(micro):
+        last = index == len(micro) - 1
+        sync = module.no_sync() if hasattr(module, "no_sync") and not last else contextlib.nullcontext()
+        with sync:
+            loss, _ = forward_loss_sum(module, batch, device, autocast)
+            (loss * (scale / total_targets)).backward()
         loss_sum += loss.detach()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    tokens = torch.tensor(sum(int(b["input_ids"].numel()) for b in micro), device=device)
+    if distributed():
+        torch.distributed.all_reduce(loss_sum)
+        torch.distributed.all_reduce(tokens)
+    grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
     lr = scheduler.get_last_lr()[0]
     optimizer.step()
     scheduler.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
     return {"loss": float(loss_sum) / total_targets, "lr": lr, "grad_norm": float(grad_norm),
-            "tokens": sum(int(b["input_ids"].numel()) for b in micro)}
+            "tokens": int(tokens)}
 
 
 # Optimizer and schedule -----------------------------------------------------------------------
@@ -285,6 +322,10 @@ def main(argv=None) -> dict:
         raise UsageError(f"--output: {args.output} already holds a finished checkpoint")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
+    rank, world = init_distributed(device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
     autocast = device.type == "cuda"
 
     seed = int(train["seed"])
@@ -300,6 +341,10 @@ def main(argv=None) -> dict:
         parent = None
     model.to(device).train()
     optimizer, scheduler = make_optimizer(model, train)
+    module = LossSum(model)
+    if world > 1:
+        module = torch.nn.parallel.DistributedDataParallel(
+            module, device_ids=[device.index] if device.type == "cuda" else None)
 
     lineage = {
         "stage": args.stage,
@@ -326,16 +371,20 @@ def main(argv=None) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
-        step, tokens_seen, data_state = state["step"], state["tokens"], state["data"]
-        print(json.dumps({"resumed": saved[-1], "step": step}), flush=True)
+        if len(state["data"]) != world:
+            raise UsageError(f"{saved[-1]} was written by {len(state['data'])} ranks; resume with as many")
+        step, tokens_seen, data_state = state["step"], state["tokens"], state["data"][rank]
+        if rank == 0:
+            print(json.dumps({"resumed": saved[-1], "step": step}), flush=True)
 
     dataset = data_lib.PackedDataset(args.data, int(train["batch_size"]), fmt=train["format"], seed=seed,
-                                     state=data_state, epochs=None, verify=args.verify)
+                                     rank=rank, world_size=world, state=data_state, epochs=None,
+                                     verify=args.verify)
     if args.stage == "instruct" and not dataset_has(dataset, "loss_mask"):
         raise UsageError(f"--stage instruct needs a stream with a loss_mask; {args.data} has none")
     batches = iter(data_lib.loader(dataset, num_workers=int(train["num_workers"])))
     os.makedirs(args.output, exist_ok=True)
-    log = open(os.path.join(args.output, "log.jsonl"), "a", encoding="utf-8")
+    log = open(os.path.join(args.output, "log.jsonl"), "a", encoding="utf-8") if rank == 0 else None
     max_steps, accum = int(train["max_steps"]), int(train["grad_accum"])
     window = {"time": 0.0, "wait": 0.0, "tokens": 0, "steps": 0}
     last = {}
@@ -344,7 +393,7 @@ def main(argv=None) -> dict:
         micro = [next(batches) for _ in range(accum)]
         t1 = time.perf_counter()
         data_state = dataset.state_after(micro[-1])
-        stats = train_step(model, optimizer, scheduler, micro, device, autocast, float(train["grad_clip"]))
+        stats = train_step(module, optimizer, scheduler, micro, device, autocast, float(train["grad_clip"]))
         step_tokens = stats["tokens"]
         step += 1
         tokens_seen += step_tokens
@@ -355,7 +404,7 @@ def main(argv=None) -> dict:
         window["steps"] += 1
         last = {"step": step, "loss": stats["loss"], "lr": stats["lr"], "grad_norm": stats["grad_norm"],
                 "tokens": tokens_seen}
-        if step % int(train["log_every"]) == 0 or step == max_steps:
+        if rank == 0 and (step % int(train["log_every"]) == 0 or step == max_steps):
             last.update(tokens_per_s=window["tokens"] / window["time"],
                         data_wait_share=window["wait"] / window["time"])
             print(json.dumps(last), flush=True)
@@ -363,22 +412,46 @@ def main(argv=None) -> dict:
             log.flush()
             window = {"time": 0.0, "wait": 0.0, "tokens": 0, "steps": 0}
         if step % int(train["checkpoint_every"]) == 0 or step == max_steps:
+            data_states = [data_state]
+            if world > 1:  # every rank's own position: ranks' epochs may differ by one batch
+                data_states = [None] * world
+                torch.distributed.all_gather_object(data_states, data_state)
+            if rank != 0:
+                torch.distributed.barrier()
+                continue
             folder = os.path.join(args.output, "checkpoints", f"step-{step:08d}")
             tmp = save_model(model, folder, {**lineage, "steps": step, "tokens": tokens_seen}, tokenizer_path)
             torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "rng": rng_state(), "step": step, "tokens": tokens_seen, "data": data_state,
+                        "rng": rng_state(), "step": step, "tokens": tokens_seen, "data": data_states,
                         "config_fingerprint": lineage["config_fingerprint"],
                         "manifest_fingerprint": lineage["data"]["manifest_fingerprint"]},
                        os.path.join(tmp, STATE))
             publish(tmp, folder)
+            if world > 1:
+                torch.distributed.barrier()
+    if rank != 0:
+        torch.distributed.destroy_process_group()
+        return {"output": args.output, "rank": rank, **last}
     log.close()
-    final = {**lineage, "steps": step, "tokens": tokens_seen}
+    final = {**lineage, "steps": step, "tokens": tokens_seen, "world_size": world}
     tmp = save_model(model, os.path.join(args.output, "final"), final, tokenizer_path)
     # The output folder itself becomes the finished checkpoint; its lineage file goes last.
     for name in sorted(os.listdir(tmp), key=lambda n: n == LINEAGE):
         os.replace(os.path.join(tmp, name), os.path.join(args.output, name))
     os.rmdir(tmp)
+    if world > 1:
+        torch.distributed.destroy_process_group()
     return {"output": args.output, **last}
+
+
+def init_distributed(device) -> tuple:
+    """``(rank, world_size)``; under torchrun (WORLD_SIZE > 1) joins the process group first."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return torch.distributed.get_rank(), world
 
 
 def dataset_has(dataset: data_lib.PackedDataset, column: str) -> bool:

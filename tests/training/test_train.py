@@ -131,3 +131,27 @@ def test_instruct_stage_trains_on_targets_only(chain, tmp_path, tiny_config, wri
     assert float(n) == 6 + 8 and float(n_first) == 6
     assert torch.allclose(first, first_changed, atol=1e-6)
     assert not torch.allclose(full, full_changed, atol=1e-6)
+
+
+def test_two_data_parallel_ranks_train_like_one_process(tmp_path, corpus_streams, tiny_config, sample_tokenizer):
+    """torchrun with 2 ranks x batch 1 sees the same global batches as 1 process x batch 2 (rank r
+    takes every other sequence) and normalises the loss the same way, so the weights agree."""
+    config = json.loads(tiny_config.read_text())
+    configs = {}
+    for name, batch in (("one", 2), ("two", 1)):
+        configs[name] = tmp_path / f"{name}.json"
+        configs[name].write_text(json.dumps({**config, "train": {**config["train"], "batch_size": batch}}))
+    common = ["--stage", "nl", "--data", str(corpus_streams["nl"]), "--tokenizer", str(sample_tokenizer)]
+    train.main([*common, "--output", str(tmp_path / "one"), "--config", str(configs["one"])])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "training.train", *common, "--output", str(tmp_path / "two"),
+                           "--config", str(configs["two"]), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=600, env={**env, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
+    assert train.read_lineage(str(tmp_path / "two"))["world_size"] == 2
+    state = torch.load(tmp_path / "two" / "checkpoints" / "step-00000004" / train.STATE, weights_only=False)
+    assert len(state["data"]) == 2
