@@ -74,6 +74,12 @@ def load_config(args) -> dict:
         config = model_lib.read_config_file(path)
     except (OSError, ValueError) as err:
         raise UsageError(f"--config: cannot read {path}: {err}") from None
+    needed = ("batch_size", "grad_accum", "lr", "min_lr_ratio", "warmup_steps", "max_steps", "weight_decay",
+              "betas", "eps", "grad_clip", "seed", "checkpoint_every", "log_every", "format", "num_workers")
+    missing = [f"train.{k}" for k in needed if k not in config.get("train", {})]
+    missing += ["model"] if args.stage == "nl" and "model" not in config else []
+    if missing:
+        raise UsageError(f"--config {path}: missing {', '.join(missing)}")
     if args.max_steps is not None:
         config["train"]["max_steps"] = args.max_steps
     if args.format:
@@ -455,9 +461,9 @@ def init_distributed(device) -> tuple:
 
 
 def dataset_has(dataset: data_lib.PackedDataset, column: str) -> bool:
-    first = dataset.shards[0]
-    batch = next(dv.iter_batches(dv.join(dataset.data, first["path"]), dataset.fmt), {})
-    return column in batch
+    """Whether the stream has ``column`` (read off its first non-empty shard)."""
+    shard = next(s for s in dataset.shards if s["records"])
+    return column in next(dv.iter_batches(dv.join(dataset.data, shard["path"]), dataset.fmt))
 
 
 def run(argv=None) -> int:
