@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="the training jobs need the 'train' extra (torch)")
+pytest.importorskip("transformers", reason="the training jobs need the 'train' extra (transformers)")
+
 import ast
 import pathlib
 import subprocess

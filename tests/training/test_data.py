@@ -3,10 +3,14 @@ resume, shard checksums, every column, and both shard formats."""
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="the training jobs need the 'train' extra (torch)")
+pytest.importorskip("transformers", reason="the training jobs need the 'train' extra (transformers)")
+
 import shutil
 
 import numpy as np
-import pytest
 import torch
 
 from schemas import dataset_version as dv

@@ -3,10 +3,14 @@ and the properties of generation and perplexity on the tiny model it trains."""
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="the training jobs need the 'train' extra (torch)")
+pytest.importorskip("transformers", reason="the training jobs need the 'train' extra (transformers)")
+
 import json
 import math
 
-import pytest
 
 from training import demo
 from training.eval import humaneval, mtpb

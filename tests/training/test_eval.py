@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="the training jobs need the 'train' extra (torch)")
+pytest.importorskip("transformers", reason="the training jobs need the 'train' extra (transformers)")
+
 import itertools
 import json
 import math
@@ -11,7 +16,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
 
 from training.eval import humaneval, mtpb, passk, sandbox
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="the training jobs need the 'train' extra (torch)")
+pytest.importorskip("transformers", reason="the training jobs need the 'train' extra (transformers)")
+
 import json
 
-import pytest
 import torch
 from transformers import CodeGenForCausalLM
 

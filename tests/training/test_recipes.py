@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="the training jobs need the 'train' extra (torch)")
+pytest.importorskip("transformers", reason="the training jobs need the 'train' extra (transformers)")
+
+import numpy as np
 
 from schemas import dataset_version as dv
 from training import recipes

@@ -3,6 +3,11 @@ instruct stage's target-only loss over packed examples, and one-line errors."""
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="the training jobs need the 'train' extra (torch)")
+pytest.importorskip("transformers", reason="the training jobs need the 'train' extra (transformers)")
+
 import json
 import os
 import shutil
@@ -10,7 +15,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import torch
 from safetensors.torch import load_file
 
