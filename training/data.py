@@ -55,8 +55,8 @@ class PackedDataset(IterableDataset):
         self.manifest = dv.read_manifest(data)
         self.shards = dv.shard_files(self.manifest, fmt)
         self.total = sum(s["records"] for s in self.shards)
-        if self.total == 0:
-            raise dv.DatasetError(f"{data}: the dataset has no sequences")
+        if self.total < world_size:
+            raise dv.DatasetError(f"{data}: {self.total} sequences cannot feed {world_size} ranks")
         state = state or {"epoch": 0, "batch": 0}
         self.start_epoch, self.start_batch = int(state["epoch"]), int(state["batch"])
 

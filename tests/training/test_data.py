@@ -98,9 +98,11 @@ def test_a_damaged_shard_is_refused(numbered_version, tmp_path):
         read_all(copy, batch_size=4)
 
 
-def test_not_a_dataset_is_a_clear_error(tmp_path):
+def test_not_a_dataset_is_a_clear_error(tmp_path, numbered_version):
     with pytest.raises(dv.DatasetError, match="no manifest.json"):
         data.PackedDataset(str(tmp_path), batch_size=1)
+    with pytest.raises(dv.DatasetError, match="18 sequences cannot feed 19 ranks"):
+        data.PackedDataset(str(numbered_version), batch_size=1, rank=0, world_size=19)
 
 
 def test_pipeline_streams_read_in_full(corpus_streams):
