@@ -6,13 +6,14 @@ Scoring model output must be safe on a developer's laptop and on CI, which runs 
 * a separate process in its own session and process group, killed as a group on timeout;
 * rlimits: address space (``RLIMIT_AS``), CPU seconds, file size, open files, processes, no core;
 * a fresh temporary working directory, removed afterwards, an empty environment and ``python -I``;
-* a network namespace of its own where the kernel allows one (root, or unprivileged user
+* set up by the child itself right after exec, while single-threaded (no ``preexec_fn``):
+  a network namespace of its own where the kernel allows one (root, or unprivileged user
   namespaces): no interface but a down loopback, so no packet leaves;
 * as root (CI), a mount namespace of its own in which every mount is read-only but the working
   directory, so the kernel itself refuses writes elsewhere;
 * inside the child, a ``sys.addaudithook`` hook installed before the program runs that refuses
   sockets, new processes (fork, exec, spawn, subprocess, os.system), ctypes, signals, the ways to
-  reach the hook (gc, frames, tracing), and any write, rename, delete or mode change outside the
+  reach the hook (gc, tracing, other threads' frames), and any write, rename, delete or mode change outside the
   working directory.
 """
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -30,14 +30,40 @@ from typing import Optional
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MEMORY_BYTES = 2 << 30
 MAX_OUTPUT_BYTES = 1 << 20
-_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
-_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 
 # Runs in the child before the untrusted program. Trusted code: it only narrows what follows.
 # Everything the hook needs is bound inside a closure when it is installed, so a program that
 # rebinds module attributes (os.path.realpath, __main__ globals) cannot widen it; the ways to reach
 # the hook object itself (gc, frames, tracing) are refused.
 _GUARD = r"""
+def _confine(work, limits):
+    # First thing in the child, still single-threaded: namespaces, then rlimits. Best effort: where
+    # the kernel refuses a namespace, the other layers remain.
+    import ctypes, os, resource
+    libc = ctypes.CDLL(None, use_errno=True)
+    if os.geteuid() != 0:
+        libc.unshare(0x10000000 | 0x40000000)  # CLONE_NEWUSER | CLONE_NEWNET
+    else:
+        libc.unshare(0x40000000)  # CLONE_NEWNET: only a down loopback, no route out
+        # CLONE_NEWNS, private propagation, then every mount read-only but the working folder.
+        if libc.unshare(0x00020000) == 0 and libc.mount(None, b"/", None, 16384 | (1 << 18), None) == 0:
+            work_b = os.fsencode(work)
+            libc.mount(work_b, work_b, None, 4096, None)  # MS_BIND: its own mount, left writable
+            with open("/proc/self/mounts", "rb") as handle:
+                points = [line.split()[1].replace(b"\\040", b" ") for line in handle]
+            for point in points:
+                if point != work_b:
+                    libc.mount(None, point, None, 32 | 4096 | 1, None)  # MS_REMOUNT | MS_BIND | MS_RDONLY
+            os.chdir(work)  # re-enter the folder through the writable mount
+    for name, value in limits:
+        try:
+            resource.setrlimit(getattr(resource, name), (value, value))
+        except (ValueError, OSError):
+            pass
+
+_confine(WORK, LIMITS)
+del _confine
+
 def _install(preload, data_fd):
     import os, posixpath, sys
     for name in preload:
@@ -119,59 +145,6 @@ class Result:
         return f"failed: {lines[-1] if lines else f'exit status {self.returncode}'}"
 
 
-def _libc():
-    """libc, loaded in the parent: the child between fork and exec should only make calls."""
-    global _LIBC
-    if _LIBC is None:
-        import ctypes
-
-        _LIBC = ctypes.CDLL(None, use_errno=True)
-    return _LIBC
-
-
-_LIBC = None
-
-
-def _isolate(work: str) -> None:
-    """In the child, before exec: new network namespace (no route out), and as root a new mount
-    namespace where every mount is read-only except the working directory. Best effort: where the
-    kernel refuses, the other layers remain."""
-    libc = _LIBC
-    if libc is None:
-        return
-    if os.geteuid() != 0:
-        libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
-        return
-    libc.unshare(_CLONE_NEWNET)
-    if libc.unshare(_CLONE_NEWNS) != 0:
-        return
-    mount = libc.mount
-    if mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
-        return
-    work_b = os.fsencode(work)
-    mount(work_b, work_b, None, _MS_BIND, None)  # its own mount, left writable
-    with open("/proc/self/mounts", "rb") as handle:
-        points = [line.split()[1].replace(b"\\040", b" ") for line in handle]
-    for point in points:
-        if point != work_b:
-            mount(None, point, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY, None)
-    os.chdir(work)  # the cwd was entered before the bind mount: re-enter it through the writable one
-
-
-def _limits(timeout_s: float, memory_bytes: int, max_output: int, work: str):
-    def apply():
-        _isolate(work)
-        cpu = int(timeout_s) + 1
-        for limit, value in ((resource.RLIMIT_AS, memory_bytes), (resource.RLIMIT_CPU, cpu),
-                             (resource.RLIMIT_FSIZE, max_output), (resource.RLIMIT_NOFILE, 64),
-                             (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, 64)):
-            try:
-                resource.setrlimit(limit, (value, value))
-            except (ValueError, OSError):
-                pass
-    return apply
-
-
 def _read(handle, limit: int) -> str:
     handle.seek(0)
     return handle.read(limit).decode("utf-8", errors="replace")
@@ -186,18 +159,16 @@ def run_python(source: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_byte
            "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
     with tempfile.TemporaryDirectory(prefix="sluice-sandbox-") as work, \
             tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as data:
+        limits = (("RLIMIT_AS", memory_bytes), ("RLIMIT_CPU", int(timeout_s) + 1), ("RLIMIT_FSIZE", max_output),
+                  ("RLIMIT_NOFILE", 64), ("RLIMIT_CORE", 0), ("RLIMIT_NPROC", 64))
         guard = (_GUARD.replace("PRELOAD", repr(tuple(preload))).replace("DATA_FD", str(data.fileno()))
-                 .replace("AUDIT", repr(bool(audit))))
+                 .replace("AUDIT", repr(bool(audit))).replace("WORK", repr(os.path.realpath(work)))
+                 .replace("LIMITS", repr(limits)))
         with open(os.path.join(work, "program.py"), "w", encoding="utf-8") as handle:
             handle.write(source)
-        try:
-            _libc()
-        except OSError:
-            pass
         proc = subprocess.Popen(
             [sys.executable, "-I", "-B", "-c", guard], cwd=work, env=env, stdin=subprocess.DEVNULL,
-            stdout=out, stderr=err, start_new_session=True, close_fds=True, pass_fds=(data.fileno(),),
-            preexec_fn=_limits(timeout_s, memory_bytes, max_output, work))
+            stdout=out, stderr=err, start_new_session=True, close_fds=True, pass_fds=(data.fileno(),))
         try:
             proc.wait(timeout=timeout_s)
             status = "passed" if proc.returncode == 0 else "failed"
