@@ -6,7 +6,7 @@ DEMO ?= out/demo
 # Versions are immutable, so the demo starts from an empty root each time (ROOT/DATASET/VERSION).
 V ?= v1
 
-.PHONY: setup setup-test demo test bench clean
+.PHONY: setup setup-test setup-train demo train-demo test bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ $(VENV)/.sluice-test: setup.py | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@ $(VENV)/.sluice-base
 
+$(VENV)/.sluice-train: setup.py | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[train]'
+	touch $@ $(VENV)/.sluice-base
+
 setup: $(VENV)/.sluice-base
 setup-test: $(VENV)/.sluice-test
+setup-train: $(VENV)/.sluice-train
 
 demo: setup
 	rm -rf $(DEMO)
@@ -53,6 +58,12 @@ demo: setup
 	    $(PY) -m pipelines.datasets verify $(DEMO)/$$d/$(V) && \
 	    $(PY) -m pipelines.report $(DEMO)/$$d/$(V) --output $(DEMO)/$$d-$(V).html || exit 1; \
 	done
+
+# Tiny CPU run of the training stages on the demo data (nl -> multi -> mono), then HumanEval, MTPB and
+# prompt perplexity with a few samples. Runs `make demo` first if its data is missing.
+train-demo: setup-train
+	test -f $(DEMO)/mono/manifest.json || $(MAKE) demo
+	$(PY) -m training.demo --data $(DEMO) --output $(DEMO)/train
 
 test: setup-test
 	$(PY) -m pytest

@@ -27,9 +27,15 @@ REQUIRED = [
     "duckdb>=1.1,<3",  # runs it over a local github_repos snapshot (UNNEST ... WITH ORDINALITY)
 ]
 
+# Downstream training jobs (training/): the CPU wheel of torch where the machine provides one
+# (never an unpinned torch: it pulls a multi-GB CUDA build); transformers for CodeGen's classes.
+TRAIN = ["torch==2.13.0", "transformers==5.18.0"]
+
 EXTRAS = {
+    "train": TRAIN,
     "test": [
         "pytest>=8",
+        *TRAIN,
         # TensorFlow only checks that its own parser reads our TFRecord files (x86_64 wheels).
         "tensorflow-cpu>=2.16; platform_machine == 'x86_64'",
         # The DataflowRunner, so every pipeline's graph is translated for Dataflow offline (dry run).
@@ -45,8 +51,10 @@ setuptools.setup(
     description="Training data for code language models (CodeGen / FLAN style) on Apache Beam",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["pipelines", "pipelines.*", "transforms",
-                                               "transforms.*", "schemas", "schemas.*"]),
-    package_data={"transforms": ["benchmarks/*.jsonl", "benchmarks/*.txt", "benchmarks/*.md", "sql/*.sql"]},
+                                               "transforms.*", "schemas", "schemas.*",
+                                               "training", "training.*"]),
+    package_data={"transforms": ["benchmarks/*.jsonl", "benchmarks/*.txt", "benchmarks/*.md", "sql/*.sql"],
+                  "training": ["configs/*.json", "eval/data/mtpb/*"]},
     install_requires=REQUIRED,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["sluice = pipelines.cli:main"]},

@@ -1,0 +1,218 @@
+"""A published dataset version read back through its manifest, for any trainer (no Beam).
+
+A version is a folder (local path or any fsspec URL) with ``manifest.json`` and the shards it
+lists. Readers find shard files, record counts and checksums in the manifest and nowhere else,
+and check a shard's bytes against its sha256 before trusting it, since a silently damaged shard
+would train on garbage without any error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+from typing import Iterator, Optional
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc
+
+from schemas import manifest as manifest_schema
+from schemas import packed_stream, tfrecord
+from schemas.tf_example import Example
+
+FORMATS = ("arrow", "tfrecord")
+# Stored widths of the known columns; TFRecord keeps every integer as int64.
+COLUMN_DTYPES = {"input_ids": np.int32, "loss_mask": np.int8, "segment_ids": np.int32}
+
+
+class DatasetError(ValueError):
+    """A dataset version that cannot be read as published (missing, damaged, inconsistent)."""
+
+
+def join(folder: str, name: str) -> str:
+    return f"{folder.rstrip('/')}/{name}"
+
+
+def read_manifest(version: str) -> dict:
+    """The validated manifest of a version folder."""
+    path = join(version, manifest_schema.MANIFEST_NAME)
+    try:
+        with fsspec.open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise DatasetError(f"{version}: no {manifest_schema.MANIFEST_NAME} (not a published dataset)") from None
+    manifest = json.loads(raw)
+    try:
+        manifest_schema.validate(manifest)
+    except ValueError as err:
+        raise DatasetError(f"{path}: {err}") from None
+    return manifest
+
+
+def manifest_fingerprint(manifest: dict) -> str:
+    """Identity of a dataset version: sha256 of its manifest's canonical JSON."""
+    return manifest_schema.fingerprint(manifest)
+
+
+def shard_files(manifest: dict, fmt: str) -> list[dict]:
+    """One entry per shard, in shard order: ``{"path", "bytes", "sha256", "records"}``."""
+    if fmt not in FORMATS:
+        raise DatasetError(f"format must be one of {FORMATS}, got {fmt!r}")
+    out = []
+    for shard in sorted(manifest["shards"], key=lambda s: s["shard"]):
+        files = [f for f in shard["files"] if f["format"] == fmt]
+        if len(files) != 1:
+            raise DatasetError(f"shard {shard['shard']} has {len(files)} {fmt} files in the manifest")
+        out.append({**files[0], "records": shard["records"]})
+    return out
+
+
+def verify_file(url: str, expected_bytes: int, expected_sha256: str) -> None:
+    digest, size = hashlib.sha256(), 0
+    with fsspec.open(url, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    if size != expected_bytes or digest.hexdigest() != expected_sha256:
+        raise DatasetError(f"{url}: {size} bytes sha256 {digest.hexdigest()[:12]}..., manifest says "
+                           f"{expected_bytes} bytes sha256 {expected_sha256[:12]}... (damaged or replaced shard)")
+
+
+def _column_array(column: pa.Array, name: str) -> np.ndarray:
+    size = column.type.list_size
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return values.astype(COLUMN_DTYPES.get(name, values.dtype), copy=False).reshape(-1, size)
+
+
+def iter_arrow_batches(url: str) -> Iterator[dict]:
+    """Record batches of an Arrow stream shard as ``{column: ndarray [rows, seq_len]}``: every column."""
+    with fsspec.open(url, "rb") as handle:
+        reader = pa.ipc.open_stream(handle)
+        for batch in reader:
+            yield {name: _column_array(batch.column(i), name) for i, name in enumerate(batch.schema.names)}
+
+
+def iter_tfrecord_batches(url: str, batch_rows: int = 256) -> Iterator[dict]:
+    """A TFRecord shard in batches of ``batch_rows`` Examples: every int64 feature as a column."""
+    example = Example()
+    rows: dict = {}
+    count = 0
+    with fsspec.open(url, "rb") as handle:
+        for data in tfrecord.read_records(handle):
+            example.Clear()
+            example.ParseFromString(data)
+            fmap = example.features.feature
+            if count and set(fmap.keys()) != set(rows):
+                raise DatasetError(f"{url}: records carry different features")
+            for name in fmap.keys():
+                values = fmap[name].int64_list.value
+                rows.setdefault(name, []).append(
+                    np.fromiter(values, dtype=COLUMN_DTYPES.get(name, np.int64), count=len(values)))
+            count += 1
+            if count == batch_rows:
+                yield {name: np.stack(v) for name, v in rows.items()}
+                rows, count = {}, 0
+    if count:
+        yield {name: np.stack(v) for name, v in rows.items()}
+
+
+def iter_batches(url: str, fmt: str) -> Iterator[dict]:
+    return iter_arrow_batches(url) if fmt == "arrow" else iter_tfrecord_batches(url)
+
+
+def iter_selected(url: str, fmt: str, wanted: np.ndarray, records: int, chunk_rows: int = 256) -> Iterator[tuple]:
+    """The rows ``wanted`` (sorted local indices) of a shard, as ``(indices, {column: rows})`` chunks
+    in order; other rows are skipped undecoded where the format allows (TFRecord: not parsed).
+    Raises DatasetError if the shard does not hold exactly ``records`` rows."""
+    seen = 0
+    if fmt == "arrow":
+        for columns in iter_arrow_batches(url):
+            n = len(next(iter(columns.values())))
+            lo, hi = np.searchsorted(wanted, [seen, seen + n])
+            if hi > lo:
+                local = wanted[lo:hi] - seen
+                yield wanted[lo:hi], {k: v[local] for k, v in columns.items()}
+            seen += n
+    else:
+        example, rows, picked, position = Example(), {}, [], 0
+        with fsspec.open(url, "rb") as handle:
+            for data in tfrecord.read_records(handle):
+                if position < len(wanted) and wanted[position] == seen:
+                    position += 1
+                    example.Clear()
+                    example.ParseFromString(data)
+                    fmap = example.features.feature
+                    if picked and set(fmap.keys()) != set(rows):
+                        raise DatasetError(f"{url}: records carry different features")
+                    for name in fmap.keys():
+                        values = fmap[name].int64_list.value
+                        rows.setdefault(name, []).append(
+                            np.fromiter(values, dtype=COLUMN_DTYPES.get(name, np.int64), count=len(values)))
+                    picked.append(seen)
+                    if len(picked) == chunk_rows:
+                        yield np.asarray(picked), {k: np.stack(v) for k, v in rows.items()}
+                        rows, picked = {}, []
+                seen += 1
+        if picked:
+            yield np.asarray(picked), {k: np.stack(v) for k, v in rows.items()}
+    if seen != records:
+        raise DatasetError(f"{url}: {seen} rows, manifest says {records}")
+
+
+def seq_len_of(manifest: dict) -> Optional[int]:
+    for key in ("stream", "config"):
+        section = manifest.get(key) or {}
+        if isinstance(section, dict) and section.get("seq_len"):
+            return int(section["seq_len"])
+    return None
+
+
+def write_version(folder, shards: list, dataset: str, tokenizer: Optional[dict] = None,
+                  batch_rows: int = 3) -> dict:
+    """Publish in-memory shards ``[{column: int array [n, L]}, ...]`` as a local dataset version:
+    Arrow shards (every column, ``batch_rows`` rows a record batch), TFRecord shards and a valid manifest.
+
+    For tests and benchmarks of the readers (hand-made streams, e.g. with ``segment_ids``); real
+    datasets come from the pipelines."""
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for index, columns in enumerate(shards):
+        seq_len = columns["input_ids"].shape[1]
+        arrow_name = packed_stream.shard_name(index, len(shards), "arrow")
+        dtypes = {k: np.dtype(COLUMN_DTYPES.get(k, np.int64)) for k in columns}
+        schema = pa.schema([pa.field(k, pa.list_(pa.from_numpy_dtype(dtypes[k]), seq_len), nullable=False)
+                            for k in columns])
+        with pa.OSFile(str(folder / arrow_name), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            for start in range(0, len(columns["input_ids"]), batch_rows):
+                arrays = [pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.asarray(v[start:start + batch_rows], dtype=dtypes[k]).ravel()), seq_len)
+                    for k, v in columns.items()]
+                writer.write_batch(pa.record_batch(arrays, schema=schema))
+        tf_name = packed_stream.shard_name(index, len(shards), "tfrecord")
+        with open(folder / tf_name, "wb") as handle:
+            for row in range(len(columns["input_ids"])):
+                example = Example()
+                for k, v in sorted(columns.items()):
+                    example.features.feature[k].int64_list.value.extend(v[row].tolist())
+                tfrecord.write_record(handle, example.SerializeToString(deterministic=True))
+        files = []
+        for name, fmt in ((tf_name, "tfrecord"), (arrow_name, "arrow")):
+            data = (folder / name).read_bytes()
+            files.append({"path": name, "format": fmt, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        n = len(columns["input_ids"])
+        entries.append({"shard": index, "files": files, "records": n, "tokens": int(columns["input_ids"].size),
+                        "padding_tokens": 0, "documents": n, "document_tokens": int(columns["input_ids"].size),
+                        "tail_tokens": 0, "dropped_tail_tokens": 0})
+    config = {"seq_len": int(shards[0]["input_ids"].shape[1]), "test": True}
+    manifest = {"format_version": manifest_schema.FORMAT_VERSION, "dataset": dataset,
+                "created": {"started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:00:00Z"},
+                "sluice": {"version": "test"}, "config": config, "config_fingerprint": manifest_schema.fingerprint(config),
+                "inputs": {}, "tokenizer": tokenizer or {"sha256": "none", "vocab_size": 300}, "counts": {},
+                "stream": {"seq_len": config["seq_len"], "formats": ["tfrecord", "arrow"]},
+                "shards": entries, "totals": manifest_schema.totals_of(entries)}
+    manifest_schema.validate(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest

@@ -1,0 +1,56 @@
+"""Fixtures for the training jobs: real streams from the real pipelines, and small hand-made ones."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from schemas import dataset_version as dv
+
+# Each test module starts with pytest.importorskip("torch") and ("transformers"), so that without
+# the 'train' extra it is skipped with a reason (a skip raised here would be a collection error).
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TINY_CONFIG = ROOT / "training" / "configs" / "tiny.json"
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> pathlib.Path:
+    return TINY_CONFIG
+
+
+@pytest.fixture(scope="session")
+def corpus_streams(tmp_path_factory, sample_tokenizer, nl_input, multi_snapshot, sample_manifest) -> dict:
+    """NL, Multi and Mono dataset versions made by the real pipelines from the bundled samples
+    (seq_len 128, 2 shards), all with the one tokenizer, as CodeGen used one."""
+    from pipelines import mono, multi, nl
+
+    root = tmp_path_factory.mktemp("streams")
+    common = ["--tokenizer", str(sample_tokenizer), "--num_shards", "2", "--seq_len", "128"]
+    nl.main(["--input", nl_input, "--output", str(root / "nl"), *common])
+    multi.main(["--bigquery_snapshot", str(multi_snapshot), "--output", str(root / "multi"), *common])
+    mono.main(["--input", str(sample_manifest), "--output", str(root / "mono"), "--no-near_dedup", *common])
+    return {name: root / name for name in ("nl", "multi", "mono")}
+
+
+@pytest.fixture(scope="session")
+def numbered_version(tmp_path_factory) -> pathlib.Path:
+    """3 shards of 7, 0 and 11 rows whose row r (global, in shard order) is all ``r``: every row is
+    identifiable, and one shard is empty. Has input_ids, loss_mask and segment_ids."""
+    rows = [7, 0, 11]
+    shards, start = [], 0
+    for n in rows:
+        ids = np.repeat(np.arange(start, start + n, dtype=np.int32)[:, None], 8, axis=1)
+        shards.append({"input_ids": ids, "loss_mask": (ids % 2).astype(np.int8),
+                       "segment_ids": np.ones_like(ids)})
+        start += n
+    folder = tmp_path_factory.mktemp("numbered") / "version"
+    dv.write_version(folder, shards, dataset="numbered")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def write_version_fn():
+    return dv.write_version

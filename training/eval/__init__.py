@@ -1,0 +1,1 @@
+"""Evaluation of trained checkpoints: HumanEval and MTPB in a sandbox, prompt perplexity."""
