@@ -51,6 +51,22 @@ def read_manifest(version: str) -> dict:
     return manifest
 
 
+def require_stream(manifest: dict, version: str) -> None:
+    """Refuse a version that is only an index of split folders (instruct's ``--all_holdouts``):
+    its root has no shards, and reading it as an empty stream would hide the mistake."""
+    splits = manifest.get("splits") or {}
+    if splits and not manifest["shards"]:
+        names = sorted(splits)
+        raise DatasetError(f"{version}: an index of {len(names)} splits with no shards of its own; read one"
+                           f" split folder, e.g. {join(version, splits[names[0]].get('path', names[0]))}")
+
+
+def version_label(manifest: dict) -> str:
+    """``dataset/version[/split]`` as a manifest names itself (format 2), for lineage records."""
+    version = manifest["version"]
+    return "/".join(part for part in (manifest["dataset"], version["name"], version.get("split")) if part)
+
+
 def manifest_fingerprint(manifest: dict) -> str:
     """Identity of a dataset version: sha256 of its manifest's canonical JSON."""
     return manifest_schema.fingerprint(manifest)
@@ -170,9 +186,10 @@ def seq_len_of(manifest: dict) -> Optional[int]:
 
 
 def write_version(folder, shards: list, dataset: str, tokenizer: Optional[dict] = None,
-                  batch_rows: int = 3) -> dict:
+                  batch_rows: int = 3, parents: Optional[dict] = None) -> dict:
     """Publish in-memory shards ``[{column: int array [n, L]}, ...]`` as a local dataset version:
-    Arrow shards (every column, ``batch_rows`` rows a record batch), TFRecord shards and a valid manifest.
+    Arrow shards (every column, ``batch_rows`` rows a record batch), TFRecord shards and a valid manifest
+    (format 2: ``folder`` is ROOT/DATASET/VERSION, ``parents`` the lineage's parent versions).
 
     For tests and benchmarks of the readers (hand-made streams, e.g. with ``segment_ids``); real
     datasets come from the pipelines."""
@@ -207,10 +224,16 @@ def write_version(folder, shards: list, dataset: str, tokenizer: Optional[dict] 
                         "padding_tokens": 0, "documents": n, "document_tokens": int(columns["input_ids"].size),
                         "tail_tokens": 0, "dropped_tail_tokens": 0})
     config = {"seq_len": int(shards[0]["input_ids"].shape[1]), "test": True}
+    tokenizer = tokenizer or {"sha256": "none", "vocab_size": 300}
     manifest = {"format_version": manifest_schema.FORMAT_VERSION, "dataset": dataset,
+                "version": {"name": folder.name, "dataset_folder": str(folder.parent)},
                 "created": {"started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:00:00Z"},
                 "sluice": {"version": "test"}, "config": config, "config_fingerprint": manifest_schema.fingerprint(config),
-                "inputs": {}, "tokenizer": tokenizer or {"sha256": "none", "vocab_size": 300}, "counts": {},
+                "inputs": {}, "tokenizer": tokenizer,
+                "lineage": {"parents": dict(sorted((parents or {}).items())),
+                            "tokenizer_sha256": tokenizer.get("sha256"),
+                            "inputs_fingerprint": manifest_schema.fingerprint({})},
+                "counts": {},
                 "stream": {"seq_len": config["seq_len"], "formats": ["tfrecord", "arrow"]},
                 "shards": entries, "totals": manifest_schema.totals_of(entries)}
     manifest_schema.validate(manifest)

@@ -1,12 +1,16 @@
-"""The tiny end-to-end run on CPU: demo data -> nl -> multi -> mono checkpoints -> HumanEval, MTPB
-(multi- and single-turn) and prompt perplexity with a few samples.
+"""The tiny end-to-end run on CPU: demo data -> nl -> multi -> mono -> instruct checkpoints ->
+HumanEval, MTPB (multi- and single-turn) and prompt perplexity with a few samples.
 
-    python -m training.demo --data out/demo --output out/demo/train [--config training/configs/tiny.json]
-        [--steps 4] [--n 2] [--problems 3] [--max_new_tokens 48]
+    python -m training.demo --data out/demo --version v1 --output out/demo/train/v1 \
+        [--instruct_split holdout-sentiment] [--config training/configs/tiny.json] [--steps 4] [--n 2] \
+        [--problems 2] [--max_new_tokens 32]
 
-``--data`` holds the ``nl``, ``multi`` and ``mono`` dataset versions that ``make demo`` writes. It
-shows the stages and the evaluation wired together, not a useful model: the tiny config trains
-for a few steps, so scores are near zero. The output folder is replaced on each run.
+``--data`` is the root ``make demo`` writes, with one dataset version per stage at
+``DATA/{nl,multi,mono,instruct}/VERSION``. An ``--all_holdouts`` instruct version is an index of
+split folders: the instruct stage trains on one of them (``--instruct_split``, default the first
+the index lists), as a split is a complete dataset and the root has no shards. It shows the stages
+and the evaluation wired together, not a useful model: the tiny config trains for a few steps, so
+scores are near zero. The output folder is replaced on each run.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import shutil
 import sys
 
+from schemas import dataset_version as dv
 from training import model as model_lib
 from training import train
 from training.eval import humaneval, mtpb, perplexity
@@ -24,7 +29,10 @@ from training.eval import humaneval, mtpb, perplexity
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="Folder with nl/, multi/ and mono/ dataset versions.")
+    parser.add_argument("--data", required=True,
+                        help="Dataset root with nl/, multi/, mono/ and instruct/ versions (ROOT/DATASET/VERSION).")
+    parser.add_argument("--version", required=True, help="The version of every dataset to train on (e.g. v1).")
+    parser.add_argument("--instruct_split", help="Split folder of an --all_holdouts instruct version.")
     parser.add_argument("--output", required=True)
     parser.add_argument("--config", default=os.path.join(model_lib.CONFIG_DIR, "tiny.json"))
     parser.add_argument("--steps", type=int, default=4)
@@ -34,12 +42,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--tokenizer", help="tokenizer.model, if the manifests' path does not resolve here.")
     args = parser.parse_args(argv)
 
+    data = {stage: os.path.join(args.data, stage, args.version) for stage in ("nl", "multi", "mono")}
+    data["instruct"] = instruct_data(os.path.join(args.data, "instruct", args.version), args.instruct_split)
     shutil.rmtree(args.output, ignore_errors=True)
     os.makedirs(args.output)
     parent, summary = None, {}
-    for stage in ("nl", "multi", "mono"):
+    for stage in train.STAGES:
         out = os.path.join(args.output, stage)
-        argv = ["--stage", stage, "--data", os.path.join(args.data, stage), "--output", out,
+        argv = ["--stage", stage, "--data", data[stage], "--output", out,
                 "--config", args.config, "--max_steps", str(args.steps)]
         if parent:
             argv += ["--init", parent]
@@ -63,6 +73,23 @@ def main(argv=None) -> dict:
                                              "--single", single + "_results.jsonl", "--device", "cpu"])
     print(json.dumps({k: summary[k] for k in ("lineage", "humaneval", "mtpb_multi_turn", "mtpb_single_turn")}))
     return summary
+
+
+def instruct_data(version: str, split) -> str:
+    """The instruct stream to train on: the version itself, or one split folder of an index version."""
+    try:
+        manifest = dv.read_manifest(version)
+    except dv.DatasetError as err:
+        raise train.UsageError(f"{err}; make the demo data first (make demo)") from None
+    splits = manifest.get("splits") or {}
+    if not splits:
+        if split:
+            raise train.UsageError(f"--instruct_split: {version} is a single split, not an --all_holdouts version")
+        return version
+    name = split or sorted(splits)[0]
+    if name not in splits:
+        raise train.UsageError(f"--instruct_split: {version} has no split {name!r}; it has {', '.join(sorted(splits))}")
+    return dv.join(version, splits[name]["path"])
 
 
 def run(argv=None) -> int:

@@ -7,7 +7,8 @@
 ``nl`` builds a model from the config; every later stage starts from ``--init`` (the previous
 stage's output). The output folder is a ``transformers`` checkpoint (``CodeGenForCausalLM``
 loads it) plus ``tokenizer.model`` and ``sluice_lineage.json``, which records the dataset version
-(manifest fingerprint) and the parent checkpoint's lineage, so a model's data can be read back.
+(``dataset/version[/split]`` from its manifest, the manifest fingerprint, the version's parents and
+so its tokenizer's version) and the parent checkpoint's lineage, so a model's data can be read back.
 Periodic checkpoints go to ``OUTPUT/checkpoints/step-N/`` with the optimizer, scheduler, RNG and
 data position; a run started again on the same output resumes from the latest one exactly.
 """
@@ -102,12 +103,22 @@ def read_lineage(checkpoint: str) -> dict:
 
 
 def lineage_chain(checkpoint: str) -> list:
-    """``[(stage, dataset, manifest fingerprint), ...]`` from the first stage to this checkpoint."""
+    """One entry per stage, from the first to this checkpoint: ``{"stage", "data"`` (dataset/version
+    [/split]), ``"manifest_fingerprint", "tokenizer"`` (the tokenizer's version, dataset/version)``}``."""
     chain, node = [], read_lineage(checkpoint)
     while node:
-        chain.append((node["stage"], node["data"]["dataset"], node["data"]["manifest_fingerprint"]))
+        data = node["data"]
+        chain.append({"stage": node["stage"], "data": data["version"], "manifest_fingerprint": data["manifest_fingerprint"],
+                      "tokenizer": data["tokenizer_version"]})
         node = node.get("parent")
     return chain[::-1]
+
+
+def tokenizer_version(manifest: dict):
+    """``tokenizer/VERSION`` the dataset's lineage names as its tokenizer's parent version (None when
+    the tokenizer file was not a published version)."""
+    parent = manifest["lineage"]["parents"].get("tokenizer")
+    return f"{parent['dataset']}/{parent['version']}" if parent else None
 
 
 def file_sha256(path: str) -> str:
@@ -319,6 +330,7 @@ def main(argv=None) -> dict:
     train = config["train"]
     try:
         manifest = dv.read_manifest(args.data)
+        dv.require_stream(manifest, args.data)
     except dv.DatasetError as err:
         raise UsageError(str(err)) from None
     check_stage(args, manifest)
@@ -355,8 +367,9 @@ def main(argv=None) -> dict:
     lineage = {
         "stage": args.stage,
         "sluice": __version__,
-        "data": {"path": args.data, "dataset": manifest["dataset"], "format": train["format"],
-                 "manifest_fingerprint": dv.manifest_fingerprint(manifest),
+        "data": {"path": args.data, "dataset": manifest["dataset"], "version": dv.version_label(manifest),
+                 "format": train["format"], "manifest_fingerprint": dv.manifest_fingerprint(manifest),
+                 "parents": manifest["lineage"]["parents"], "tokenizer_version": tokenizer_version(manifest),
                  "config_fingerprint": manifest["config_fingerprint"],
                  "tokenizer_sha256": manifest["tokenizer"]["sha256"], "sequences": manifest["totals"]["records"],
                  "seq_len": dv.seq_len_of(manifest)},

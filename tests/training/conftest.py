@@ -23,16 +23,41 @@ def tiny_config() -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def corpus_streams(tmp_path_factory, sample_tokenizer, nl_input, multi_snapshot, sample_manifest) -> dict:
-    """NL, Multi and Mono dataset versions made by the real pipelines from the bundled samples
-    (seq_len 128, 2 shards), all with the one tokenizer, as CodeGen used one."""
+    """NL, Multi and Mono dataset versions ROOT/DATASET/v1 made by the real pipelines from the bundled
+    samples (seq_len 128, 2 shards), all with the one tokenizer, as CodeGen used one."""
     from pipelines import mono, multi, nl
 
     root = tmp_path_factory.mktemp("streams")
     common = ["--tokenizer", str(sample_tokenizer), "--num_shards", "2", "--seq_len", "128"]
-    nl.main(["--input", nl_input, "--output", str(root / "nl"), *common])
-    multi.main(["--bigquery_snapshot", str(multi_snapshot), "--output", str(root / "multi"), *common])
-    mono.main(["--input", str(sample_manifest), "--output", str(root / "mono"), "--no-near_dedup", *common])
-    return {name: root / name for name in ("nl", "multi", "mono")}
+    nl.main(["--input", nl_input, "--output", str(root / "nl" / "v1"), *common])
+    multi.main(["--bigquery_snapshot", str(multi_snapshot), "--output", str(root / "multi" / "v1"), *common])
+    mono.main(["--input", str(sample_manifest), "--output", str(root / "mono" / "v1"), "--no-near_dedup", *common])
+    return {name: root / name / "v1" for name in ("nl", "multi", "mono")}
+
+
+@pytest.fixture(scope="session")
+def instruct_version(corpus_streams, sample_tokenizer) -> pathlib.Path:
+    """An --all_holdouts instruct version next to ``corpus_streams`` (ROOT/instruct/v1, one split
+    folder per held-out cluster) from three real sample tasks in two clusters, short rows."""
+    import json
+
+    import yaml
+
+    from pipelines import instruct
+
+    registry_path = ROOT / "samples" / "instruct" / "tasks.yaml"
+    data = yaml.safe_load(registry_path.read_text())
+    tasks = [t for t in data["tasks"] if t["name"] in ("web_questions", "nq_open", "poem_sentiment")]
+    for task in tasks:
+        task["source"]["splits"] = {k: str(registry_path.parent / v) for k, v in task["source"]["splits"].items()}
+    root = corpus_streams["nl"].parents[1]
+    registry = root / "tasks.json"
+    registry.write_text(json.dumps({"tasks": tasks}))
+    out = root / "instruct" / "v1"
+    instruct.main(["--tasks", str(registry), "--output", str(out), "--tokenizer", str(sample_tokenizer),
+                   "--all_holdouts", "--num_shards", "1", "--mixing_cap", "100", "--no-decontaminate",
+                   "--seq_len", "128", "--max_input_tokens", "96", "--max_target_tokens", "31"])
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -130,3 +130,43 @@ def test_any_fsspec_url(numbered_version, fmt):
         assert rows_of(remote) == rows_of(local)
     finally:
         fs.rm("/sluice-test", recursive=True)
+
+
+def test_reads_a_pipeline_version_in_the_versioned_layout(corpus_streams):
+    """ROOT/DATASET/VERSION as the pipelines publish it: every sequence of the manifest, once."""
+    version = corpus_streams["mono"]
+    manifest = dv.read_manifest(str(version))
+    assert (manifest["dataset"], manifest["version"]["name"]) == ("mono", "v1")
+    batches = read_all(version, batch_size=4)
+    assert sum(len(b["input_ids"]) for b in batches) == manifest["totals"]["records"]
+    assert all(b["input_ids"].shape[1] == 128 for b in batches)
+
+
+def test_reads_an_instruct_split_with_segments_and_target_mask(instruct_version, sample_tokenizer):
+    """A split folder of an --all_holdouts version is a stream of its own; its root is an index
+    refused with the split to read instead. Segments count 1, 2, ... (0 = padding) and each
+    example's loss mask covers its target and the closing end-of-text, nothing of the prompt."""
+    from schemas.tokenizer import Tokenizer
+
+    eot = Tokenizer(sample_tokenizer.read_bytes()).eot_id
+    with pytest.raises(dv.DatasetError, match="holdout-closed_book_qa"):
+        data.PackedDataset(str(instruct_version), batch_size=2)
+    split = instruct_version / "holdout-sentiment"
+    manifest = dv.read_manifest(str(split))
+    assert dv.version_label(manifest) == "instruct/v1/holdout-sentiment"
+    for fmt in ("arrow", "tfrecord"):
+        batches = read_all(split, batch_size=3, fmt=fmt)
+        assert sum(len(b["input_ids"]) for b in batches) == manifest["totals"]["records"] > 0
+        examples = 0
+        for batch in batches:
+            for ids, mask, seg in zip(batch["input_ids"], batch["loss_mask"], batch["segment_ids"]):
+                used = int((seg > 0).sum())
+                assert (seg[used:] == 0).all() and (mask[used:] == 0).all()
+                assert seg[:used].tolist() == sorted(seg[:used].tolist()) and int(seg[0]) == 1
+                for s in range(1, int(seg.max()) + 1):
+                    where = torch.nonzero(seg == s).flatten()
+                    target = mask[where].bool()
+                    first = int(torch.argmax(target.int()))
+                    assert ids[where[-1]] == eot and target[-1] and target[first:].all() and first > 0
+                    examples += 1
+        assert examples == manifest["totals"]["documents"]

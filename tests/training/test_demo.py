@@ -18,10 +18,10 @@ from training.eval.generate import Generator
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory, corpus_streams, sample_tokenizer):
+def demo_run(tmp_path_factory, corpus_streams, instruct_version, sample_tokenizer):
     out = tmp_path_factory.mktemp("demo") / "train"
-    summary = demo.main(["--data", str(corpus_streams["nl"].parent), "--output", str(out), "--problems", "1",
-                         "--n", "2", "--max_new_tokens", "8", "--tokenizer", str(sample_tokenizer)])
+    summary = demo.main(["--data", str(corpus_streams["nl"].parents[1]), "--version", "v1", "--output", str(out),
+                         "--problems", "1", "--n", "2", "--max_new_tokens", "8", "--tokenizer", str(sample_tokenizer)])
     return out, summary
 
 
@@ -29,9 +29,14 @@ def lines(path):
     return [json.loads(line) for line in open(path)]
 
 
-def test_demo_trains_three_stages_and_evaluates(demo_run):
+def test_demo_trains_four_stages_and_evaluates(demo_run, sample_tokenizer):
     out, summary = demo_run
-    assert [stage for stage, _, _ in summary["lineage"]] == ["nl", "multi", "mono"]
+    tokenizer = json.loads((sample_tokenizer.parent / "manifest.json").read_text())["version"]["name"]
+    # instruct trains on the first split the --all_holdouts index lists, from the mono checkpoint
+    assert [(e["stage"], e["data"], e["tokenizer"]) for e in summary["lineage"]] == [
+        ("nl", "nl/v1", f"tokenizer/{tokenizer}"), ("multi", "multi/v1", f"tokenizer/{tokenizer}"),
+        ("mono", "mono/v1", f"tokenizer/{tokenizer}"),
+        ("instruct", "instruct/v1/holdout-closed_book_qa", f"tokenizer/{tokenizer}")]
     assert set(summary["humaneval"]) == {"pass@1", "pass@2"}
     he = lines(out / "humaneval.jsonl_results.jsonl")
     assert len(he) == 2 and all(r["task_id"] == "HumanEval/0" and "passed" in r for r in he)
@@ -49,7 +54,7 @@ def test_generation_is_seeded_and_truncated(demo_run, tmp_path):
     out, _ = demo_run
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     for path in (a, b):
-        humaneval.generate(str(out / "mono"), 2, str(path), limit=2, max_new_tokens=8, device="cpu")
+        humaneval.generate(str(out / "instruct"), 2, str(path), limit=2, max_new_tokens=8, device="cpu")
     assert a.read_text() == b.read_text()
     assert all(humaneval.truncate(r["completion"]) == r["completion"] for r in lines(a))
 
@@ -59,7 +64,7 @@ def test_prompt_perplexity_is_finite_and_deterministic(demo_run):
     prompt = mtpb.comment(mtpb.turn_prompts(mtpb.problems()["1"], 0)[0])
     values = []
     for _ in range(2):
-        nll, count = Generator(str(out / "mono"), "cpu").token_nll(mtpb.PREFIX, prompt)
+        nll, count = Generator(str(out / "instruct"), "cpu").token_nll(mtpb.PREFIX, prompt)
         values.append(math.exp(nll / count))
     assert count > 5 and math.isfinite(values[0]) and values[0] == values[1]
     # a random-ish tiny model: perplexity near the vocabulary size, far from 1

@@ -37,12 +37,14 @@ def chain(tmp_path_factory, corpus_streams, tiny_config, sample_tokenizer):
     return root
 
 
-def test_stages_record_their_data_lineage(chain, corpus_streams):
+def test_stages_record_their_data_lineage(chain, corpus_streams, sample_tokenizer):
     from schemas import dataset_version as dv
 
     got = train.lineage_chain(str(chain / "mono"))
-    want = [(name, name, dv.manifest_fingerprint(dv.read_manifest(str(corpus_streams[name]))))
-            for name in ("nl", "multi", "mono")]
+    tokenizer = dv.read_manifest(str(sample_tokenizer.parent))
+    want = [{"stage": name, "data": f"{name}/v1",
+             "manifest_fingerprint": dv.manifest_fingerprint(dv.read_manifest(str(corpus_streams[name]))),
+             "tokenizer": f"tokenizer/{tokenizer['version']['name']}"} for name in ("nl", "multi", "mono")]
     assert got == want
     lineage = train.read_lineage(str(chain / "mono"))
     assert lineage["parent_path"] == str(chain / "multi") and lineage["steps"] == 4
@@ -116,7 +118,8 @@ def test_instruct_stage_trains_on_targets_only(chain, tmp_path, tiny_config, wri
                      dataset="instruct", tokenizer=manifest_tok)
     out = run_stage("instruct", tmp_path / "mix", tmp_path / "ckpt", tiny_config, chain / "mono")
     assert np.isfinite(out["loss"])
-    assert train.lineage_chain(str(tmp_path / "ckpt"))[-1][:2] == ("instruct", "instruct")
+    last = train.lineage_chain(str(tmp_path / "ckpt"))[-1]
+    assert (last["stage"], last["data"]) == ("instruct", "instruct/mix")
 
     # The first example's target loss cannot see the second example (block-diagonal attention),
     # and prompt tokens are never targets.
@@ -135,6 +138,12 @@ def test_instruct_stage_trains_on_targets_only(chain, tmp_path, tiny_config, wri
     assert float(n) == 6 + 8 and float(n_first) == 6
     assert torch.allclose(first, first_changed, atol=1e-6)
     assert not torch.allclose(full, full_changed, atol=1e-6)
+
+
+def test_an_all_holdouts_index_is_refused_naming_a_split(chain, instruct_version, tiny_config, tmp_path):
+    with pytest.raises(train.UsageError, match=r"no shards of its own; read one split folder, e\.g\. .*holdout-"):
+        run_stage("instruct", instruct_version, tmp_path / "ckpt", tiny_config, chain / "mono")
+    assert not (tmp_path / "ckpt").exists()
 
 
 def test_two_data_parallel_ranks_train_like_one_process(tmp_path, corpus_streams, tiny_config, sample_tokenizer):
