@@ -59,11 +59,12 @@ demo: setup
 	    $(PY) -m pipelines.report $(DEMO)/$$d/$(V) --output $(DEMO)/$$d-$(V).html || exit 1; \
 	done
 
-# Tiny CPU run of the training stages on the demo data (nl -> multi -> mono), then HumanEval, MTPB and
-# prompt perplexity with a few samples. Runs `make demo` first if its data is missing.
+# Tiny CPU run of the training stages on the demo data version $(V) (nl -> multi -> mono -> instruct on
+# one split of the instruct version), then HumanEval, MTPB and prompt perplexity with a few samples.
+# Runs `make demo` first if its data is missing.
 train-demo: setup-train
-	test -f $(DEMO)/mono/manifest.json || $(MAKE) demo
-	$(PY) -m training.demo --data $(DEMO) --output $(DEMO)/train
+	test -f $(DEMO)/instruct/$(V)/manifest.json || $(MAKE) demo
+	$(PY) -m training.demo --data $(DEMO) --version $(V) --output $(DEMO)/train/$(V)
 
 test: setup-test
 	$(PY) -m pytest
