@@ -69,3 +69,13 @@ def test_prompt_perplexity_is_finite_and_deterministic(demo_run):
     assert count > 5 and math.isfinite(values[0]) and values[0] == values[1]
     # a random-ish tiny model: perplexity near the vocabulary size, far from 1
     assert 10 < values[0] < 10 * 4000
+
+
+def test_an_unknown_instruct_split_is_one_line(corpus_streams, instruct_version, tmp_path, capsys):
+    argv = ["--data", str(corpus_streams["nl"].parents[1]), "--version", "v1", "--output", str(tmp_path / "t"),
+            "--instruct_split", "holdout-nope"]
+    assert demo.run(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --instruct_split:") and "holdout-sentiment" in err and "\n" not in err
+    assert demo.run(argv[:2] + ["--version", "v9"] + argv[4:6]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
