@@ -61,6 +61,13 @@ def require_stream(manifest: dict, version: str) -> None:
                            f" split folder, e.g. {join(version, splits[names[0]].get('path', names[0]))}")
 
 
+def read_stream_manifest(version: str) -> dict:
+    """The manifest of a version that holds shards (``read_manifest`` + ``require_stream``)."""
+    manifest = read_manifest(version)
+    require_stream(manifest, version)
+    return manifest
+
+
 def version_label(manifest: dict) -> str:
     """``dataset/version[/split]`` as a manifest names itself (format 2), for lineage records."""
     version = manifest["version"]

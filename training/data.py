@@ -52,8 +52,7 @@ class PackedDataset(IterableDataset):
             raise ValueError("verify must be 'first_open' or 'never'")
         self.data, self.fmt, self.batch_size, self.seed = data, fmt, batch_size, seed
         self.rank, self.world_size, self.verify, self.epochs = rank, world_size, verify, epochs
-        self.manifest = dv.read_manifest(data)
-        dv.require_stream(self.manifest, data)
+        self.manifest = dv.read_stream_manifest(data)
         self.shards = dv.shard_files(self.manifest, fmt)
         self.total = sum(s["records"] for s in self.shards)
         if self.total < world_size:

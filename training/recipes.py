@@ -15,7 +15,7 @@ from schemas import tfrecord
 
 def tfrecord_features(version: str) -> dict:
     """``{column: seq_len}`` of a version's TFRecord stream, read from its first record."""
-    manifest = dv.read_manifest(version)
+    manifest = dv.read_stream_manifest(version)
     for shard in dv.shard_files(manifest, "tfrecord"):
         if shard["records"]:
             import fsspec
@@ -30,7 +30,7 @@ def tf_dataset(version: str):
     """A ``tf.data.Dataset`` of ``{column: int64 [seq_len]}`` over the version's TFRecord shards."""
     import tensorflow as tf
 
-    manifest = dv.read_manifest(version)
+    manifest = dv.read_stream_manifest(version)
     files = [dv.join(version, s["path"]) for s in dv.shard_files(manifest, "tfrecord")]
     spec = {name: tf.io.FixedLenFeature([length], tf.int64) for name, length in tfrecord_features(version).items()}
     return tf.data.TFRecordDataset(files).map(lambda record: tf.io.parse_single_example(record, spec))
@@ -41,7 +41,7 @@ def hf_dataset(version: str):
     shards are Arrow IPC streams, the format of ``datasets``' own cache files)."""
     import datasets
 
-    manifest = dv.read_manifest(version)
+    manifest = dv.read_stream_manifest(version)
     parts = [datasets.Dataset.from_file(dv.join(version, s["path"]))
              for s in dv.shard_files(manifest, "arrow") if s["records"]]  # datasets cannot type an empty one
     return datasets.concatenate_datasets(parts)
