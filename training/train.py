@@ -108,8 +108,9 @@ def lineage_chain(checkpoint: str) -> list:
     chain, node = [], read_lineage(checkpoint)
     while node:
         data = node["data"]
-        chain.append({"stage": node["stage"], "data": data["version"], "manifest_fingerprint": data["manifest_fingerprint"],
-                      "tokenizer": data["tokenizer_version"]})
+        # checkpoints from before manifest format 2 name the dataset only
+        chain.append({"stage": node["stage"], "data": data.get("version", data["dataset"]),
+                      "manifest_fingerprint": data["manifest_fingerprint"], "tokenizer": data.get("tokenizer_version")})
         node = node.get("parent")
     return chain[::-1]
 
@@ -118,7 +119,9 @@ def tokenizer_version(manifest: dict):
     """``tokenizer/VERSION`` the dataset's lineage names as its tokenizer's parent version (None when
     the tokenizer file was not a published version)."""
     parent = manifest["lineage"]["parents"].get("tokenizer")
-    return f"{parent['dataset']}/{parent['version']}" if parent else None
+    if not parent:
+        return None
+    return "/".join(str(p) for p in (parent.get("dataset"), parent.get("version")) if p) or parent.get("path")
 
 
 def file_sha256(path: str) -> str:
