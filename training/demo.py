@@ -15,20 +15,20 @@ scores are near zero. The output folder is replaced on each run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
 
 from schemas import dataset_version as dv
+from training.cli import ArgumentParser, UsageError, run_main
 from training import model as model_lib
 from training import train
 from training.eval import humaneval, mtpb, perplexity
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True,
                         help="Dataset root with nl/, multi/, mono/ and instruct/ versions (ROOT/DATASET/VERSION).")
     parser.add_argument("--version", required=True, help="The version of every dataset to train on (e.g. v1).")
@@ -80,25 +80,20 @@ def instruct_data(version: str, split) -> str:
     try:
         manifest = dv.read_manifest(version)
     except dv.DatasetError as err:
-        raise train.UsageError(f"{err}; make the demo data first (make demo)") from None
+        raise UsageError(f"{err}; make the demo data first (make demo)") from None
     splits = manifest.get("splits") or {}
     if not splits:
         if split:
-            raise train.UsageError(f"--instruct_split: {version} is a single split, not an --all_holdouts version")
+            raise UsageError(f"--instruct_split: {version} is a single split, not an --all_holdouts version")
         return version
     name = split or sorted(splits)[0]
     if name not in splits:
-        raise train.UsageError(f"--instruct_split: {version} has no split {name!r}; it has {', '.join(sorted(splits))}")
+        raise UsageError(f"--instruct_split: {version} has no split {name!r}; it has {', '.join(sorted(splits))}")
     return dv.join(version, splits[name]["path"])
 
 
 def run(argv=None) -> int:
-    try:
-        main(argv)
-    except (train.UsageError, humaneval.UsageError, mtpb.UsageError, perplexity.UsageError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_main(main, argv)
 
 
 if __name__ == "__main__":

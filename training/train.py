@@ -15,7 +15,6 @@ data position; a run started again on the same output resumes from the latest on
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -31,6 +30,7 @@ from schemas import dataset_version as dv
 from schemas.manifest import fingerprint
 from schemas.tokenizer import Tokenizer
 from schemas.version import __version__
+from training.cli import ArgumentParser, UsageError, run_main
 from training import data as data_lib
 from training import model as model_lib
 
@@ -39,15 +39,6 @@ STAGE_DATASET = {"nl": "nl", "multi": "multi", "mono": "mono"}  # instruct: any 
 LINEAGE = "sluice_lineage.json"
 TOKENIZER = "tokenizer.model"
 STATE = "trainer_state.pt"
-
-
-class UsageError(Exception):
-    """A bad flag or input: one line, exit status 2."""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
 
 
 def parse_args(argv):
@@ -483,12 +474,7 @@ def dataset_has(dataset: data_lib.PackedDataset, column: str) -> bool:
 
 
 def run(argv=None) -> int:
-    try:
-        main(argv)
-    except (UsageError, dv.DatasetError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_main(main, argv, (dv.DatasetError,))
 
 
 if __name__ == "__main__":

@@ -12,25 +12,16 @@ JSON on its last line; every completion runs in :mod:`training.eval.sandbox`, ne
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from training.eval import passk, sandbox
+from training.cli import ArgumentParser, UsageError, run_main
 
 # The Codex paper's stop sequences: the completion ends where a new top-level block begins.
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
-
-
-class UsageError(Exception):
-    pass
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
 
 
 def problems(path: str = None) -> dict:
@@ -134,12 +125,7 @@ def main(argv=None) -> None:
 
 
 def run(argv=None) -> int:
-    try:
-        main(argv)
-    except (UsageError, OSError, json.JSONDecodeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_main(main, argv)
 
 
 if __name__ == "__main__":

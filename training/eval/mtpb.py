@@ -22,7 +22,6 @@ Sample lines: ``{"id": "1", "case": 0..4, "turns": [completion, ...]}``. ``score
 
 from __future__ import annotations
 
-import argparse
 import ast
 import collections
 import json
@@ -32,21 +31,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from training.eval import sandbox
+from training.cli import ArgumentParser, UsageError, run_main
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mtpb", "mtpb.jsonl")
 PREFIX = "# Import libraries.\n\nimport numpy as np\n\n"
 DEFAULT_MAX_GEN_LENGTH = 256
 TOLERANCE = 1e-6
 _TERMINALS = [re.compile(p, re.MULTILINE) for p in (r"^#", re.escape("<|endoftext|>"), r"^'''", r'^"""', r"\n\n\n")]
-
-
-class UsageError(Exception):
-    pass
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
 
 
 def problems(path: str = DATA) -> dict:
@@ -266,12 +257,7 @@ def main(argv=None) -> None:
 
 
 def run(argv=None) -> int:
-    try:
-        main(argv)
-    except (UsageError, OSError, json.JSONDecodeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_main(main, argv)
 
 
 if __name__ == "__main__":

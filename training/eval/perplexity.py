@@ -14,7 +14,6 @@ samples that passed and that did not.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -22,15 +21,7 @@ import sys
 import numpy as np
 
 from training.eval import mtpb
-
-
-class UsageError(Exception):
-    pass
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
+from training.cli import ArgumentParser, UsageError, run_main
 
 
 def prompt_perplexity(gen, problem: dict, case: int, turns: list, single_turn: bool) -> float:
@@ -93,12 +84,7 @@ def main(argv=None) -> dict:
 
 
 def run(argv=None) -> int:
-    try:
-        main(argv)
-    except (UsageError, OSError, json.JSONDecodeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_main(main, argv)
 
 
 if __name__ == "__main__":
