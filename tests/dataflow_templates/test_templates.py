@@ -20,7 +20,7 @@ INSTRUCT_REGISTRY = os.path.join(ROOT, "samples", "instruct", "tasks.yaml")
 def test_committed_files_equal_the_generated_ones():
     assert generate.main(["--check"]) == 0, "run: python -m dataflow_templates.generate"
     assert sorted(os.listdir(os.path.join(ROOT, "dataflow_templates"))) == sorted(
-        ["__init__.py", "generate.py", "launch.py", "README.md", *generate.PIPELINES,
+        ["__init__.py", "generate.py", "launch.py", "README.md", "scheduling", *generate.PIPELINES,
          *(["__pycache__"] if os.path.isdir(os.path.join(ROOT, "dataflow_templates", "__pycache__")) else [])])
 
 

@@ -13,7 +13,7 @@ import shlex
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DAG_FILE = os.path.join(ROOT, "scheduling", "airflow", "sluice_codegen.py")
+DAG_FILE = os.path.join(ROOT, "dataflow_templates", "scheduling", "airflow", "sluice_codegen.py")
 CODEGEN_ORDER = ["tokenizer", "nl", "multi", "mono", "instruct"]
 
 
@@ -89,7 +89,7 @@ def test_publish_and_verify_steps_follow_each_job(dag_module):
 def cloud_run_script():
     import yaml
 
-    with open(os.path.join(ROOT, "scheduling", "cloud_run", "sluice-nl.yaml")) as handle:
+    with open(os.path.join(ROOT, "dataflow_templates", "scheduling", "cloud_run", "sluice-nl.yaml")) as handle:
         job = yaml.safe_load(handle)
     container = job["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]
     return job, container
@@ -118,7 +118,7 @@ def test_cloud_run_job_runs_and_verifies_a_dated_nl_version():
 
 
 def test_cloud_scheduler_job_triggers_the_cloud_run_job():
-    with open(os.path.join(ROOT, "scheduling", "cloud_scheduler", "sluice-nl-weekly.json")) as handle:
+    with open(os.path.join(ROOT, "dataflow_templates", "scheduling", "cloud_scheduler", "sluice-nl-weekly.json")) as handle:
         scheduler = json.load(handle)
     fields = scheduler["schedule"].split()
     assert len(fields) == 5 and scheduler["timeZone"] == "Etc/UTC"
