@@ -22,6 +22,7 @@ import fsspec
 import pyarrow as pa
 
 from pipelines import common, summary
+from schemas import dataset_version
 from schemas import manifest as manifest_schema
 from schemas import tfrecord
 
@@ -37,18 +38,12 @@ def filesystem(url: str):
 
 
 def load_manifest(version: str) -> dict:
-    """The validated manifest of a published version, or a UsageError."""
-    fs, path = filesystem(version)
-    manifest_path = f"{path.rstrip('/')}/{manifest_schema.MANIFEST_NAME}"
-    if not fs.exists(manifest_path):
-        raise common.UsageError(f"{version}: not a published version (no {manifest_schema.MANIFEST_NAME})")
-    with fs.open(manifest_path, "rb") as handle:
-        manifest = json.loads(handle.read())
+    """The validated manifest of a published version (schemas.dataset_version reads it), or a UsageError."""
+    filesystem(version)  # a URL with no filesystem installed is named as such
     try:
-        manifest_schema.validate(manifest)
-    except ValueError as err:
-        raise common.UsageError(f"{version}: invalid manifest ({err})") from None
-    return manifest
+        return dataset_version.read_manifest(version)
+    except dataset_version.DatasetError as err:
+        raise common.UsageError(str(err)) from None
 
 
 def list_versions(root: str) -> list[dict]:

@@ -42,12 +42,12 @@ def read_manifest(version: str) -> dict:
         with fsspec.open(path, "rb") as handle:
             raw = handle.read()
     except FileNotFoundError:
-        raise DatasetError(f"{version}: no {manifest_schema.MANIFEST_NAME} (not a published dataset)") from None
+        raise DatasetError(f"{version}: not a published version (no {manifest_schema.MANIFEST_NAME})") from None
     manifest = json.loads(raw)
     try:
         manifest_schema.validate(manifest)
     except ValueError as err:
-        raise DatasetError(f"{path}: {err}") from None
+        raise DatasetError(f"{version}: invalid manifest ({err})") from None
     return manifest
 
 
