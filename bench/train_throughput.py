@@ -86,7 +86,7 @@ def main(argv=None) -> dict:
         model.to(device).train()
         params = sum(p.numel() for p in model.parameters())
         if args.compile:
-            model.transformer = torch.compile(model.transformer)
+            model.transformer.compile()  # as training.train --compile does
         optimizer, scheduler = train.make_optimizer(model, train_cfg)
         dataset = data.PackedDataset(folder, args.batch_size, seed=0, epochs=None)
         batches = iter(data.loader(dataset, num_workers=args.workers, pin_memory=device.type == "cuda"))

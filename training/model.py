@@ -90,6 +90,16 @@ class SdpaCodeGenForCausalLM(CodeGenForCausalLM):
             fused.embed_positions = block.attn.embed_positions
             block.attn = fused
 
+    def _apply(self, fn, *args, **kwargs):
+        """Move the rotary tables with the weights (stock CodeGen keeps them as plain attributes and
+        moves them inside forward, a state change that torch.compile would trace at every layer)."""
+        out = super()._apply(fn, *args, **kwargs)
+        device = self.lm_head.weight.device
+        for block in self.transformer.h:
+            if block.attn.embed_positions.device != device:
+                block.attn.embed_positions = block.attn.embed_positions.to(device)
+        return out
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as a stock CodeGen checkpoint: config.json names ``CodeGenForCausalLM``."""
         out = super().save_pretrained(save_directory, *args, **kwargs)

@@ -2,7 +2,7 @@
 
     python -m training.train --stage nl|multi|mono|instruct --data VERSION_DIR [--init CHECKPOINT] \
         --output CHECKPOINT_DIR [--config FILE] [--max_steps N] [--format arrow|tfrecord] \
-        [--tokenizer MODEL.model] [--device auto|cpu|cuda] [--num_workers N]
+        [--tokenizer MODEL.model] [--device auto|cpu|cuda] [--num_workers N] [--compile auto|on|off]
 
 ``nl`` builds a model from the config; every later stage starts from ``--init`` (the previous
 stage's output). The output folder is a ``transformers`` checkpoint (``CodeGenForCausalLM``
@@ -55,6 +55,9 @@ def parse_args(argv):
     parser.add_argument("--num_workers", type=int, help="DataLoader workers (config's by default).")
     parser.add_argument("--verify", default="first_open", choices=("first_open", "never"),
                         help="Check each shard's sha256 before first use, or never.")
+    parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                        help="torch.compile the transformer blocks (auto: on CUDA only). On an H100 it took the "
+                             "CodeGen-350M stage from 76k to 137k tokens/s (bench/train_throughput.py).")
     return parser.parse_args(argv)
 
 
@@ -267,13 +270,17 @@ def lr_lambda(train: dict):
 
 
 def make_optimizer(model, train: dict):
+    """AdamW with decoupled weight decay on matrices only, and the warmup + cosine schedule.
+    Call after the model is on its device."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (no_decay if param.ndim < 2 or "ln_" in name else decay).append(param)
+    # The fused CUDA kernel updates every parameter in a few launches instead of several per tensor.
+    on_cuda = all(p.is_cuda for p in decay + no_decay)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": float(train["weight_decay"])},
          {"params": no_decay, "weight_decay": 0.0}],
-        lr=float(train["lr"]), betas=tuple(train["betas"]), eps=float(train["eps"]))
+        lr=float(train["lr"]), betas=tuple(train["betas"]), eps=float(train["eps"]), fused=on_cuda or None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(train))
     return optimizer, scheduler
 
@@ -352,6 +359,9 @@ def main(argv=None) -> dict:
         model = model_lib.build(mcfg, seed)
         parent = None
     model.to(device).train()
+    if args.compile == "on" or (args.compile == "auto" and device.type == "cuda"):
+        # In place (Module.compile), so parameter names and checkpoints stay those of CodeGen.
+        model.transformer.compile()
     optimizer, scheduler = make_optimizer(model, train)
     module = LossSum(model)
     if world > 1:

@@ -168,3 +168,18 @@ def test_two_data_parallel_ranks_train_like_one_process(tmp_path, corpus_streams
     assert train.read_lineage(str(tmp_path / "two"))["world_size"] == 2
     state = torch.load(tmp_path / "two" / "checkpoints" / "step-00000004" / train.STATE, weights_only=False)
     assert len(state["data"]) == 2
+
+
+def test_a_compiled_stage_writes_a_stock_codegen_checkpoint(chain, corpus_streams, tiny_config, tmp_path):
+    """--compile on (the CUDA default) compiles in place: the parameter names, and so the checkpoint,
+    stay CodeGen's, and the stock class loads it."""
+    from transformers import CodeGenForCausalLM
+
+    out = tmp_path / "mono"
+    run_stage("mono", corpus_streams["mono"], out, tiny_config, chain / "multi", "--compile", "on",
+              "--max_steps", "2")
+    saved = load_file(str(out / "model.safetensors"))
+    assert saved.keys() == load_file(str(chain / "mono" / "model.safetensors")).keys()
+    assert not any("_orig_mod" in key for key in saved)
+    stock = CodeGenForCausalLM.from_pretrained(str(out))
+    assert torch.equal(stock.state_dict()["transformer.h.0.mlp.fc_in.weight"], saved["transformer.h.0.mlp.fc_in.weight"])
