@@ -2,10 +2,15 @@
 
 1. Every document gets a MinHash signature of its word shingles (``transforms.minhash``).
 2. LSH: bands and rows come from datasketch's optimiser for the threshold, weighted towards
-   recall since step 3 removes false positives. Each document emits one
-   ``(band, band values)`` key per band; a GroupByKey forms the buckets, and a bucket links every
-   member to its smallest member (star edges: linear in the bucket's size). Buckets carry only
-   labels, so the shuffle moves ~60 bytes a band, not signatures.
+   recall since step 3 removes false positives. Each document has one 64-bit key per band (a hash
+   of the band index, the language scope and the band's values) and a bucket is the set of
+   documents sharing a key; a bucket links every member to its smallest member (star edges: linear
+   in the bucket's size). Keys are spread over LSH shards (key mod shards) and travel as one batch
+   per shard per bundle, so the shuffle moves a few records per bundle, not one per band (Beam's
+   per-record cost was most of the stage's time); a shard's batches are sorted by key in numpy to
+   find the buckets. The number of shards comes from the document count (a singleton side
+   input), so that a shard holds about ``lsh_shard_entries`` keys: memory per worker stays flat
+   as the input grows. Buckets carry only labels, never signatures.
 3. Verification (default): a candidate edge is kept only when the two signatures' Jaccard
    estimate (or, with ``verify="exact"``, the exact Jaccard of the shingle-hash sets) reaches the
    threshold. Signatures reach the edges through two joins keyed by node.
@@ -19,15 +24,22 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
+import math
 from typing import NamedTuple, Optional
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.connected_components import ConnectedComponents
 from transforms.counting import KEPT, REJECTS, count, reject
 from transforms import histograms
+from transforms.polyhash import splitmix64
 from transforms.minhash import (
     DEFAULT_NGRAM,
     DEFAULT_NUM_PERM,
@@ -57,6 +69,9 @@ class NearDedupConfig:
     lsh_false_negative_weight: float = 0.95
     cc_rounds: int = 10
     per_language: bool = False  # only documents of the same language can be duplicates
+    # Band keys a shard's worker sorts in memory (~100 bytes each with its label): sets the number
+    # of LSH shards from the document count.
+    lsh_shard_entries: int = 1_000_000
 
     def bands_rows(self) -> tuple[int, int]:
         weight = self.lsh_false_negative_weight
@@ -96,10 +111,9 @@ class _Node(NamedTuple):
 class _SignatureFn(beam.DoFn):
     def __init__(self, config: NearDedupConfig):
         self._config = config
-        self._hasher = None
-
-    def setup(self):
-        self._hasher = MinHasher(self._config.num_perm, self._config.seed)
+        # Built here, in the launcher, and shipped with the DoFn (2 KB of permutations): workers
+        # then never import datasketch (and scipy, 1.6 s a process).
+        self._hasher = MinHasher(config.num_perm, config.seed)
 
     def process(self, keyed):
         label, doc = keyed
@@ -113,34 +127,79 @@ class _SignatureFn(beam.DoFn):
         ))
 
 
+def lsh_shards(documents: int, config: NearDedupConfig) -> int:
+    bands, _ = config.bands_rows()
+    return max(1, math.ceil(documents * bands / config.lsh_shard_entries))
+
+
 class _BandKeysFn(beam.DoFn):
+    """Each document's band keys, gathered per LSH shard over a bundle: ``(shard, (keys, labels))``
+    with ``keys`` a uint64 array's bytes and ``labels`` the matching document labels."""
+
+    _FLUSH = 100_000  # keys held before the batches go out, whatever the bundle's size
+
     def __init__(self, config: NearDedupConfig):
         self._bands, self._rows = config.bands_rows()
         self._per_language = config.per_language
+        # One salt per band, so equal values in different bands are different keys.
+        self._salts = splitmix64(np.arange(1, self._bands + 1, dtype=np.uint64))
+        self._multipliers = splitmix64(np.arange(101, 101 + self._rows, dtype=np.uint64)) | np.uint64(1)
 
-    def process(self, node):
+    def start_bundle(self):
+        self._batches = collections.defaultdict(lambda: ([], []))
+        self._held = 0
+
+    def process(self, node, shards):
         node = _Node(*node)
-        signature = np.frombuffer(node.signature, dtype=np.uint32)
-        scope = (node.language if self._per_language else "").encode("utf-8") + b"\0"
-        for band in range(self._bands):
-            values = signature[band * self._rows:(band + 1) * self._rows].tobytes()
-            yield band.to_bytes(2, "big") + scope + values, node.label
+        signature = np.frombuffer(node.signature, dtype=np.uint32)[: self._bands * self._rows]
+        values = signature.reshape(self._bands, self._rows).astype(np.uint64)
+        keys = splitmix64((values * self._multipliers).sum(axis=1, dtype=np.uint64) ^ self._salts)
+        if self._per_language and node.language:
+            keys = splitmix64(keys ^ np.uint64(int.from_bytes(
+                hashlib.blake2b(node.language.encode("utf-8"), digest_size=8).digest(), "big")))
+        for key, shard in zip(keys.tolist(), (keys % np.uint64(shards)).tolist()):
+            batch = self._batches[shard]
+            batch[0].append(key)
+            batch[1].append(node.label)
+        self._held += self._bands
+        if self._held >= self._FLUSH:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        for shard, batch in self._flush():
+            yield WindowedValue((shard, batch), MIN_TIMESTAMP, [GlobalWindow()])
+
+    def _flush(self):
+        batches, self._batches, self._held = self._batches, collections.defaultdict(lambda: ([], [])), 0
+        for shard in sorted(batches):
+            keys, labels = batches[shard]
+            yield shard, (np.asarray(keys, dtype=np.uint64).tobytes(), labels)
 
 
 class _BucketStarFn(beam.DoFn):
-    """A bucket's members, each linked to the smallest one (two passes, no member list in memory)."""
+    """One LSH shard: its keys sorted, and each bucket's members linked to the smallest one."""
 
-    def process(self, bucket):
-        _, labels = bucket
-        smallest = min(labels)
-        size = 0
-        for label in labels:
-            size += 1
-            if label != smallest:
-                yield smallest, label
-        if size > 1:
-            count(STAGE, "lsh_buckets")
-            count(STAGE, "lsh_bucket_members", size)
+    def process(self, shard):
+        _, batches = shard
+        keys, labels = [], []
+        for key_bytes, batch_labels in batches:
+            keys.append(np.frombuffer(key_bytes, dtype=np.uint64))
+            labels.extend(batch_labels)
+        keys = np.concatenate(keys)
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        sizes = np.diff(np.r_[starts, ordered.size])
+        shared = sizes > 1
+        for start, size in zip(starts[shared].tolist(), sizes[shared].tolist()):
+            members = [labels[i] for i in order[start:start + size].tolist()]
+            smallest = min(members)
+            for label in members:
+                if label != smallest:
+                    yield smallest, label
+        if shared.any():
+            count(STAGE, "lsh_buckets", int(shared.sum()))
+            count(STAGE, "lsh_bucket_members", int(sizes[shared].sum()))
 
 
 class _AttachMemberFn(beam.DoFn):
@@ -245,9 +304,12 @@ class NearDedup(beam.PTransform):
         ]
         docs = keyed | "AllDocuments" >> beam.Flatten()
         nodes = docs | "Signatures" >> beam.ParDo(_SignatureFn(self._config))
+        shards = (nodes
+                  | "CountDocuments" >> beam.combiners.Count.Globally()
+                  | "LshShards" >> beam.Map(lsh_shards, self._config))
         candidates = (
             nodes
-            | "BandKeys" >> beam.ParDo(_BandKeysFn(self._config))
+            | "BandKeys" >> beam.ParDo(_BandKeysFn(self._config), beam.pvalue.AsSingleton(shards))
             | "Buckets" >> beam.GroupByKey()
             | "StarEdges" >> beam.ParDo(_BucketStarFn())
         )
