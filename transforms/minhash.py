@@ -76,6 +76,8 @@ def shingle_hashes(text: str, n: int = DEFAULT_NGRAM) -> np.ndarray:
     characters with the first character of every gap between two words standing for the one
     space that joins them: exactly the code points of ``" ".join(words(text))``.
     """
+    if n < 1:
+        raise ValueError(f"shingles need at least one word, not n={n}")
     lowered = text.lower()
     if lowered.isascii():
         points = np.frombuffer(lowered.encode("ascii"), dtype=np.uint8)

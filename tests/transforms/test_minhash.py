@@ -150,6 +150,11 @@ def test_fast_hashes_equal_the_reference_on_edge_cases(text):
         assert shingle_hashes(text, n).tolist() == _reference(text, n), (text, n)
 
 
+def test_shingles_of_no_words_are_refused():
+    with pytest.raises(ValueError, match="n=0"):
+        shingle_hashes("a b c", 0)
+
+
 def test_fast_hashes_equal_the_reference_on_tricky_sample_files(tricky_files):
     for kind, texts in tricky_files.items():
         assert len(texts) >= 10, f"samples should hold {kind} files"
