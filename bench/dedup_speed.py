@@ -31,6 +31,7 @@ Usage:
     python bench/dedup_speed.py [--repeat 3] [--repeat_double 1] [--sig_repeat 3] [--subset_every 10]
                                 [--scales half full double] [--workers 1 2] [--skip_datatrove]
                                 [--skip_baseline] [--profile] [--cache bench/.cache] [--json out.json]
+                                [--only signatures]
 """
 
 from __future__ import annotations
@@ -543,6 +544,28 @@ def fmt_mb(x) -> str:
     return f"{x:.0f}" if x == x else "?"
 
 
+def print_signatures(args, sig_rows: list[dict], sig_info: dict) -> None:
+    """The [1/4] table: printed alone with ``--only signatures``, else before the stage tables."""
+    print(f"SIGNATURES: num_perm={NUM_PERM}, seed={SEED}, word 5-grams; median of {args.sig_repeat}; "
+          f"subset = every {args.subset_every}th doc by id "
+          f"({sig_info['subset_docs']} docs, {sig_info['subset_mb']:.2f} MB, "
+          f"{sig_info['subset_distinct_shingles']} distinct doc shingles)")
+    head = (f"{'method':<40} {'docs':<6} {'n':>5} {'MB':>6} {'wall s':>7} {'cpu s':>6} {'min cpu':>7} "
+            f"{'MB/s/core':>9} {'MB/s wall':>9} {'x loop':>7}")
+    print(head)
+    print("-" * len(head))
+    for r in sig_rows:
+        print(f"{r['method']:<40} {r['docs_set']:<6} {r['docs']:>5} {r['mb']:>6.2f} {r['wall']:>7.2f} "
+              f"{r['cpu']:>6.2f} {min(r['cpus']):>7.2f} {r['mbps_core']:>9.2f} {r['mbps_wall']:>9.2f} {r['x_loop']:>7.1f}")
+    s_all, s_sub = sig_rows[0], sig_rows[1]
+    print(f"targets: >= {TARGET_SIG_MBPS_PER_CORE:g} MB/s per core: {s_all['mbps_core']:.1f} "
+          f"{'met' if s_all['mbps_core'] >= TARGET_SIG_MBPS_PER_CORE else 'NOT met'}; "
+          f">= {TARGET_SIG_VS_LOOP:g}x datasketch's loop (same subset): {s_sub['x_loop']:.1f}x "
+          f"{'met' if s_sub['x_loop'] >= TARGET_SIG_VS_LOOP else 'NOT met'}; "
+          f"Sluice signatures == datasketch(hashfunc=shingle_hash32) on {sig_info['checked_docs']} docs: "
+          f"{'yes' if sig_info['same_signature_as_datasketch_shingle_hash32'] else 'NO'}")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cache", type=Path, default=dedup_corpus.DEFAULT_CACHE)
@@ -559,6 +582,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="also profile one in-process Sluice run on the full corpus (cProfile)")
     ap.add_argument("--json", type=Path, help="also write every figure here")
+    ap.add_argument("--only", choices=["signatures"],
+                    help="run only this section (signatures: [1/4], seconds instead of many minutes)")
     ap.add_argument("--_stage_child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._stage_child:
@@ -584,6 +609,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     print("\n[1/4] signature throughput", flush=True)
     sig_rows, sig_info = signature_benchmark(docs, args.subset_every, args.sig_repeat)
     result["signatures"] = {"rows": sig_rows, **sig_info}
+    if args.only == "signatures":
+        print()
+        print_signatures(args, sig_rows, sig_info)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2, default=str))
+        return 0
 
     # 2. the stage
     print("\n[2/4] dedup stage (sluice_dedup.run on FnApiRunner, one fresh process per run)", flush=True)
@@ -695,24 +726,7 @@ def main(argv: Optional[list[str]] = None) -> int:
           + f"; load average {result['load_start']} at start, {result['load_end']} at end; whole machine "
             f"{result['machine_busy_pct']:.0f}% busy, {result['machine_steal_pct']:.1f}% steal over the run")
     print()
-    print(f"SIGNATURES: num_perm={NUM_PERM}, seed={SEED}, word 5-grams; median of {args.sig_repeat}; "
-          f"subset = every {args.subset_every}th doc by id "
-          f"({sig_info['subset_docs']} docs, {sig_info['subset_mb']:.2f} MB, "
-          f"{sig_info['subset_distinct_shingles']} distinct doc shingles)")
-    head = (f"{'method':<40} {'docs':<6} {'n':>5} {'MB':>6} {'wall s':>7} {'cpu s':>6} {'min cpu':>7} "
-            f"{'MB/s/core':>9} {'MB/s wall':>9} {'x loop':>7}")
-    print(head)
-    print("-" * len(head))
-    for r in sig_rows:
-        print(f"{r['method']:<40} {r['docs_set']:<6} {r['docs']:>5} {r['mb']:>6.2f} {r['wall']:>7.2f} "
-              f"{r['cpu']:>6.2f} {min(r['cpus']):>7.2f} {r['mbps_core']:>9.2f} {r['mbps_wall']:>9.2f} {r['x_loop']:>7.1f}")
-    s_all, s_sub = sig_rows[0], sig_rows[1]
-    print(f"targets: >= {TARGET_SIG_MBPS_PER_CORE:g} MB/s per core: {s_all['mbps_core']:.1f} "
-          f"{'met' if s_all['mbps_core'] >= TARGET_SIG_MBPS_PER_CORE else 'NOT met'}; "
-          f">= {TARGET_SIG_VS_LOOP:g}x datasketch's loop (same subset): {s_sub['x_loop']:.1f}x "
-          f"{'met' if s_sub['x_loop'] >= TARGET_SIG_VS_LOOP else 'NOT met'}; "
-          f"Sluice signatures == datasketch(hashfunc=shingle_hash32) on {sig_info['checked_docs']} docs: "
-          f"{'yes' if sig_info['same_signature_as_datasketch_shingle_hash32'] else 'NO'}")
+    print_signatures(args, sig_rows, sig_info)
     print()
     print("DEDUP STAGE: code corpus; half = every other doc by id, double = each doc again with id "
           "'#2' and a trailing line '# copy 2'; wall / cpu = median of 'runs'; cpu s = runner + worker "
