@@ -103,6 +103,9 @@ def add_near_dedup_flags(parser, default: bool = True) -> None:
                         help="Weight of false negatives when datasketch picks LSH bands and rows.")
     parser.add_argument("--cc_rounds", type=common.positive_int, default=d.cc_rounds,
                         help="Rounds of the distributed connected components (a run that needed more fails).")
+    parser.add_argument("--lsh_shards", type=common.positive_int, default=d.lsh_shards,
+                        help="LSH shards; a shard's worker sorts documents x bands / shards band keys in memory "
+                             "(~100 bytes each): raise it in proportion past ~250 million documents.")
 
 
 def near_dedup_config(args) -> NearDedupConfig | None:
@@ -114,7 +117,7 @@ def near_dedup_config(args) -> NearDedupConfig | None:
         raise common.UsageError("--lsh_false_negative_weight: must be in (0, 1)")
     return NearDedupConfig(
         threshold=args.dedup_threshold, num_perm=args.num_perm, ngram=args.dedup_ngram,
-        seed=args.dedup_seed, verify=args.dedup_verify, cc_rounds=args.cc_rounds,
+        seed=args.dedup_seed, verify=args.dedup_verify, cc_rounds=args.cc_rounds, lsh_shards=args.lsh_shards,
         lsh_false_negative_weight=args.lsh_false_negative_weight,
     )
 

@@ -8,9 +8,12 @@
    in the bucket's size). Keys are spread over LSH shards (key mod shards) and travel as one batch
    per shard per bundle, so the shuffle moves a few records per bundle, not one per band (Beam's
    per-record cost was most of the stage's time); a shard's batches are sorted by key in numpy to
-   find the buckets. The number of shards comes from the document count (a singleton side
-   input), so that a shard holds about ``lsh_shard_entries`` keys: memory per worker stays flat
-   as the input grows. Buckets carry only labels, never signatures.
+   find the buckets. A shard's worker holds its keys in memory, about 100 bytes each with their
+   labels: documents x bands / ``lsh_shards``. The default 4,096 shards keep that near 150 MB for
+   250 million documents (about 1 TB of code); raise ``--lsh_shards`` in proportion beyond. (Sizing
+   the shards from a document count instead needs a side input, which on Beam's local runner
+   breaks the signature stage's fusion and cost 10% of the whole stage.) Buckets carry only
+   labels, never signatures.
 3. Verification (default): a candidate edge is kept only when the two signatures' Jaccard
    estimate (or, with ``verify="exact"``, the exact Jaccard of the shingle-hash sets) reaches the
    threshold. Signatures reach the edges through two joins keyed by node.
@@ -27,7 +30,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import math
 from typing import NamedTuple, Optional
 
 import apache_beam as beam
@@ -69,9 +71,8 @@ class NearDedupConfig:
     lsh_false_negative_weight: float = 0.95
     cc_rounds: int = 10
     per_language: bool = False  # only documents of the same language can be duplicates
-    # Band keys a shard's worker sorts in memory (~100 bytes each with its label): sets the number
-    # of LSH shards from the document count.
-    lsh_shard_entries: int = 1_000_000
+    # LSH shards: a shard's worker sorts documents x bands / lsh_shards keys in memory.
+    lsh_shards: int = 4096
 
     def bands_rows(self) -> tuple[int, int]:
         weight = self.lsh_false_negative_weight
@@ -127,11 +128,6 @@ class _SignatureFn(beam.DoFn):
         ))
 
 
-def lsh_shards(documents: int, config: NearDedupConfig) -> int:
-    bands, _ = config.bands_rows()
-    return max(1, math.ceil(documents * bands / config.lsh_shard_entries))
-
-
 class _BandKeysFn(beam.DoFn):
     """Each document's band keys, gathered per LSH shard over a bundle: ``(shard, (keys, labels))``
     with ``keys`` a uint64 array's bytes and ``labels`` the matching document labels."""
@@ -141,6 +137,7 @@ class _BandKeysFn(beam.DoFn):
     def __init__(self, config: NearDedupConfig):
         self._bands, self._rows = config.bands_rows()
         self._per_language = config.per_language
+        self._shards = np.uint64(config.lsh_shards)
         # One salt per band, so equal values in different bands are different keys.
         self._salts = splitmix64(np.arange(1, self._bands + 1, dtype=np.uint64))
         self._multipliers = splitmix64(np.arange(101, 101 + self._rows, dtype=np.uint64)) | np.uint64(1)
@@ -149,7 +146,7 @@ class _BandKeysFn(beam.DoFn):
         self._batches = collections.defaultdict(lambda: ([], []))
         self._held = 0
 
-    def process(self, node, shards):
+    def process(self, node):
         node = _Node(*node)
         signature = np.frombuffer(node.signature, dtype=np.uint32)[: self._bands * self._rows]
         values = signature.reshape(self._bands, self._rows).astype(np.uint64)
@@ -157,7 +154,7 @@ class _BandKeysFn(beam.DoFn):
         if self._per_language and node.language:
             keys = splitmix64(keys ^ np.uint64(int.from_bytes(
                 hashlib.blake2b(node.language.encode("utf-8"), digest_size=8).digest(), "big")))
-        for key, shard in zip(keys.tolist(), (keys % np.uint64(shards)).tolist()):
+        for key, shard in zip(keys.tolist(), (keys % self._shards).tolist()):
             batch = self._batches[shard]
             batch[0].append(key)
             batch[1].append(node.label)
@@ -288,6 +285,8 @@ class NearDedup(beam.PTransform):
         super().__init__()
         if config.verify not in VERIFY_MODES:
             raise ValueError(f"verify must be one of {VERIFY_MODES}")
+        if config.lsh_shards < 1:
+            raise ValueError("lsh_shards must be >= 1")
         self._config = config
         self._protected = tuple(protected)
 
@@ -304,12 +303,9 @@ class NearDedup(beam.PTransform):
         ]
         docs = keyed | "AllDocuments" >> beam.Flatten()
         nodes = docs | "Signatures" >> beam.ParDo(_SignatureFn(self._config))
-        shards = (nodes
-                  | "CountDocuments" >> beam.combiners.Count.Globally()
-                  | "LshShards" >> beam.Map(lsh_shards, self._config))
         candidates = (
             nodes
-            | "BandKeys" >> beam.ParDo(_BandKeysFn(self._config), beam.pvalue.AsSingleton(shards))
+            | "BandKeys" >> beam.ParDo(_BandKeysFn(self._config))
             | "Buckets" >> beam.GroupByKey()
             | "StarEdges" >> beam.ParDo(_BucketStarFn())
         )

@@ -150,3 +150,26 @@ def test_per_language_scope_keeps_copies_in_other_languages(real_files):
     text = real_files[sorted(real_files)[0]]
     docs = [doc("a:x", text, language="python"), doc("b:x", edited(text), language="java")]
     run_dedup(docs, NearDedupConfig(per_language=True), expect_kept=["a:x", "b:x"], expect_rejects=[])
+
+
+@pytest.mark.parametrize("shards, flush", [(1, 100_000), (7, 100_000), (4096, 3 * 25)])
+def test_lsh_shards_and_batch_flushes_do_not_change_the_result(real_files, monkeypatch, shards, flush):
+    """Buckets are the same whether the band keys of a bundle travel in one batch or are flushed
+    every three documents, and whatever the number of LSH shards they spread over."""
+    from transforms import near_dedup
+
+    monkeypatch.setattr(near_dedup._BandKeysFn, "_FLUSH", flush)
+    names = sorted(real_files)[:10]
+    docs = [doc(f"orig/{i}:{n}", real_files[n]) for i, n in enumerate(names)]
+    docs += [doc(f"fork/{i}:{n}", edited(real_files[n])) for i, n in enumerate(names[:4])]
+    docs += [doc(f"copy/{k}:{names[0]}", real_files[names[0]] + f"\n# build {k}\n") for k in range(3)]
+    expect = [(f"orig/{i}:{n}", "near_duplicate", f"fork/{i}:{n}") for i, n in enumerate(names[1:4], 1)]
+    expect += [(d, "near_duplicate", f"copy/0:{names[0]}") for d in
+               [f"orig/0:{names[0]}", f"fork/0:{names[0]}", f"copy/1:{names[0]}", f"copy/2:{names[0]}"]]
+    counts = run_dedup(docs, NearDedupConfig(lsh_shards=shards), expect_rejects=expect)
+    assert counts["components"] == 4 and counts["lsh_buckets"] >= 4
+
+
+def test_lsh_shards_must_be_positive():
+    with pytest.raises(ValueError, match="lsh_shards"):
+        NearDedup(NearDedupConfig(lsh_shards=0))
