@@ -58,9 +58,13 @@ def _larger_first(edge):
 
 
 class _SmallStarFn(beam.DoFn):
-    def __init__(self, stage, round_index):
+    """Small-star; ``both_directions`` emits each edge both ways, ready for the next round's
+    large-star (one ParDo fewer a round than a separate step)."""
+
+    def __init__(self, stage, round_index, both_directions):
         self._stage = stage
         self._counter = f"cc_round_{round_index:02d}_rewired"
+        self._both = both_directions
 
     def process(self, item):
         u, smaller = item
@@ -70,7 +74,11 @@ class _SmallStarFn(beam.DoFn):
             if v != smallest:
                 rewired += 1
                 yield v, smallest
+                if self._both:
+                    yield smallest, v
         yield u, smallest
+        if self._both:
+            yield smallest, u
         if rewired:
             count(self._stage, self._counter, rewired)
 
@@ -92,15 +100,17 @@ class ConnectedComponents(beam.PTransform):
         self._stage = stage
 
     def expand(self, edges):
-        current = edges | "DropSelfLoops" >> beam.Filter(_drop_self_loops)
+        current = (edges
+                   | "DropSelfLoops" >> beam.Filter(_drop_self_loops)
+                   | "BothDirections" >> beam.FlatMap(_both_directions))
         for i in range(self._rounds):
+            last = i == self._rounds - 1
             current = (
                 current
-                | f"LargeStar{i}Directions" >> beam.FlatMap(_both_directions)
                 | f"LargeStar{i}Group" >> beam.GroupByKey()
                 | f"LargeStar{i}" >> beam.ParDo(_LargeStarFn(self._stage, i))
                 | f"SmallStar{i}Group" >> beam.GroupByKey()
-                | f"SmallStar{i}" >> beam.ParDo(_SmallStarFn(self._stage, i))
+                | f"SmallStar{i}" >> beam.ParDo(_SmallStarFn(self._stage, i, both_directions=not last))
             )
         return current | "Distinct" >> beam.Distinct() | "ToNodeAndMinimum" >> beam.Map(_larger_first)
 

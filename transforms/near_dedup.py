@@ -195,8 +195,11 @@ class _BucketStarFn(beam.DoFn):
         keys = np.concatenate(keys)
         order = np.argsort(keys, kind="stable")
         ordered = keys[order]
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-        sizes = np.diff(np.r_[starts, ordered.size])
+        first = np.empty(ordered.size, dtype=bool)  # a bucket starts where the key changes
+        first[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        sizes = np.diff(starts, append=ordered.size)
         shared = sizes > 1
         for start, size in zip(starts[shared].tolist(), sizes[shared].tolist()):
             members = [labels[i] for i in order[start:start + size].tolist()]
