@@ -68,8 +68,9 @@ SEED = 1
 TARGET_SIG_MBPS_PER_CORE = 10.0
 TARGET_SIG_VS_LOOP = 10.0
 ISSUE_BASELINE_MBPS = 5.4  # the issue's measurement of the plain datasketch baseline here
-SCALES = ("half", "full", "double")
-COPY_LINE = "\n# copy 2\n"
+SCALES = ("half", "full", "double", "x4", "x8")
+DEFAULT_SCALES = ("half", "full", "double")
+COPIES = {"double": 2, "x4": 4, "x8": 8}
 SAMPLE_S = 0.2
 
 # datatrove and the packages its MinHash stages import (spacy for its English word tokenizer,
@@ -137,14 +138,16 @@ def corpus_mb(docs: list[dict]) -> float:
 
 
 def scaled(docs: list[dict], scale: str) -> list[dict]:
-    """half: every other document by id; full; double: each document again as a near copy."""
+    """half: every other document by id; full; double, x4, x8: each document with 1, 3 or 7 near
+    copies (id suffixed ``#k``, a trailing line ``# copy k``)."""
     docs = sorted(docs, key=lambda d: d["id"])
     if scale == "half":
         return docs[::2]
     if scale == "full":
         return docs
-    if scale == "double":
-        copies = [dict(d, id=d["id"] + "#2", text=d["text"] + COPY_LINE) for d in docs]
+    if scale in COPIES:
+        copies = [dict(d, id=f"{d['id']}#{k}", text=d["text"] + f"\n# copy {k}\n")
+                  for k in range(2, COPIES[scale] + 1) for d in docs]
         return sorted(docs + copies, key=lambda d: d["id"])
     raise ValueError(scale)
 
@@ -572,7 +575,8 @@ def print_signatures(args, sig_rows: list[dict], sig_info: dict) -> None:
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cache", type=Path, default=dedup_corpus.DEFAULT_CACHE)
-    ap.add_argument("--scales", nargs="+", default=list(SCALES), choices=SCALES)
+    ap.add_argument("--scales", nargs="+", default=list(DEFAULT_SCALES), choices=SCALES,
+                    help="corpus sizes; x4 and x8 (4 and 8 copies, up to 320 MB) show where memory levels off")
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of the half and full dedup-stage configurations and of the baseline (median)")
@@ -627,7 +631,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for workers in args.workers:
             for scale in args.scales:
                 runs = []
-                for k in range(args.repeat_double if scale == "double" else args.repeat):
+                for k in range(args.repeat_double if scale in COPIES else args.repeat):
                     run_dir = tmp / f"{scale}-{workers}-{k}"
                     run_dir.mkdir()
                     r = run_stage(args.cache, scale, workers, run_dir)
@@ -760,7 +764,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     # growth when the input doubles
     for workers in args.workers:
         rows = {r["scale"]: r for r in stage_rows if r.get("workers") == workers and r["method"].startswith("sluice")}
-        pairs = [(a, b) for a, b in (("half", "full"), ("full", "double")) if a in rows and b in rows]
+        pairs = [(a, b) for a, b in zip(SCALES, SCALES[1:]) if a in rows and b in rows]
         if pairs:
             parts = []
             for a, b in pairs:
