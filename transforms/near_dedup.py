@@ -100,6 +100,10 @@ def priority_of(label: bytes) -> int:
     return label[0]
 
 
+# Tags of joined values: a key's own record (its document or node), or a record linked to it.
+_OWN, _LINK = 0, 1
+
+
 class _Node(NamedTuple):
     """A document as near-dedup sees it; a tuple of bytes and str, so Beam codes it cheaply."""
 
@@ -117,22 +121,23 @@ class _SignatureFn(beam.DoFn):
         self._hasher = MinHasher(config.num_perm, config.seed)
 
     def process(self, keyed):
-        label, doc = keyed
+        label, (_, doc) = keyed
         hashes = shingle_hashes(doc.text, self._config.ngram)
         exact = self._config.verify == "exact"
-        yield tuple(_Node(
+        yield label, (_OWN, tuple(_Node(
             label=label,
             signature=self._hasher.signature(hashes).tobytes(),
             shingles=np.unique(hashes).tobytes() if exact else None,
             language=doc.language,
-        ))
+        )))
 
 
 class _BandKeysFn(beam.DoFn):
     """Each document's band keys, gathered per LSH shard over a bundle: ``(shard, (keys, labels))``
-    with ``keys`` a uint64 array's bytes and ``labels`` the matching document labels."""
+    with ``keys`` a uint64 array's bytes and ``labels`` the matching document labels. Keys are
+    computed for up to ``_BATCH`` documents at once (numpy over a [documents, bands] array)."""
 
-    _FLUSH = 100_000  # keys held before the batches go out, whatever the bundle's size
+    _BATCH = 4096  # documents held before their keys go out, whatever the bundle's size
 
     def __init__(self, config: NearDedupConfig):
         self._bands, self._rows = config.bands_rows()
@@ -143,34 +148,43 @@ class _BandKeysFn(beam.DoFn):
         self._multipliers = splitmix64(np.arange(101, 101 + self._rows, dtype=np.uint64)) | np.uint64(1)
 
     def start_bundle(self):
-        self._batches = collections.defaultdict(lambda: ([], []))
-        self._held = 0
+        self._labels, self._signatures, self._scopes = [], [], []
 
-    def process(self, node):
-        node = _Node(*node)
-        signature = np.frombuffer(node.signature, dtype=np.uint32)[: self._bands * self._rows]
-        values = signature.reshape(self._bands, self._rows).astype(np.uint64)
-        keys = splitmix64((values * self._multipliers).sum(axis=1, dtype=np.uint64) ^ self._salts)
-        if self._per_language and node.language:
-            keys = splitmix64(keys ^ np.uint64(int.from_bytes(
-                hashlib.blake2b(node.language.encode("utf-8"), digest_size=8).digest(), "big")))
-        for key, shard in zip(keys.tolist(), (keys % self._shards).tolist()):
-            batch = self._batches[shard]
-            batch[0].append(key)
-            batch[1].append(node.label)
-        self._held += self._bands
-        if self._held >= self._FLUSH:
+    def process(self, keyed):
+        node = _Node(*keyed[1][1])
+        self._labels.append(node.label)
+        self._signatures.append(node.signature)
+        self._scopes.append(node.language if self._per_language else "")
+        if len(self._labels) >= self._BATCH:
             yield from self._flush()
 
     def finish_bundle(self):
         for shard, batch in self._flush():
             yield WindowedValue((shard, batch), MIN_TIMESTAMP, [GlobalWindow()])
 
+    def _keys(self) -> np.ndarray:
+        """uint64[documents, bands]: a hash of each band's values, its band and its scope."""
+        signatures = np.frombuffer(b"".join(self._signatures), dtype=np.uint32).reshape(len(self._labels), -1)
+        values = signatures[:, : self._bands * self._rows].reshape(-1, self._bands, self._rows).astype(np.uint64)
+        keys = splitmix64((values * self._multipliers).sum(axis=2, dtype=np.uint64) ^ self._salts)
+        if any(self._scopes):
+            scopes = np.array([int.from_bytes(hashlib.blake2b(scope.encode("utf-8"), digest_size=8).digest(), "big")
+                               if scope else 0 for scope in self._scopes], dtype=np.uint64)
+            keys = np.where(scopes[:, None] != 0, splitmix64(keys ^ scopes[:, None]), keys)
+        return keys
+
     def _flush(self):
-        batches, self._batches, self._held = self._batches, collections.defaultdict(lambda: ([], [])), 0
-        for shard in sorted(batches):
-            keys, labels = batches[shard]
-            yield shard, (np.asarray(keys, dtype=np.uint64).tobytes(), labels)
+        if not self._labels:
+            return
+        labels, keys = self._labels, self._keys().ravel()
+        self._labels, self._signatures, self._scopes = [], [], []
+        shards = keys % self._shards
+        order = np.argsort(shards, kind="stable")
+        keys, shards = keys[order], shards[order]
+        documents = (order // self._bands).tolist()
+        starts = np.flatnonzero(np.diff(shards, prepend=shards[0] + 1) != 0).tolist() + [len(order)]
+        for first, end in zip(starts[:-1], starts[1:]):
+            yield int(shards[first]), (keys[first:end].tobytes(), [labels[d] for d in documents[first:end]])
 
 
 class _BucketStarFn(beam.DoFn):
@@ -210,25 +224,33 @@ class _BucketStarFn(beam.DoFn):
                     if len(self._seen) >= self._SEEN_MAX:
                         self._seen.clear()
                     self._seen.add(edge)
-                    yield edge
+                    yield label, (_LINK, smallest)  # keyed by the member, for its signature
         if shared.any():
             count(STAGE, "lsh_buckets", int(shared.sum()))
             count(STAGE, "lsh_bucket_members", int(sizes[shared].sum()))
 
 
+def _own_and_linked(values):
+    """A joined group's own values (tag _OWN: one, unless ids repeat) and its linked values."""
+    own, linked = [], []
+    for tag, value in values:
+        (own if tag == _OWN else linked).append(value)
+    return own, linked
+
+
 class _AttachMemberFn(beam.DoFn):
-    """(member, {node: [node], centers: [...]}) -> (center, member node), once per distinct center.
+    """(member, [own node, centers...]) -> (center, member node), once per distinct center.
 
     A member has at most one center per band, so its set of centers is small (<= bands).
     """
 
     def process(self, item):
-        _, grouped = item
-        nodes = list(grouped["node"])
+        _, values = item
+        nodes, centers = _own_and_linked(values)
         if not nodes:
             return
-        for center in sorted(set(grouped["centers"])):
-            yield center, nodes[0]
+        for center in sorted(set(centers)):
+            yield center, (_LINK, nodes[0])
 
 
 class _VerifyFn(beam.DoFn):
@@ -236,13 +258,13 @@ class _VerifyFn(beam.DoFn):
         self._config = config
 
     def process(self, item):
-        center, grouped = item
-        centers = list(grouped["node"])
-        if not centers:
+        center, values = item
+        mine, members = _own_and_linked(values)
+        if not mine:
             return
-        mine = _Node(*centers[0])
+        mine = _Node(*mine[0])
         mode, threshold = self._config.verify, self._config.threshold
-        for member in grouped["members"]:
+        for member in members:
             member = _Node(*member)
             if mode == "none":
                 similar = True
@@ -268,13 +290,21 @@ class _DecideFn(beam.DoFn):
         self._source_names = source_names
         self._protected = frozenset(protected)
 
+    def start_bundle(self):
+        self._kept = 0  # counted once a bundle: a counter update per document costs more than the rest
+
+    def finish_bundle(self):
+        if self._kept:
+            count(STAGE, KEPT, self._kept)
+
     def process(self, item):
-        label, grouped = item
-        minimum = next(iter(grouped["minimum"]), None)
-        for doc in grouped["doc"]:
+        label, values = item
+        docs, minimums = _own_and_linked(values)
+        minimum = minimums[0] if minimums else None
+        for doc in docs:
             source = self._source_names[priority_of(label)]
             if minimum is None:
-                count(STAGE, KEPT)
+                self._kept += 1
                 yield beam.pvalue.TaggedOutput(source, doc)
             elif source in self._protected:
                 count(STAGE, "protected_duplicate")
@@ -314,28 +344,30 @@ class NearDedup(beam.PTransform):
         unknown = set(self._protected) - set(names)
         if unknown:
             raise ValueError(f"protected sources {sorted(unknown)} are not inputs")
+        # Joins are a Flatten and a GroupByKey of (label, (tag, value)) pairs that the steps emit
+        # already tagged: Beam's CoGroupByKey would add a tagging and an untagging Map per element.
         keyed = [
-            pcoll | f"Label{name}" >> beam.Map(lambda doc, p=priority: (label_of(doc, p), doc))
+            pcoll | f"Label{name}" >> beam.Map(lambda doc, p=priority: (label_of(doc, p), (_OWN, doc)))
             for priority, (name, pcoll) in enumerate(sources.items())
         ]
         docs = keyed | "AllDocuments" >> beam.Flatten()
         nodes = docs | "Signatures" >> beam.ParDo(_SignatureFn(self._config))
-        candidates = (
+        centers = (
             nodes
             | "BandKeys" >> beam.ParDo(_BandKeysFn(self._config))
             | "Buckets" >> beam.GroupByKey()
             | "StarEdges" >> beam.ParDo(_BucketStarFn())
         )
-        nodes_by_label = nodes | "NodesByLabel" >> beam.Map(lambda node: (node[0], node))
         members = (
-            {"node": nodes_by_label,
-             "centers": candidates | "ByMember" >> beam.Map(lambda edge: (edge[1], edge[0]))}
-            | "JoinMember" >> beam.CoGroupByKey()
+            (nodes, centers)
+            | "MemberAndCenters" >> beam.Flatten()
+            | "JoinMember" >> beam.GroupByKey()
             | "AttachMember" >> beam.ParDo(_AttachMemberFn())
         )
         verified = (
-            {"node": nodes_by_label, "members": members}
-            | "JoinCenter" >> beam.CoGroupByKey()
+            (nodes, members)
+            | "CenterAndMembers" >> beam.Flatten()
+            | "JoinCenter" >> beam.GroupByKey()
             | "Verify" >> beam.ParDo(_VerifyFn(self._config))
         )
         minimums = verified | "Components" >> ConnectedComponents(self._config.cc_rounds, STAGE)
@@ -344,8 +376,9 @@ class NearDedup(beam.PTransform):
          | "ComponentSizes" >> beam.CombinePerKey(sum)
          | "CountComponents" >> beam.Map(_count_component))
         decided = (
-            {"doc": docs, "minimum": minimums}
-            | "JoinDecision" >> beam.CoGroupByKey()
+            (docs, minimums | "TagMinimums" >> beam.Map(lambda pair: (pair[0], (_LINK, pair[1]))))
+            | "DocAndMinimum" >> beam.Flatten()
+            | "JoinDecision" >> beam.GroupByKey()
             | "Decide" >> beam.ParDo(_DecideFn(names, self._protected)).with_outputs(REJECTS, *names)
         )
         kept = {name: decided[name] for name in names}

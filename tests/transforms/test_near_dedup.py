@@ -152,13 +152,13 @@ def test_per_language_scope_keeps_copies_in_other_languages(real_files):
     run_dedup(docs, NearDedupConfig(per_language=True), expect_kept=["a:x", "b:x"], expect_rejects=[])
 
 
-@pytest.mark.parametrize("shards, flush", [(1, 100_000), (7, 100_000), (4096, 3 * 25)])
+@pytest.mark.parametrize("shards, flush", [(1, 4096), (7, 4096), (4096, 3)])
 def test_lsh_shards_and_batch_flushes_do_not_change_the_result(real_files, monkeypatch, shards, flush):
     """Buckets are the same whether the band keys of a bundle travel in one batch or are flushed
     every three documents, and whatever the number of LSH shards they spread over."""
     from transforms import near_dedup
 
-    monkeypatch.setattr(near_dedup._BandKeysFn, "_FLUSH", flush)
+    monkeypatch.setattr(near_dedup._BandKeysFn, "_BATCH", flush)
     names = sorted(real_files)[:10]
     docs = [doc(f"orig/{i}:{n}", real_files[n]) for i, n in enumerate(names)]
     docs += [doc(f"fork/{i}:{n}", edited(real_files[n])) for i, n in enumerate(names[:4])]
