@@ -35,21 +35,32 @@ def to_document(record: dict) -> Document:
                     license_confidence=None, ref=None)
 
 
+def write_input(docs: list[dict], path: str) -> None:
+    """The documents as the JSONL file a pipeline reads (one JSON object a line)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in docs:
+            handle.write(json.dumps(record) + "\n")
+
+
 def run(docs: list[dict], verify: str = "signature", workers: int = 1, threshold: float = 0.8) -> set[str]:
     """The ids NearDedup removes from ``docs`` (dicts with id, text and optionally stars)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        # Documents enter from a file, as in a pipeline: beam.Create would pickle the whole corpus
+        # into the job graph and the benchmark would time bz2 instead of dedup.
+        write_input(docs, f"{tmp}/docs.jsonl")
+        return run_file(f"{tmp}/docs.jsonl", verify, workers, threshold)
+
+
+def run_file(path: str, verify: str = "signature", workers: int = 1, threshold: float = 0.8) -> set[str]:
+    """``run`` on a JSONL file already written: reading and parsing it is part of the stage."""
     args = ["--runner=FnApiRunner"]
     if workers > 1:
         args += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     with tempfile.TemporaryDirectory() as tmp:
-        # Documents enter from a file, as in a pipeline: beam.Create would pickle the whole corpus
-        # into the job graph and the benchmark would time bz2 instead of dedup.
-        with open(f"{tmp}/docs.jsonl", "w", encoding="utf-8") as handle:
-            for record in docs:
-                handle.write(json.dumps(record) + "\n")
         with beam.Pipeline(options=PipelineOptions(args)) as pipeline:
             _, rejects = (
                 pipeline
-                | beam.io.ReadFromText(f"{tmp}/docs.jsonl")
+                | beam.io.ReadFromText(path)
                 | beam.Map(lambda line: to_document(json.loads(line)))
                 | NearDedup(NearDedupConfig(threshold=threshold, verify=verify))
             )
@@ -57,8 +68,8 @@ def run(docs: list[dict], verify: str = "signature", workers: int = 1, threshold
              | beam.Map(lambda r: json.dumps({"id": r.id, "kept": r.detail}))
              | beam.io.WriteToText(f"{tmp}/removed", file_name_suffix=".jsonl"))
         removed = set()
-        for path in Path(tmp).glob("removed*.jsonl"):
-            removed.update(json.loads(line)["id"] for line in path.read_text().splitlines())
+        for out in Path(tmp).glob("removed*.jsonl"):
+            removed.update(json.loads(line)["id"] for line in out.read_text().splitlines())
         return removed
 
 
