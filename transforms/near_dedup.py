@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 from typing import NamedTuple, Optional
@@ -132,6 +131,14 @@ class _SignatureFn(beam.DoFn):
         )))
 
 
+def _run_starts(ordered: np.ndarray) -> np.ndarray:
+    """Indices where a run of equal values starts in a sorted, non-empty array."""
+    first = np.empty(ordered.size, dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return np.flatnonzero(first)
+
+
 class _BandKeysFn(beam.DoFn):
     """Each document's band keys, gathered per LSH shard over a bundle: ``(shard, (keys, labels))``
     with ``keys`` a uint64 array's bytes and ``labels`` the matching document labels. Keys are
@@ -182,7 +189,7 @@ class _BandKeysFn(beam.DoFn):
         order = np.argsort(shards, kind="stable")
         keys, shards = keys[order], shards[order]
         documents = (order // self._bands).tolist()
-        starts = np.flatnonzero(np.diff(shards, prepend=shards[0] + 1) != 0).tolist() + [len(order)]
+        starts = _run_starts(shards).tolist() + [len(order)]
         for first, end in zip(starts[:-1], starts[1:]):
             yield int(shards[first]), (keys[first:end].tobytes(), [labels[d] for d in documents[first:end]])
 
@@ -209,10 +216,7 @@ class _BucketStarFn(beam.DoFn):
         keys = np.concatenate(keys)
         order = np.argsort(keys, kind="stable")
         ordered = keys[order]
-        first = np.empty(ordered.size, dtype=bool)  # a bucket starts where the key changes
-        first[0] = True
-        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-        starts = np.flatnonzero(first)
+        starts = _run_starts(ordered)  # a bucket starts where the key changes
         sizes = np.diff(starts, append=ordered.size)
         shared = sizes > 1
         for start, size in zip(starts[shared].tolist(), sizes[shared].tolist()):
