@@ -25,10 +25,12 @@ REQUIRED = [
     "datasketch==2.0.0",  # pinned: signatures must match its permutations (2.0 changed its scheme)
     "sqlglot>=30,<31",  # the Multi SQL file, BigQuery -> DuckDB (tested with 30.x)
     "duckdb>=1.1,<3",  # runs it over a local github_repos snapshot (UNNEST ... WITH ORDINALITY)
+    "pyyaml>=6",  # the instruct task registry (schemas/instruct.py)
 ]
 
 # Downstream training jobs (training/): the CPU wheel of torch where the machine provides one
 # (never an unpinned torch: it pulls a multi-GB CUDA build); transformers for CodeGen's classes.
+# A GPU image needs no Beam: training/requirements.txt lists what training/ and schemas/ import.
 TRAIN = ["torch==2.13.0", "transformers==5.18.0"]
 
 EXTRAS = {
