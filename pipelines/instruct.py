@@ -31,7 +31,7 @@ from transforms.decontamination import MIN_ITEM_TOKENS, Decontaminate
 from transforms.decontamination import tokens as decontamination_tokens
 from transforms.instruct_examples import ReadAndRender
 from transforms.instruct_mixing import CapPerTask, MixSplit
-from transforms.instruct_streams import TokenizeExamples, WriteEvalSet, WriteMixture
+from transforms.instruct_streams import EVAL_STAGE, PACK_STAGE, TokenizeExamples, WriteEvalSet, WriteMixture
 from transforms.parquet_outputs import WriteExamples
 from transforms.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
@@ -172,6 +172,28 @@ def source_sizes(registry: schema.Registry) -> list:
     return [{"path": p, "bytes": FileSystems.match([p])[0].metadata_list[0].size_in_bytes} for p in paths]
 
 
+# With --all_holdouts one job writes every split's streams. Their counters carry the split's name
+# (``pack@holdout-nli``), so a split's manifest counts its own shards plus the shared stages
+# (reading, rendering, capping, tokenizing), and the index manifest counts the whole job.
+SPLIT_STAGE = "{stage}@{split}"
+
+
+def split_stage(args, stage: str, split: schema.Split) -> str:
+    return SPLIT_STAGE.format(stage=stage, split=split.name) if args.all_holdouts else stage
+
+
+def split_counts(counts: dict, split_name: str) -> dict:
+    """A split's view of the job's counts: the shared stages, and its own under their plain names."""
+    own = {}
+    for stage, values in counts.items():
+        base, marker, name = stage.partition("@")
+        if not marker:
+            own.setdefault(stage, values)
+        elif name == split_name:
+            own[base] = values
+    return dict(sorted(own.items()))
+
+
 def split_output(args, split: schema.Split) -> str:
     """Where a split is written: the version's (staging) root, or its subfolder with --all_holdouts."""
     return common.join(args.output, split.name) if args.all_holdouts else args.output
@@ -216,13 +238,14 @@ def main(argv=None):
          | f"{label}WriteRealised" >> WriteJson(common.join(run_dir, "realised.json")))
         mixture | f"{label}Write" >> WriteMixture(
             folder, seq_len=args.seq_len, num_shards=args.num_shards, seed=args.seed,
-            eot_id=tokenizer.eot_id, pad_id=tokenizer.pad_id, stats_path=common.join(run_dir, "shards.json"))
+            eot_id=tokenizer.eot_id, pad_id=tokenizer.pad_id, stats_path=common.join(run_dir, "shards.json"),
+            stage=split_stage(args, PACK_STAGE, split))
         audit = [mixture]
         if split.eval_tasks:
             eval_set = eval_tokenized | f"{label}EvalTasks" >> beam.Filter(_in_tasks, set(split.eval_tasks))
             eval_set | f"{label}WriteEval" >> WriteEvalSet(
                 common.join(folder, "eval"), num_shards=args.eval_shards, seed=args.seed,
-                stats_path=common.join(run_dir, "eval.json"))
+                stats_path=common.join(run_dir, "eval.json"), stage=split_stage(args, EVAL_STAGE, split))
             audit.append(eval_set)
         if args.write_examples:
             audit | f"{label}Audit" >> beam.Flatten() | f"{label}WriteExamples" >> WriteExamples(folder)
@@ -251,7 +274,7 @@ def main(argv=None):
                 eval_tasks[task] = eval_tasks.get(task, 0) + n
         fields = dict(
             dataset=DATASET, started=started, config=run_config(args, registry, split, decontamination),
-            counts=counts, inputs=inputs, shards=shards, **sections,
+            counts=split_counts(counts, split.name), inputs=inputs, shards=shards, **sections,
             holdout={"cluster": split.holdout, "excluded_clusters": list(split.excluded_clusters),
                      "train_tasks": list(split.train_tasks), "eval_tasks": list(split.eval_tasks)},
             mixture={"max_examples_per_task": args.max_examples_per_task, "mixing_cap": args.mixing_cap,

@@ -24,10 +24,12 @@ from transforms.counting import KEPT, count
 from transforms.global_shuffle import GroupIntoShuffledShards
 from transforms.packing import PackedShard
 from transforms.run_stats import WriteJson
+from transforms.shard_writer import STAGE as PACK_STAGE
 from transforms.shard_writer import PackAndWriteShards, write_atomically
 from transforms.tokenize import load_tokenizer
 
 TOKENIZE_STAGE = "instruct_tokenize"
+EVAL_STAGE = "instruct_eval"
 INPUT_SEPARATOR = "\n"
 
 
@@ -123,8 +125,9 @@ def pack_examples(index, items, seq_len, eot_id, pad_id, tail="pad") -> PackedSh
 class WriteMixture(beam.PTransform):
     """A split's TokenizedExamples -> packed shards under ``output`` and their stats JSON."""
 
-    def __init__(self, output, *, seq_len, num_shards, seed, eot_id, pad_id, stats_path):
+    def __init__(self, output, *, seq_len, num_shards, seed, eot_id, pad_id, stats_path, stage=PACK_STAGE):
         super().__init__()
+        self._stage = stage
         self._output = output
         self._seq_len = seq_len
         self._num_shards = num_shards
@@ -138,7 +141,7 @@ class WriteMixture(beam.PTransform):
                  | "GlobalShuffle" >> GroupIntoShuffledShards(self._num_shards, self._seed)
                  | "PackAndWrite" >> PackAndWriteShards(
                      self._output, self._num_shards, self._seq_len, self._eot_id, self._pad_id,
-                     "pad", pack_fn=pack_examples))
+                     "pad", pack_fn=pack_examples, stage=self._stage))
         (stats | "AllShardStats" >> beam.combiners.ToList()
          | "WriteShardStats" >> WriteJson(self._stats_path))
         return stats
@@ -159,9 +162,10 @@ def eval_record(example: schema.RenderedExample, input_bytes: bytes, target_byte
 
 
 class _WriteEvalShardFn(beam.DoFn):
-    def __init__(self, folder: str, num_shards: int):
+    def __init__(self, folder: str, num_shards: int, stage: str):
         self._folder = folder.rstrip("/")
         self._num_shards = num_shards
+        self._stage = stage
 
     def process(self, item):
         from schemas.packed_stream import shard_name
@@ -176,7 +180,7 @@ class _WriteEvalShardFn(beam.DoFn):
 
         name = shard_name(index, self._num_shards, "tfrecord", prefix="eval")
         size, digest = write_atomically(f"{self._folder}/{name}", write)
-        count("instruct_eval", "examples", len(items))
+        count(self._stage, "examples", len(items))
         yield {"shard": index, "path": f"eval/{name}", "examples": len(items), "bytes": size,
                "sha256": digest, "tasks": dict(sorted(tasks.items()))}
 
@@ -191,8 +195,9 @@ def _eval_item(tokenized: TokenizedExample):
 class WriteEvalSet(beam.PTransform):
     """Held-out tasks' TokenizedExamples -> ``eval/eval-*.tfrecord`` in hash order, and stats JSON."""
 
-    def __init__(self, folder: str, *, num_shards: int, seed: int, stats_path: str):
+    def __init__(self, folder: str, *, num_shards: int, seed: int, stats_path: str, stage: str = EVAL_STAGE):
         super().__init__()
+        self._stage = stage
         self._folder = folder
         self._num_shards = num_shards
         self._seed = seed
@@ -202,7 +207,7 @@ class WriteEvalSet(beam.PTransform):
         stats = (tokenized
                  | "AsItems" >> beam.Map(_eval_item)
                  | "Shuffle" >> GroupIntoShuffledShards(self._num_shards, self._seed)
-                 | "Write" >> beam.ParDo(_WriteEvalShardFn(self._folder, self._num_shards)))
+                 | "Write" >> beam.ParDo(_WriteEvalShardFn(self._folder, self._num_shards, self._stage)))
         (stats | "AllEvalStats" >> beam.combiners.ToList()
          | "WriteEvalStats" >> WriteJson(self._stats_path))
         return stats

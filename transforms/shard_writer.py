@@ -78,8 +78,9 @@ def pack_documents(index, docs, seq_len, eot_id, pad_id, tail):
 
 class _PackAndWriteFn(beam.DoFn):
     def __init__(self, output_dir, num_shards, seq_len, eot_id, pad_id, tail, formats,
-                 pack_fn=pack_documents):
+                 pack_fn=pack_documents, stage=STAGE):
         self._output_dir = output_dir.rstrip("/")
+        self._stage = stage
         self._num_shards = num_shards
         self._seq_len = seq_len
         self._eot_id = eot_id
@@ -92,10 +93,10 @@ class _PackAndWriteFn(beam.DoFn):
         index, docs = item
         packed = self._pack_fn(index, docs, self._seq_len, self._eot_id, self._pad_id, self._tail)
         sequences = int(packed.input_ids.shape[0])
-        count(STAGE, "sequences", sequences)
-        count(STAGE, "documents", packed.documents)
-        count(STAGE, "tail_tokens", packed.tail_tokens)
-        count(STAGE, "dropped_tail_tokens", packed.dropped_tokens)
+        count(self._stage, "sequences", sequences)
+        count(self._stage, "documents", packed.documents)
+        count(self._stage, "tail_tokens", packed.tail_tokens)
+        count(self._stage, "dropped_tail_tokens", packed.dropped_tokens)
         files = []
         for fmt in self._formats:
             name = shard_name(index, self._num_shards, fmt)
@@ -131,13 +132,14 @@ class PackAndWriteShards(beam.PTransform):
 
     ``pack_fn(index, docs, seq_len, eot_id, pad_id, tail) -> PackedShard`` packs a shard's items;
     the default packs documents (the corpora), instruction mixtures pass their example packer.
+    ``stage`` names the counters' stage (a job writing several streams gives each its own).
     """
 
     def __init__(self, output_dir, num_shards, seq_len, eot_id, pad_id, tail="drop",
-                 formats=("tfrecord", "arrow"), pack_fn=pack_documents):
+                 formats=("tfrecord", "arrow"), pack_fn=pack_documents, stage=STAGE):
         super().__init__()
         self._fn = _PackAndWriteFn(output_dir, num_shards, seq_len, eot_id, pad_id, tail, formats,
-                                   pack_fn)
+                                   pack_fn, stage)
 
     def expand(self, shards):
         return shards | beam.ParDo(self._fn)

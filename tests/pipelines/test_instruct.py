@@ -177,6 +177,12 @@ def test_all_holdouts_in_one_run(sample_tokenizer, tmp_path, capsys):
         assert top["splits"][name]["manifest_sha256"] == hashlib.sha256(data).hexdigest()
         assert top["splits"][name]["totals"] == manifest["totals"]
         assert datasets.verify(str(out / name)) == []  # a split folder is a dataset of its own
+        # A split's counts are its own shards' and eval files', plus the stages every split shares.
+        assert manifest["counts"]["pack"]["sequences"] == manifest["totals"]["records"] > 0
+        assert manifest["counts"]["instruct_eval"]["examples"] == manifest["eval"]["examples"] > 0
+        assert manifest["counts"]["instruct_tokenize"] == top["counts"]["instruct_tokenize"]
+        assert top["counts"][f"pack@{name}"] == manifest["counts"]["pack"]
+        assert not any("@" in stage for stage in manifest["counts"])
     assert list(manifests["holdout-sentiment"]["mixture"]["tasks"]) == ["web_questions"]
     assert manifests["holdout-sentiment"]["eval"]["tasks"] == {"poem_sentiment": 50}
     assert list(manifests["holdout-closed_book_qa"]["mixture"]["tasks"]) == ["poem_sentiment"]
