@@ -258,17 +258,26 @@ class _AttachMemberFn(beam.DoFn):
 
 
 class _VerifyFn(beam.DoFn):
+    """A center's candidate edges, each kept only if its two signatures are similar enough.
+
+    The group is read twice from Beam's re-iterable (first the center's own node, then the members
+    one at a time), never copied into a list: a boilerplate bucket of a million members costs one
+    member's memory here, not a million signatures."""
+
     def __init__(self, config: NearDedupConfig):
         self._config = config
 
     def process(self, item):
         center, values = item
-        mine, members = _own_and_linked(values)
-        if not mine:
+        mine = next((value for tag, value in values if tag == _OWN), None)
+        if mine is None:
             return
-        mine = _Node(*mine[0])
+        mine = _Node(*mine)
         mode, threshold = self._config.verify, self._config.threshold
-        for member in members:
+        verified = rejected = 0
+        for tag, member in values:
+            if tag != _LINK:
+                continue
             member = _Node(*member)
             if mode == "none":
                 similar = True
@@ -277,10 +286,14 @@ class _VerifyFn(beam.DoFn):
             else:
                 similar = estimated_jaccard(_hashes(mine.signature), _hashes(member.signature)) >= threshold
             if similar:
-                count(STAGE, "verified_edges")
+                verified += 1
                 yield center, member.label
             else:
-                count(STAGE, "rejected_candidate_edges")
+                rejected += 1
+        if verified:
+            count(STAGE, "verified_edges", verified)
+        if rejected:
+            count(STAGE, "rejected_candidate_edges", rejected)
 
 
 def _hashes(data: bytes) -> np.ndarray:
