@@ -20,6 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from pipelines import claims
 from schemas import manifest as manifest_schema
 from schemas.version import __version__
 from transforms import histograms, progress
@@ -92,6 +93,7 @@ PUBLISHING_MARKER = "_PUBLISHING"
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 _STAGED: dict = {}  # staging folder -> version folder, for publish_manifest
 _CURRENT = {"staging": None}  # the staging folder this process claimed last (run_pipeline's)
+_CLAIMS: dict = {}  # staging folder -> this process's claim on it (pipelines/claims.py)
 JOB_FILE = "job.json"  # in the staging folder's _run/: the submitted job, for the finalize step
 
 # How the driver runs its job. "run": run and wait, then publish (local runs, direct Dataflow
@@ -173,11 +175,29 @@ def prepare_output(output: str, overwrite: bool = False) -> str:
     elif _files_under(output):
         raise UsageError(f"--output: {output} holds files but no Sluice manifest; choose a new version folder")
     staging = staging_folder(output)
+    _refuse_live_owner(output, staging)
     remove_tree(staging)  # an interrupted run's leftovers
     FileSystems.mkdirs(staging)
+    _CLAIMS[staging] = claims.take(staging)
     _STAGED[staging] = output.rstrip("/")
     _CURRENT["staging"] = staging
     return staging
+
+
+def _refuse_live_owner(output: str, staging: str) -> None:
+    """A staging folder another live run owns is refused; a dead run's is left to be cleared."""
+    claim = claims.read(staging)
+    if not claim:
+        return
+    mine = _CLAIMS.get(staging)
+    if claim.get("pid") == os.getpid() and claim.get("host") == claims.this_process()["host"] and not (
+            mine and mine["run_id"] == claim.get("run_id")):
+        claims.release(staging)  # an earlier run of this process that failed: its claim is stale
+        return
+    alive = claims.owner_alive(claim)
+    if alive:
+        raise UsageError(f"--output: version {output} is being written by another run (run {claim.get('run_id')},"
+                         f" started {claim.get('started')}): {alive}; wait for it, or choose another version")
 
 
 def _claim_submitted(output: str) -> str:
@@ -194,6 +214,7 @@ def _claim_submitted(output: str) -> str:
         raise UsageError(f"--dataflow_job_id: {RUN_MODE['job_id']} did not write {output}"
                          f" (its staging folder belongs to job {job['job_id']})")
     RUN_MODE["started"] = job["started"]
+    _CLAIMS[staging] = claims.take(staging)  # the launcher's claim passes to the finalize step
     _STAGED[staging] = output.rstrip("/")
     _CURRENT["staging"] = staging
     return staging
@@ -253,6 +274,7 @@ def run_pipeline(pipeline):
         if staging is not None:
             write_json_file(join(join(staging, RUN_STATS_DIR), JOB_FILE),
                             {"job_id": job_id, "started": started_at(), "version": _STAGED[staging]})
+            claims.release(staging)  # the launcher exits now; its claim lapses after claims.LEASE_S
         raise Submitted(job_id)
     result.wait_until_finish()
     progress.REPORTER.print_if_changed()  # the final counts of an in-process run
@@ -435,6 +457,12 @@ def publish_manifest(output: str, *, nested: dict | None = None, **fields) -> di
     manifest = build_manifest(output, **fields)
     staging = output.rstrip("/")
     version = _STAGED.get(staging, staging)
+    claim = _CLAIMS.pop(staging, None)
+    if claim is not None:
+        claims.release(staging)
+        if not claims.still_ours(staging, claim):
+            raise UsageError(f"--output: another run took over {staging} while this run wrote it"
+                             f" (this run's claim {claim['run_id']} is gone); nothing was published")
     remove_tree(join(staging, RUN_STATS_DIR))
     if version != staging:
         if FileSystems.exists(join(version, manifest_schema.MANIFEST_NAME)):
@@ -465,6 +493,8 @@ def run_main(main, argv=None) -> int:
         return 2
     except DryRun as dry:
         if dry.staging is not None:
+            claims.release(dry.staging)
+            _CLAIMS.pop(dry.staging, None)
             remove_tree(dry.staging)
             _STAGED.pop(dry.staging, None)
         job = getattr(dry.result, "job", None)

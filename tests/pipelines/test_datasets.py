@@ -198,3 +198,78 @@ def test_a_local_run_prints_progress_while_it_runs(nl_input, nl_tokenizer, tmp_p
     assert lines[0] != lines[-1]
     published = json.loads((tmp_path / "nl" / "v1" / "manifest.json").read_text())
     assert f"tokenize kept={published['counts']['tokenize']['kept']:,}" in lines[-1]
+
+
+def write_claim(staging, **fields):
+    from pipelines import claims
+
+    (staging / "_run").mkdir(parents=True, exist_ok=True)
+    claim = {"run_id": "other-run", "started": "2026-01-01T00:00:00+00:00", **fields}
+    (staging / claims.CLAIM_PATH).write_text(json.dumps(claim))
+    return claim
+
+
+def ago(seconds):
+    import datetime
+
+    return (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)).isoformat()
+
+
+def test_a_running_run_on_this_host_keeps_its_staging_folder(nl_input, nl_tokenizer, tmp_path, capsys):
+    """Two runs of one version: the second is refused while the first's process lives (whatever its
+    lease says), and takes the folder over once that process is gone."""
+    from pipelines import claims
+
+    target = tmp_path / "nl" / "v1"
+    staging = tmp_path / "nl" / "_staging" / "v1"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        me = claims.this_process()
+        write_claim(staging, host=me["host"], boot_id=me["boot_id"], pid=other.pid,
+                    start_tick=claims._start_tick(other.pid), renewed=ago(3600))
+        (staging / "train-00000-of-00002.arrow").write_bytes(b"the other run's half-written shard")
+        assert nl.run(nl_argv(nl_input, nl_tokenizer, target)) == 2
+        err = capsys.readouterr().err
+        assert "is being written by another run (run other-run" in err
+        assert f"its process {other.pid} on this host is still running" in err
+        assert (staging / "train-00000-of-00002.arrow").exists()  # untouched
+    finally:
+        other.kill()
+        other.wait()
+    assert nl.run(nl_argv(nl_input, nl_tokenizer, target)) == 0
+    assert datasets.verify(str(target)) == [] and not staging.exists()
+
+
+def test_another_hosts_claim_holds_until_its_lease_lapses(nl_input, nl_tokenizer, tmp_path, capsys):
+    from pipelines import claims
+
+    target = tmp_path / "nl" / "v1"
+    staging = tmp_path / "nl" / "_staging" / "v1"
+    write_claim(staging, host="builder-7", boot_id="another-boot", pid=4242, start_tick=1, renewed=ago(30))
+    assert nl.run(nl_argv(nl_input, nl_tokenizer, target)) == 2
+    assert "runs on host builder-7 (pid 4242) and renewed its claim 30 s ago" in capsys.readouterr().err
+    write_claim(staging, host="builder-7", boot_id="another-boot", pid=4242, start_tick=1,
+                renewed=ago(claims.LEASE_S + 5))
+    assert nl.run(nl_argv(nl_input, nl_tokenizer, target)) == 0
+    assert datasets.verify(str(target)) == []
+
+
+def test_a_run_that_lost_its_staging_folder_publishes_nothing(nl_input, nl_tokenizer, tmp_path):
+    """Another run takes the folder over while this one writes (its claim replaced): this run ends
+    with status 2 and publishes nothing."""
+    from pipelines import claims
+
+    target = tmp_path / "nl" / "v1"
+    staging = tmp_path / "nl" / "_staging" / "v1"
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.nl", *nl_argv(nl_input, nl_tokenizer, target)],
+                            cwd=ROOT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    claim_path = staging / claims.CLAIM_PATH
+    deadline = time.monotonic() + 60
+    while not claim_path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before its folder could be taken over"
+    write_claim(staging, host="builder-7", boot_id="another-boot", pid=4242, start_tick=1, renewed=ago(0))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    assert "another run took over" in err and "nothing was published" in err
+    assert not (target / "manifest.json").exists()

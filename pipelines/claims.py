@@ -1,0 +1,151 @@
+"""Who owns a version's staging folder while a run writes it, so two runs of one version never mix.
+
+A run writes ``STAGING/_run/claim.json`` before anything else: a random run id, the host, the
+process id and the process's start (boot id and start tick, so a reused pid is not mistaken for
+the owner), and when the claim was last renewed. A daemon thread renews it every ``RENEW_S``
+seconds while the run's driver lives. Another run of the same version takes the folder over only
+from an owner that is gone:
+
+- on the same host: the owner's process no longer exists (exact, at once);
+- from another host: its claim was not renewed for ``LEASE_S`` seconds.
+
+A Flex Template launcher exits once its job is submitted, so a submitted job's claim lapses
+after ``LEASE_S``; after that the scheduler's one run at a time and the finalize step's job id
+check guard it. Publishing first checks that the claim is still this run's, so a run that lost
+its folder to another never publishes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import threading
+import uuid
+from typing import Optional
+
+from apache_beam.io.filesystems import FileSystems
+
+CLAIM_PATH = "_run/claim.json"
+RENEW_S = 60.0
+LEASE_S = 600.0
+
+_RENEWERS: dict = {}  # staging folder -> threading.Event that stops its renewal
+
+
+def _path(staging: str) -> str:
+    return f"{staging.rstrip('/')}/{CLAIM_PATH}"
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _boot_id() -> Optional[str]:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def _start_tick(pid: int) -> Optional[int]:
+    """The process's start time in clock ticks since boot (Linux), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def this_process() -> dict:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "boot_id": _boot_id(), "pid": pid, "start_tick": _start_tick(pid)}
+
+
+def read(staging: str) -> Optional[dict]:
+    path = _path(staging)
+    if not FileSystems.exists(path):
+        return None
+    try:
+        with FileSystems.open(path, compression_type="uncompressed") as handle:
+            return json.loads(handle.read())
+    except (OSError, ValueError):
+        return None  # a torn or foreign file is no claim
+
+
+def _write(staging: str, claim: dict) -> None:
+    path = _path(staging)
+    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+    with FileSystems.create(temporary) as handle:
+        handle.write(json.dumps(claim, sort_keys=True).encode("utf-8"))
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([temporary], [path])
+
+
+def owner_alive(claim: dict, now: Optional[datetime.datetime] = None) -> Optional[str]:
+    """Why ``claim``'s run must be taken for alive (a sentence for the error), or None if it is gone."""
+    me = this_process()
+    if claim.get("host") == me["host"] and claim.get("boot_id") == me["boot_id"]:
+        pid = claim.get("pid")
+        if not isinstance(pid, int) or not _process_exists(pid):
+            return None
+        if claim.get("start_tick") is not None and _start_tick(pid) != claim["start_tick"]:
+            return None  # the pid was reused by another process
+        return f"its process {pid} on this host is still running"
+    try:
+        renewed = datetime.datetime.fromisoformat(claim["renewed"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    age = ((now or _now()) - renewed).total_seconds()
+    if age < LEASE_S:
+        return (f"it runs on host {claim.get('host')} (pid {claim.get('pid')}) and renewed its claim"
+                f" {int(age)} s ago; a claim lapses {int(LEASE_S)} s after its last renewal")
+    return None
+
+
+def take(staging: str) -> dict:
+    """Write this run's claim into the (empty) staging folder and keep renewing it."""
+    claim = {**this_process(), "run_id": uuid.uuid4().hex, "started": _now().isoformat(timespec="seconds")}
+    claim["renewed"] = claim["started"]
+    _write(staging, claim)
+    stop = threading.Event()
+    thread = threading.Thread(target=_renew, args=(staging, claim, stop), name="sluice-claim", daemon=True)
+    _RENEWERS[staging.rstrip("/")] = (stop, thread)
+    thread.start()
+    return claim
+
+
+def _renew(staging: str, claim: dict, stop: threading.Event) -> None:
+    while not stop.wait(RENEW_S):
+        current = read(staging)
+        if not current or current.get("run_id") != claim["run_id"]:
+            return  # taken over: publish will refuse
+        _write(staging, {**claim, "renewed": _now().isoformat(timespec="seconds")})
+
+
+def still_ours(staging: str, claim: dict) -> bool:
+    current = read(staging)
+    return bool(current) and current.get("run_id") == claim["run_id"]
+
+
+def release(staging: str) -> None:
+    """Stop renewing, and wait until no renewal is under way (the claim file then goes with the
+    staging folder's ``_run/`` at publish, and no late renewal can write it back)."""
+    renewer = _RENEWERS.pop(staging.rstrip("/"), None)
+    if renewer is not None:
+        stop, thread = renewer
+        stop.set()
+        thread.join(timeout=60)
