@@ -21,7 +21,7 @@ import sys
 import fsspec
 import pyarrow as pa
 
-from pipelines import common, summary
+from pipelines import claims, common, summary
 from schemas import dataset_version
 from schemas import manifest as manifest_schema
 from schemas import tfrecord
@@ -67,13 +67,25 @@ def list_versions(root: str) -> list[dict]:
     for folder in sorted(fs.glob(f"{base}/*/{common.STAGING_DIR}/*")):
         dataset_folder, _, version = folder.rsplit("/", 3)[-3:]
         rows.append({"dataset": dataset_folder, "version": version, "kind": None,
-                     "status": "staging (unfinished run)"})
+                     "status": staging_status(fs, folder)})
     for marker in sorted(fs.glob(f"{base}/*/*/{common.PUBLISHING_MARKER}")):
         dataset_folder, version = marker.rsplit("/", 3)[-3:-1]
         if (dataset_folder, version) not in published:
             rows.append({"dataset": dataset_folder, "version": version, "kind": None,
                          "status": "interrupted publish"})
     return sorted(rows, key=lambda r: (r["dataset"], r["version"], r["status"]))
+
+
+def staging_status(fs, folder: str) -> str:
+    """A staging folder's run: still running (its claim's owner lives, pipelines/claims.py) or not."""
+    try:
+        with fs.open(f"{folder}/{claims.CLAIM_PATH}", "rb") as handle:
+            claim = json.loads(handle.read())
+    except (OSError, ValueError):
+        claim = None
+    if isinstance(claim, dict) and claims.owner_alive(claim):
+        return f"running (pid {claim.get('pid')} on {claim.get('host')})"
+    return "staging (unfinished run)"
 
 
 def split_totals(manifest: dict) -> dict:

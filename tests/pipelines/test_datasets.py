@@ -233,6 +233,8 @@ def test_a_running_run_on_this_host_keeps_its_staging_folder(nl_input, nl_tokeni
         assert "is being written by another run (run other-run" in err
         assert f"its process {other.pid} on this host is still running" in err
         assert (staging / "train-00000-of-00002.arrow").exists()  # untouched
+        assert [r["status"] for r in datasets.list_versions(str(tmp_path))] == [
+            f"running (pid {other.pid} on {me['host']})"]
     finally:
         other.kill()
         other.wait()
