@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 import socket
 import threading
@@ -31,7 +32,7 @@ CLAIM_PATH = "_run/claim.json"
 RENEW_S = 60.0
 LEASE_S = 600.0
 
-_RENEWERS: dict = {}  # staging folder -> threading.Event that stops its renewal
+_RENEWERS: dict = {}  # staging folder -> (threading.Event that stops its renewal, the renewing thread)
 
 
 def _path(staging: str) -> str:
@@ -130,10 +131,13 @@ def take(staging: str) -> dict:
 
 def _renew(staging: str, claim: dict, stop: threading.Event) -> None:
     while not stop.wait(RENEW_S):
-        current = read(staging)
-        if not current or current.get("run_id") != claim["run_id"]:
-            return  # taken over: publish will refuse
-        _write(staging, {**claim, "renewed": _now().isoformat(timespec="seconds")})
+        try:
+            current = read(staging)
+            if not current or current.get("run_id") != claim["run_id"]:
+                return  # taken over: publish will refuse
+            _write(staging, {**claim, "renewed": _now().isoformat(timespec="seconds")})
+        except Exception as err:  # noqa: BLE001 - a failed renewal (a storage hiccup) is retried next time
+            logging.warning("could not renew the claim on %s (retrying in %.0f s): %s", staging, RENEW_S, err)
 
 
 def still_ours(staging: str, claim: dict) -> bool:
