@@ -15,6 +15,13 @@ one edge per input edge (from its smaller end) and small-star at most one per in
 edge multiset never grows, and duplicates change neither a minimum nor the fixed point. A round
 is then two shuffles instead of three, which halves the rounds' fixed cost on small inputs.
 
+Most components of a near-duplicate graph are already stars when they arrive (LSH buckets link
+every member to the bucket's smallest member): a minimum whose every neighbour is larger and has no
+other neighbour. Such a component is final as it stands, so a pre-pass of two shuffles finds them
+(each node learns whether it is such a leaf, then each edge is judged at its smaller end) and only
+the other components' edges enter the rounds. Without it an idle round still shuffles every edge
+twice, for every round of the bound.
+
 Beam graphs are static, so the loop is unrolled for ``rounds`` rounds. Every round counts the
 edges it rewired (``sluice.<stage>`` counters ``cc_round_NN_rewired``); a round that rewires
 nothing proves the fixed point. The caller checks the last round's counter and refuses to
@@ -87,6 +94,62 @@ def _drop_self_loops(edge):
     return edge[0] != edge[1]
 
 
+_HAS_SMALLER = None  # a node's marker to itself: it has a smaller neighbour, so it is no star's centre
+
+
+class _LeafStatusFn(beam.DoFn):
+    """A node and all its neighbours -> to each smaller neighbour ``(neighbour, (node, is_leaf))``.
+
+    A leaf has exactly one distinct neighbour, smaller than itself. The neighbours are read twice
+    from Beam's re-iterable and never held: a hub costs no memory."""
+
+    def process(self, item):
+        node, neighbours = item
+        only = None
+        leaf = True
+        for other in neighbours:
+            if only is None:
+                only = other
+            elif other != only:
+                leaf = False
+                break
+        leaf = leaf and only is not None and only < node
+        if leaf:
+            yield only, (node, True)
+            return
+        has_smaller = False
+        for other in neighbours:
+            if other < node:
+                has_smaller = True
+                yield other, (node, False)
+        if has_smaller:
+            yield node, _HAS_SMALLER
+
+
+class _JudgeStarFn(beam.DoFn):
+    """A node and its larger neighbours' leaf flags: a star already final, or edges for the rounds.
+
+    The component is a finished star exactly when the node has no smaller neighbour and every
+    larger neighbour is a leaf: its members then have no other edge, so nothing can join it."""
+
+    def __init__(self, stage):
+        self._stage = stage
+
+    def process(self, item):
+        node, values = item
+        star = all(value is not _HAS_SMALLER and value[1] for value in values)
+        edges = 0
+        for value in values:
+            if value is not _HAS_SMALLER:
+                edges += 1
+                yield (value[0], node) if star else beam.pvalue.TaggedOutput(_ROUNDS, (value[0], node))
+        if edges:
+            count(self._stage, "cc_star_edges" if star else "cc_round_edges", edges)
+
+
+_ROUNDS = "rounds"
+
+
 class ConnectedComponents(beam.PTransform):
     """Edges ``(u, v)`` of comparable labels -> ``(node, component minimum)`` for every non-minimum.
 
@@ -100,9 +163,14 @@ class ConnectedComponents(beam.PTransform):
         self._stage = stage
 
     def expand(self, edges):
-        current = (edges
-                   | "DropSelfLoops" >> beam.Filter(_drop_self_loops)
-                   | "BothDirections" >> beam.FlatMap(_both_directions))
+        judged = (edges
+                  | "DropSelfLoops" >> beam.Filter(_drop_self_loops)
+                  | "BothDirections" >> beam.FlatMap(_both_directions)
+                  | "NeighboursGroup" >> beam.GroupByKey()
+                  | "LeafStatus" >> beam.ParDo(_LeafStatusFn())
+                  | "StarGroup" >> beam.GroupByKey()
+                  | "JudgeStars" >> beam.ParDo(_JudgeStarFn(self._stage)).with_outputs(_ROUNDS, main="stars"))
+        current = judged[_ROUNDS] | "BothDirections2" >> beam.FlatMap(_both_directions)
         for i in range(self._rounds):
             last = i == self._rounds - 1
             current = (
@@ -112,7 +180,8 @@ class ConnectedComponents(beam.PTransform):
                 | f"SmallStar{i}Group" >> beam.GroupByKey()
                 | f"SmallStar{i}" >> beam.ParDo(_SmallStarFn(self._stage, i, both_directions=not last))
             )
-        return current | "Distinct" >> beam.Distinct() | "ToNodeAndMinimum" >> beam.Map(_larger_first)
+        merged = current | "Distinct" >> beam.Distinct() | "ToNodeAndMinimum" >> beam.Map(_larger_first)
+        return (judged["stars"], merged) | "StarsAndMerged" >> beam.Flatten()
 
 
 def convergence(counts: dict, rounds: int) -> dict:

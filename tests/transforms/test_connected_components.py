@@ -57,3 +57,23 @@ def test_too_few_rounds_is_reported_not_hidden():
     counters = {c.key.metric.name: c.committed
                 for c in result.metrics().query()["counters"] if c.key.metric.namespace == "sluice.cc_short"}
     assert convergence(counters, 1)["converged"] is False
+
+
+def test_finished_stars_skip_the_rounds():
+    """Stars (a minimum whose larger neighbours have no other edge) are final before the rounds; a
+    star touched by anything else is not, and goes through them."""
+    stars = [(f"s{c}m{i:03d}", f"s{c}") for c in range(3) for i in range(1, 101)]  # 3 stars of 100
+    stars += [("s0m001", "s0")]  # a repeated edge keeps its leaf a leaf
+    hub = [(f"h{i:04d}", "h") for i in range(1, 301)] + [("h", "a")]  # the centre has a smaller neighbour
+    shared = [("p1", "p"), ("p2", "p"), ("p2", "q"), ("q1", "q")]  # p2 joins two stars: not a leaf
+    pipeline = beam.Pipeline(runner="FnApiRunner")
+    edges = stars + hub + shared
+    assert_that(pipeline | beam.Create(edges) | ConnectedComponents(6, "cc_stars"),
+                equal_to(sorted(union_find_minimums(edges))))
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed
+                for c in result.metrics().query()["counters"] if c.key.metric.namespace == "sluice.cc_stars"}
+    assert counters["cc_star_edges"] == 300
+    assert counters["cc_round_edges"] == len(hub) + len(shared)
+    assert convergence(counters, 6)["converged"]
