@@ -95,6 +95,7 @@ def _drop_self_loops(edge):
 
 
 _HAS_SMALLER = None  # a node's marker to itself: it has a smaller neighbour, so it is no star's centre
+_ROUNDS = "rounds"  # JudgeStars' output of the edges that go through the rounds
 
 
 class _LeafStatusFn(beam.DoFn):
@@ -127,7 +128,8 @@ class _LeafStatusFn(beam.DoFn):
 
 
 class _JudgeStarFn(beam.DoFn):
-    """A node and its larger neighbours' leaf flags: a star already final, or edges for the rounds.
+    """A node and its larger neighbours' leaf flags: a star already final, or edges for the rounds
+    (emitted both ways, ready for the first large-star, as small-star does for the next round).
 
     The component is a finished star exactly when the node has no smaller neighbour and every
     larger neighbour is a leaf: its members then have no other edge, so nothing can join it."""
@@ -140,14 +142,16 @@ class _JudgeStarFn(beam.DoFn):
         star = all(value is not _HAS_SMALLER and value[1] for value in values)
         edges = 0
         for value in values:
-            if value is not _HAS_SMALLER:
-                edges += 1
-                yield (value[0], node) if star else beam.pvalue.TaggedOutput(_ROUNDS, (value[0], node))
+            if value is _HAS_SMALLER:
+                continue
+            edges += 1
+            if star:
+                yield value[0], node
+            else:
+                yield beam.pvalue.TaggedOutput(_ROUNDS, (value[0], node))
+                yield beam.pvalue.TaggedOutput(_ROUNDS, (node, value[0]))
         if edges:
             count(self._stage, "cc_star_edges" if star else "cc_round_edges", edges)
-
-
-_ROUNDS = "rounds"
 
 
 class ConnectedComponents(beam.PTransform):
@@ -170,7 +174,7 @@ class ConnectedComponents(beam.PTransform):
                   | "LeafStatus" >> beam.ParDo(_LeafStatusFn())
                   | "StarGroup" >> beam.GroupByKey()
                   | "JudgeStars" >> beam.ParDo(_JudgeStarFn(self._stage)).with_outputs(_ROUNDS, main="stars"))
-        current = judged[_ROUNDS] | "BothDirections2" >> beam.FlatMap(_both_directions)
+        current = judged[_ROUNDS]
         for i in range(self._rounds):
             last = i == self._rounds - 1
             current = (
