@@ -75,6 +75,11 @@ def this_process() -> dict:
     return {"host": socket.gethostname(), "boot_id": _boot_id(), "pid": pid, "start_tick": _start_tick(pid)}
 
 
+def is_this_process(claim: dict) -> bool:
+    me = this_process()
+    return all(claim.get(key) == me[key] for key in ("host", "boot_id", "pid", "start_tick"))
+
+
 def read(staging: str) -> Optional[dict]:
     path = _path(staging)
     if not FileSystems.exists(path):

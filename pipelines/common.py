@@ -189,10 +189,10 @@ def _refuse_live_owner(output: str, staging: str) -> None:
     claim = claims.read(staging)
     if not claim:
         return
-    mine = _CLAIMS.get(staging)
-    if claim.get("pid") == os.getpid() and claim.get("host") == claims.this_process()["host"] and not (
-            mine and mine["run_id"] == claim.get("run_id")):
-        claims.release(staging)  # an earlier run of this process that failed: its claim is stale
+    if claims.is_this_process(claim):
+        # An earlier run of this driver process that never published (it failed): a driver runs
+        # one run of a version at a time, so that run has ended and its claim is stale.
+        claims.release(staging)
         return
     alive = claims.owner_alive(claim)
     if alive:

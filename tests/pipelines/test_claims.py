@@ -56,3 +56,20 @@ def test_owner_alive_by_process_on_this_host_and_by_lease_elsewhere():
     assert "renewed its claim 300 s ago" in claims.owner_alive(elsewhere, now)
     assert claims.owner_alive({**elsewhere, "renewed": "2026-11-26T11:49:59+00:00"}, now) is None
     assert claims.owner_alive({**elsewhere, "renewed": "not a time"}, now) is None
+
+
+def test_a_rerun_in_the_same_process_takes_over_from_its_failed_run(tmp_path):
+    """A driver (a notebook, a test) whose run failed before publishing reruns the version: its own
+    earlier claim is stale, not another live run."""
+    from pipelines import common
+
+    output = str(tmp_path / "ds" / "v1")
+    staging = common.prepare_output(output)
+    first = claims.read(staging)
+    (tmp_path / "ds" / "_staging" / "v1" / "train-00000-of-00001.arrow").write_bytes(b"half a shard")
+    try:
+        assert common.prepare_output(output) == staging
+        assert not (tmp_path / "ds" / "_staging" / "v1" / "train-00000-of-00001.arrow").exists()
+        assert claims.read(staging)["run_id"] != first["run_id"]
+    finally:
+        claims.release(staging)
