@@ -88,7 +88,7 @@ def extra_versions() -> dict:
 
 
 def nl_files(patterns: list[str]) -> list[str]:
-    from transforms.pile_reader import match_inputs
+    from transforms.sources.pile_reader import match_inputs
 
     return [m.path for m in match_inputs(patterns)]
 
@@ -123,7 +123,7 @@ def scale_snapshot(snapshot: str, scale: int, workdir: str) -> str:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from transforms.github_sql import SNAPSHOT_TABLES
+    from transforms.sources.github_sql import SNAPSHOT_TABLES
 
     renamed = {"contents": ("id",), "files": ("repo_name", "id"), "licenses": ("repo_name",),
                "languages": ("repo_name",), "sample_repos": ("repo_name",)}
@@ -228,7 +228,7 @@ def multi_input_summary(manifest: dict) -> dict:
 def nl_read_reference(files: list[str]) -> dict:
     """NL's read stage's own work, outside Beam: the functions ``_ReadPileFileFn`` calls (stream
     decompression, line split, JSON parse and checks, sha256 of each text)."""
-    from transforms.pile_reader import (DEFAULT_MAX_LINE_BYTES, _CountingReader, compression_of,
+    from transforms.sources.pile_reader import (DEFAULT_MAX_LINE_BYTES, _CountingReader, compression_of,
                                         decompressed_chunks, iter_lines, parse_line)
 
     lines = compressed = 0
@@ -253,7 +253,7 @@ def multi_query_reference(snapshot: str, folder: str, manifest: dict) -> dict:
     """Multi's query alone, as its driver runs it: the SQL transpiled to DuckDB over the snapshot,
     streamed into Parquet (``github_sql.export_snapshot_query``), with the parameters and stars
     table the warm-up run's manifest records."""
-    from transforms import github_sql
+    from transforms.sources import github_sql
 
     named = manifest["inputs"]["query"]["parameters"]
     params = github_sql.QueryParams(

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "samples"))
 
-from transforms.archive_stream import ArchiveLimits, iter_members  # noqa: E402
+from transforms.sources.archive_stream import ArchiveLimits, iter_members  # noqa: E402
 import build_samples  # noqa: E402  (samples/build_samples.py: index_url, find_sdist, download)
 
 DEFAULT_CACHE = ROOT / "bench" / ".cache"

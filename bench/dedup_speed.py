@@ -176,7 +176,7 @@ def signature_benchmark(docs: list[dict], every: int, repeat: int) -> tuple[list
     import numpy as np
     from datasketch import MinHash
 
-    from transforms.minhash import MinHasher, shingle_hash32, shingle_hashes, shingles
+    from transforms.dedup.minhash import MinHasher, shingle_hash32, shingle_hashes, shingles
 
     hasher = MinHasher(NUM_PERM, SEED)
     template = MinHash(num_perm=NUM_PERM, seed=SEED)  # default hashfunc: SHA-1
@@ -527,7 +527,7 @@ def run_profile(docs: list[dict]) -> dict:
         cum[f"{Path(func[0]).name}:{func[1]}({func[2]})"] = (ct, tt, nc, func[0])
     import inspect
 
-    from transforms import near_dedup
+    from transforms.dedup import near as near_dedup
 
     sig_line = inspect.getsourcelines(near_dedup._SignatureFn.process)[1]
 
@@ -539,7 +539,7 @@ def run_profile(docs: list[dict]) -> dict:
         "  Beam: run_pipeline (planning + execution)": find(lambda k, v: k.startswith("fn_runner.py") and k.endswith("(run_pipeline)")),
         "    of which executing bundles": find(lambda k, v: k.startswith("fn_runner.py") and k.endswith("(run_stages)")),
         "      Sluice _SignatureFn.process (shingles + MinHash)": find(
-            lambda k, v: v[3].endswith("transforms/near_dedup.py") and k == f"near_dedup.py:{sig_line}(process)"),
+            lambda k, v: v[3].endswith("transforms/dedup/near.py") and k == f"near_dedup.py:{sig_line}(process)"),
         "  graph construction (NearDedup.expand etc.)": find(lambda k, v: k.startswith("near_dedup.py") and k.endswith("(expand)")),
     }
     top = sorted(((v[1], v[0], v[2], k) for k, v in cum.items()), reverse=True)[:15]

@@ -58,32 +58,32 @@ DEFAULT_INPUT = os.path.join(REPO, "samples", "mono", "manifest.jsonl")
 
 # Which Sluice source file does the work of which stage (paths relative to the repository root).
 STAGE_OF_FILE = {
-    "transforms/repo_manifest.py": "manifest",
-    "transforms/star_filter.py": "stars",
-    "transforms/license_filter.py": "license",
-    "transforms/archive_reader.py": "read",
-    "transforms/archive_stream.py": "read",
-    "transforms/file_selection.py": "select",
-    "transforms/quality_filters.py": "quality",
-    "transforms/exact_dedup.py": "exact_dedup",
-    "transforms/near_dedup.py": "near_dedup",
-    "transforms/minhash.py": "near_dedup",
-    "transforms/connected_components.py": "near_dedup",
+    "transforms/sources/repo_list.py": "manifest",
+    "transforms/filters/stars.py": "stars",
+    "transforms/filters/licenses.py": "license",
+    "transforms/sources/archive_reader.py": "read",
+    "transforms/sources/archive_stream.py": "read",
+    "transforms/filters/file_selection.py": "select",
+    "transforms/filters/quality.py": "quality",
+    "transforms/dedup/exact.py": "exact_dedup",
+    "transforms/dedup/near.py": "near_dedup",
+    "transforms/dedup/minhash.py": "near_dedup",
+    "transforms/dedup/connected_components.py": "near_dedup",
     "transforms/decontamination.py": "decontamination",
-    "transforms/tokenize.py": "tokenize",
+    "transforms/streams/tokenize.py": "tokenize",
     "schemas/tokenizer.py": "tokenize",
-    "transforms/global_shuffle.py": "shuffle",
-    "transforms/shard_writer.py": "pack_write",
-    "transforms/packing.py": "pack_write",
+    "transforms/streams/shuffle.py": "shuffle",
+    "transforms/streams/shard_writer.py": "pack_write",
+    "transforms/streams/packing.py": "pack_write",
     "schemas/packed_stream.py": "pack_write",
     "schemas/tfrecord.py": "pack_write",
     "schemas/tf_example.py": "pack_write",
-    "transforms/run_stats.py": "run_stats",
-    "transforms/parquet_outputs.py": "side_outputs",
+    "transforms/stats/run_stats.py": "run_stats",
+    "transforms/stats/side_outputs.py": "side_outputs",
 }
 # Helpers every stage calls: their frames belong to the caller's stage.
-SHARED_FILES = ("transforms/counting.py", "schemas/records.py", "transforms/polyhash.py")
-# transforms/counting.py's filter DoFn serves several stages; its ``_stage`` names which.
+SHARED_FILES = ("transforms/stats/counting.py", "schemas/records.py", "transforms/dedup/polyhash.py")
+# transforms/stats/counting.py's filter DoFn serves several stages; its ``_stage`` names which.
 COUNTED_FILTER_STAGES = {"stars": "stars", "select": "select", "quality": "quality"}
 STAGE_LABELS = [
     ("manifest", "read manifest"),
@@ -176,7 +176,7 @@ def build_input(manifest: str, scale: int, workdir: str) -> tuple[str, list[dict
     Copy k (k >= 1) of ``owner/name`` is ``owner/name-copyk``; every copy points at the same
     archive file (made absolute), so copies are exact duplicates of the originals.
     """
-    from transforms.repo_manifest import resolve_archive
+    from transforms.sources.repo_list import resolve_archive
 
     records = read_manifest_lines(manifest)
     for record in records:
@@ -264,7 +264,7 @@ class StageSampler:
             if filename.startswith(REPO + os.sep):
                 rel = filename[len(REPO) + 1:].replace(os.sep, "/")
                 stage = STAGE_OF_FILE.get(rel)
-                if rel == "transforms/counting.py" and code.co_name == "process":
+                if rel == "transforms/stats/counting.py" and code.co_name == "process":
                     stage = "counted_filter"
                 elif stage is None and rel.startswith(("transforms/", "schemas/")) \
                         and rel not in SHARED_FILES:
@@ -412,8 +412,8 @@ def read_reference(repos: list[dict], skipped: set) -> dict:
     """The read stage's own work outside Beam: iter_members + decode + sha256 over every archive
     the pipeline read (the same functions ``_ReadArchiveFn`` calls). Gives the uncompressed bytes
     of the files read, and the time that work takes with no Beam around it."""
-    from transforms.archive_reader import decode_source
-    from transforms.archive_stream import ArchiveError, ArchiveLimits, ArchiveReport, iter_members
+    from transforms.sources.archive_reader import decode_source
+    from transforms.sources.archive_stream import ArchiveError, ArchiveLimits, ArchiveReport, iter_members
 
     limits = ArchiveLimits()
     archives = files = file_bytes = compressed = 0

@@ -1,6 +1,6 @@
 """Sluice's near-dedup as a benchmark method: the real Beam transform over a list of documents.
 
-Runs ``transforms.near_dedup.NearDedup`` on Beam's Python runner (in-process FnApiRunner, or
+Runs ``transforms.dedup.near.NearDedup`` on Beam's Python runner (in-process FnApiRunner, or
 ``workers`` processes) and returns the ids it removed, read back from the rejects it wrote.
 """
 
@@ -24,7 +24,7 @@ import apache_beam as beam  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from schemas.records import Document  # noqa: E402
-from transforms.near_dedup import NearDedup, NearDedupConfig  # noqa: E402
+from transforms.dedup.near import NearDedup, NearDedupConfig  # noqa: E402
 
 
 def to_document(record: dict) -> Document:

@@ -23,8 +23,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from pipelines import claims
 from schemas import manifest as manifest_schema
 from schemas.version import __version__
-from transforms import histograms, progress
-from transforms.counting import NAMESPACE_PREFIX
+from transforms.stats import histograms
+from transforms.stats import progress
+from transforms.stats.counting import NAMESPACE_PREFIX
 
 # Beam's DirectRunner first tries the Prism runner, which downloads a binary; Sluice's local
 # default is the Python batch runner (FnApiRunner, what the DirectRunner falls back to), which
@@ -482,7 +483,7 @@ def run_main(main, argv=None) -> int:
     """Run ``main(argv)``; a UsageError or a bad flag becomes one line on stderr and exit status 2.
     An int that ``main`` returns is the exit status (e.g. ``sluice datasets verify``'s 1).
 
-    Local runs started from the command line print their progress (transforms/progress.py).
+    Local runs started from the command line print their progress (transforms/stats/progress.py).
     """
     logging.getLogger().setLevel(logging.WARNING)
     os.environ.setdefault(progress.ENV, progress.DEFAULT_INTERVAL_S)

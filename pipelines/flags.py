@@ -10,16 +10,16 @@ from __future__ import annotations
 import argparse
 
 from pipelines import common
-from transforms.connected_components import convergence
+from transforms.dedup.connected_components import convergence
 from transforms.decontamination import BENCHMARKS, DEFAULT_MIN_COVERAGE, Decontaminate
 from transforms.decontamination import DEFAULT_NGRAM as DECONTAMINATION_NGRAM
-from transforms.near_dedup import STAGE as NEAR_DEDUP_STAGE
-from transforms.near_dedup import VERIFY_MODES, NearDedup, NearDedupConfig
-from transforms.packed_output import WritePackedStreams
-from transforms.packing import TAIL_MODES
-from transforms.parquet_outputs import WriteDocuments, WriteRejects
-from transforms.run_stats import read_json
-from transforms.tokenize import load_tokenizer
+from transforms.dedup.near import STAGE as NEAR_DEDUP_STAGE
+from transforms.dedup.near import VERIFY_MODES, NearDedup, NearDedupConfig
+from transforms.streams.write_packed_streams import WritePackedStreams
+from transforms.streams.packing import TAIL_MODES
+from transforms.stats.side_outputs import WriteDocuments, WriteRejects
+from transforms.stats.run_stats import read_json
+from transforms.streams.tokenize import load_tokenizer
 
 MAX_SHARDS = 99999  # shard names carry five digits
 

@@ -29,11 +29,11 @@ from pipelines import common, flags
 from schemas import instruct as schema
 from transforms.decontamination import MIN_ITEM_TOKENS, Decontaminate
 from transforms.decontamination import tokens as decontamination_tokens
-from transforms.instruct_examples import ReadAndRender
-from transforms.instruct_mixing import CapPerTask, MixSplit
-from transforms.instruct_streams import EVAL_STAGE, PACK_STAGE, TokenizeExamples, WriteEvalSet, WriteMixture
-from transforms.parquet_outputs import WriteExamples
-from transforms.run_stats import ArchiveFingerprintFn, WriteJson, read_json
+from transforms.instruct.examples import ReadAndRender
+from transforms.instruct.mixing import CapPerTask, MixSplit
+from transforms.instruct.streams import EVAL_STAGE, PACK_STAGE, TokenizeExamples, WriteEvalSet, WriteMixture
+from transforms.stats.side_outputs import WriteExamples
+from transforms.stats.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
 DATASET = "instruct"
 EVAL_TEXTS = "eval_texts.jsonl"

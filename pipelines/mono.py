@@ -17,11 +17,11 @@ import dataclasses
 import apache_beam as beam
 
 from pipelines import common, flags
-from transforms.archive_stream import ArchiveLimits
-from transforms.github_curation import CurateGithubRepos, CurationConfig
-from transforms.license_filter import DEFAULT_ALLOWED, DEFAULT_MIN_CONFIDENCE, normalize_allow_list
-from transforms.quality_filters import QualityThresholds
-from transforms.run_stats import ArchiveFingerprintFn, WriteJson, read_json
+from transforms.sources.archive_stream import ArchiveLimits
+from transforms.curation.github import CurateGithubRepos, CurationConfig
+from transforms.filters.licenses import DEFAULT_ALLOWED, DEFAULT_MIN_CONFIDENCE, normalize_allow_list
+from transforms.filters.quality import QualityThresholds
+from transforms.stats.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
 DATASET = "mono"
 

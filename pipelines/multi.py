@@ -7,7 +7,7 @@
     ... --bigquery_project P --bigquery_destination P.D.T    (live query, Dataflow)
     ... --bigquery_export 'gs://BUCKET/multi/*.parquet'      (an EXPORT DATA of the query)
 
-Stages: query (transforms/sql/github_repos_multi.sql: license, stars, binary, extension and size
+Stages: query (transforms/sources/sql/github_repos_multi.sql: license, stars, binary, extension and size
 rules, one row per content id) -> rows to documents -> code quality -> exact dedup ->
 decontamination -> near-dedup within each language -> tokenize with the language tag first ->
 global shuffle -> pack -> write, then the driver writes ``manifest.json`` last, with a
@@ -23,13 +23,14 @@ from typing import NamedTuple
 import apache_beam as beam
 
 from pipelines import common, flags
-from transforms import bigquery_read, github_sql
-from transforms.exact_dedup import ExactDedup
-from transforms.github_rows import RowRules, RowsToDocuments
-from transforms.language_stats import WriteLanguageStats, languages_report
-from transforms.license_filter import DEFAULT_ALLOWED, normalize_allow_list
-from transforms.quality_filters import FilterCodeQuality, QualityThresholds
-from transforms.run_stats import read_json
+from transforms.sources import bigquery
+from transforms.sources import github_sql
+from transforms.dedup.exact import ExactDedup
+from transforms.sources.github_rows import RowRules, RowsToDocuments
+from transforms.stats.language_stats import WriteLanguageStats, languages_report
+from transforms.filters.licenses import DEFAULT_ALLOWED, normalize_allow_list
+from transforms.filters.quality import FilterCodeQuality, QualityThresholds
+from transforms.stats.run_stats import read_json
 
 DATASET = "multi"
 
@@ -135,20 +136,20 @@ def stage_rows(args, mode: str, params: github_sql.QueryParams, stats_dir: str):
         inputs = {"source": "snapshot", "snapshot": args.bigquery_snapshot,
                   "tables": {name: {k: v for k, v in t.items() if k != "path"} for name, t in tables.items()},
                   "query": {**query, "rows": result["rows"], "bytes": result["bytes"]}}
-        return bigquery_read.read_files(common.join(folder, "part-*.parquet")), inputs
+        return bigquery.read_files(common.join(folder, "part-*.parquet")), inputs
     if mode == "export":
         common.require_file(args.bigquery_export, "--bigquery_export")
-        return bigquery_read.read_files(args.bigquery_export), {
+        return bigquery.read_files(args.bigquery_export), {
             "source": "export", "pattern": args.bigquery_export, "query": query}
-    live = bigquery_read.LiveQuery(
+    live = bigquery.LiveQuery(
         project=args.bigquery_project, destination=args.bigquery_destination,
         dataset=args.bigquery_dataset, stars_table=args.stars_table, priority=args.bigquery_priority,
         timeout_s=args.bigquery_timeout_s, maximum_bytes_billed=args.bigquery_maximum_bytes_billed)
     try:
-        job = bigquery_read.materialise_query(live, params)
+        job = bigquery.materialise_query(live, params)
     except ValueError as err:
         raise common.UsageError(f"--bigquery_project: {err}") from None
-    return bigquery_read.read_table(live.destination, live.timeout_s), {
+    return bigquery.read_table(live.destination, live.timeout_s), {
         "source": "bigquery", "project": live.project, "dataset": live.dataset, "query": {**query, **job}}
 
 

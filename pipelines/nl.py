@@ -19,12 +19,12 @@ import apache_beam as beam
 
 from pipelines import common, flags
 from schemas.pile import canonical_set_names
-from transforms.near_dedup import STAGE as NEAR_DEDUP_STAGE
-from transforms.near_dedup import NearDedup
-from transforms.pile_curation import CuratePile, PileConfig
-from transforms.pile_reader import DEFAULT_MAX_LINE_BYTES, ON_DAMAGE, damage_message, match_inputs
-from transforms.run_stats import WriteJson, read_json
-from transforms.set_stats import TallyBySet, WriteSetStats, sets_report
+from transforms.dedup.near import STAGE as NEAR_DEDUP_STAGE
+from transforms.dedup.near import NearDedup
+from transforms.curation.pile import CuratePile, PileConfig
+from transforms.sources.pile_reader import DEFAULT_MAX_LINE_BYTES, ON_DAMAGE, damage_message, match_inputs
+from transforms.stats.run_stats import WriteJson, read_json
+from transforms.stats.set_stats import TallyBySet, WriteSetStats, sets_report
 
 DATASET = "nl"
 

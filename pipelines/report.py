@@ -20,7 +20,7 @@ import math
 import os
 
 from pipelines import common, datasets
-from transforms import histograms
+from transforms.stats import histograms
 
 COLORS = ("#3b6fb6", "#e08a2c", "#4a9d5b", "#c4463a", "#8261b4", "#7f7f7f")
 # Outcomes that are not reject reasons: what a stage kept or measured.

@@ -27,12 +27,12 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines import common, mono, multi, nl
 from schemas.tokenizer import Tokenizer
-from transforms.github_curation import CurateGithubRepos
-from transforms.pile_curation import CuratePile
-from transforms.global_shuffle import shuffle_key
-from transforms.run_stats import WriteJson, read_json
-from transforms.tokenize import load_tokenizer
-from transforms.sentencepiece_trainer import train_sentencepiece
+from transforms.curation.github import CurateGithubRepos
+from transforms.curation.pile import CuratePile
+from transforms.streams.shuffle import shuffle_key
+from transforms.stats.run_stats import WriteJson, read_json
+from transforms.streams.tokenize import load_tokenizer
+from transforms.streams.sentencepiece_trainer import train_sentencepiece
 
 DATASET = "tokenizer"
 MODEL_NAME = "tokenizer.model"

@@ -26,7 +26,7 @@ MAX_INVERSE = 3  # FLAN: up to three of them "turn the task around"
 SPLITS = ("train", "eval")
 FORMATS = ("jsonl", "parquet", "hf_disk", "mono")
 EXTRACTORS = ("python_functions",)
-# Fields a python_functions extractor gives each function (transforms/instruct_code.py).
+# Fields a python_functions extractor gives each function (transforms/instruct/code_tasks.py).
 CODE_FIELDS = ("name", "qualname", "signature", "docstring", "code", "path")
 OPTIONS_HEADER = "OPTIONS:"
 

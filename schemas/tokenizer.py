@@ -1,7 +1,7 @@
 """Load a Sluice SentencePiece model and encode/decode code with it, byte for byte.
 
 Beam-free, so training jobs and pipeline workers share one implementation. Models come from
-``transforms.sentencepiece_trainer.train_sentencepiece``; the ids of the special tokens are fixed
+``transforms.streams.sentencepiece_trainer.train_sentencepiece``; the ids of the special tokens are fixed
 by ``schemas.tokens`` and checked on load.
 
 Why a wrapper instead of a bare ``SentencePieceProcessor``: SentencePiece stores spaces as

@@ -58,8 +58,8 @@ from typing import Iterable, Iterator, Optional
 import apache_beam as beam
 import numpy as np
 
-from transforms.polyhash import Powers, splitmix64
-from transforms.counting import KEPT, REJECTS, count, reject
+from transforms.dedup.polyhash import Powers, splitmix64
+from transforms.stats.counting import KEPT, REJECTS, count, reject
 
 STAGE = "decontaminate"
 REASON = "contamination"

@@ -14,8 +14,8 @@ import pytest
 from pipelines import mono
 from schemas.packed_stream import read_arrow_stream, read_tfrecord_shard
 from schemas.tokenizer import Tokenizer
-from transforms.global_shuffle import shuffle_key
-from transforms.license_filter import DEFAULT_ALLOWED, is_allowed, normalize_allow_list
+from transforms.streams.shuffle import shuffle_key
+from transforms.filters.licenses import DEFAULT_ALLOWED, is_allowed, normalize_allow_list
 
 
 def run_mono(manifest, tokenizer, output, *extra):

@@ -15,7 +15,8 @@ from pipelines import multi
 from schemas.packed_stream import read_arrow_stream
 from schemas.tokenizer import Tokenizer
 from schemas.tokens import LANGUAGE_TAGS
-from transforms import bigquery_read, github_sql
+from transforms.sources import bigquery
+from transforms.sources import github_sql
 
 EXTENSIONS = {ext: lang for lang, exts in github_sql.DEFAULT_EXTENSIONS.items() for ext in exts}
 DEFAULT_LICENSE_KEYS = ("0bsd", "apache-2.0", "bsd-2-clause", "bsd-3-clause", "cc0-1.0", "isc", "mit",
@@ -127,11 +128,11 @@ def test_no_language_tags_and_fewer_languages(multi_snapshot, sample_tokenizer, 
     def refuse(*args, **kwargs):
         raise AssertionError("live BigQuery path constructed on a local run")
 
-    from apache_beam.io.gcp import bigquery
+    from apache_beam.io.gcp import bigquery as beam_bigquery
 
-    monkeypatch.setattr(bigquery.ReadFromBigQuery, "__init__", refuse)
-    monkeypatch.setattr(bigquery_read, "materialise_query", refuse)
-    monkeypatch.setattr(bigquery_read, "read_table", refuse)
+    monkeypatch.setattr(beam_bigquery.ReadFromBigQuery, "__init__", refuse)
+    monkeypatch.setattr(bigquery, "materialise_query", refuse)
+    monkeypatch.setattr(bigquery, "read_table", refuse)
     manifest = run_multi(multi_snapshot, sample_tokenizer, tmp_path / "o", "--no-language_tags",
                          "--languages", "go,python", "--no-near_dedup", "--no-decontaminate",
                          "--num_shards", "2", "--pack_tail", "pad")

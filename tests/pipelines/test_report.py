@@ -12,7 +12,7 @@ import pytest
 import zstandard
 
 from pipelines import nl, report
-from transforms import histograms
+from transforms.stats import histograms
 
 CHARTS = ("sets-documents", "sets-bytes", "funnel", "rejects", "document-lengths", "cluster-sizes", "packing")
 

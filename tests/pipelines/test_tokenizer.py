@@ -13,9 +13,9 @@ from pipelines import tokenizer as tokenizer_pipeline
 from schemas import manifest as manifest_schema
 from schemas import tokens
 from schemas.tokenizer import Tokenizer
-from transforms.archive_reader import decode_source
-from transforms.archive_stream import ArchiveLimits, iter_members
-from transforms.github_sql import DEFAULT_EXTENSIONS, SNAPSHOT_TABLES
+from transforms.sources.archive_reader import decode_source
+from transforms.sources.archive_stream import ArchiveLimits, iter_members
+from transforms.sources.github_sql import DEFAULT_EXTENSIONS, SNAPSHOT_TABLES
 
 MULTI_VOCAB = 1000
 MULTI_EXTENSIONS = {ext: lang for lang, exts in DEFAULT_EXTENSIONS.items() for ext in exts}

@@ -75,7 +75,7 @@ def real_functions(limit=12):
     """Functions with docstrings from a real sample archive (click), as the code tasks get them."""
     import tarfile
 
-    from transforms.instruct_code import python_functions
+    from transforms.instruct.code_tasks import python_functions
 
     out = []
     with tarfile.open(ROOT / "samples" / "mono" / "archives" / "click-8.1.7.tar.gz") as tar:

@@ -13,7 +13,7 @@ import sentencepiece as spm
 
 from schemas import tokens
 from schemas.tokenizer import Tokenizer
-from transforms.sentencepiece_trainer import train_sentencepiece
+from transforms.streams.sentencepiece_trainer import train_sentencepiece
 
 STDLIB = Path(os.__file__).parent
 

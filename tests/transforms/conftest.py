@@ -14,8 +14,8 @@ import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
 
-from transforms.counting import NAMESPACE_PREFIX
-from transforms.repo_manifest import parse_manifest_line
+from transforms.stats.counting import NAMESPACE_PREFIX
+from transforms.sources.repo_list import parse_manifest_line
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"

@@ -18,8 +18,8 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Document, Reject
-from transforms.archive_reader import decode_source
-from transforms.archive_stream import ArchiveLimits, iter_members
+from transforms.sources.archive_reader import decode_source
+from transforms.sources.archive_stream import ArchiveLimits, iter_members
 from transforms.decontamination import (
     DEFAULT_NGRAM, Decontaminate, _DecontaminateFn, build_index, coverage, find_contamination,
     item_order, load_benchmarks, load_humaneval, load_jsonl, load_mtpb, text_ngram_hashes,

@@ -1,0 +1,120 @@
+"""The Multi SQL file, transpiled by sqlglot and run by DuckDB over the real sample snapshot: exactly
+the rows the issue's rules select (computed independently in Python), values only as parameters."""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow.parquet as pq
+import pytest
+import sqlglot
+
+from transforms.sources import github_sql
+
+ALL = tuple(github_sql.DEFAULT_EXTENSIONS)
+PERMISSIVE = ("apache-2.0", "bsd-2-clause", "bsd-3-clause", "isc", "mit")
+EXTENSIONS = {ext: lang for lang, exts in github_sql.DEFAULT_EXTENSIONS.items() for ext in exts}
+
+
+def without_comments(sql):
+    return re.sub(r"/\*.*?\*/", "", sql, flags=re.S)
+
+
+def run_query(snapshot, params, stars_table="sample_repos"):
+    con = github_sql.snapshot_connection(str(snapshot))
+    try:
+        rows = [r for batch in github_sql.run_snapshot_query(con, params, stars_table) for r in batch.to_pylist()]
+    finally:
+        con.close()
+    return rows
+
+
+def by_id(rows):
+    out = {row["id"]: row for row in rows}
+    assert len(out) == len(rows), "one row per content id"
+    return out
+
+
+@pytest.mark.parametrize("languages, licenses, bounds", [
+    (ALL, PERMISSIVE, {}),
+    (ALL, PERMISSIVE + ("gpl-3.0",), {}),
+    (("go", "cpp"), ("isc", "bsd-3-clause"), {}),
+    (ALL, PERMISSIVE, {"min_bytes": 2000, "max_bytes": 10000}),
+    (ALL, PERMISSIVE, {"min_stars": 4300}),
+])
+def test_the_sql_file_returns_exactly_the_expected_rows(multi_snapshot, multi_expected, languages, licenses, bounds):
+    params = github_sql.QueryParams(languages=languages, licenses=licenses, **bounds)
+    got = by_id(run_query(multi_snapshot, params))
+    extensions = {e: lang for e, lang in EXTENSIONS.items() if lang in languages}
+    want = multi_expected(multi_snapshot, extensions, licenses, **bounds)
+    assert got == want
+    assert want  # every case selects something
+
+
+def test_the_rules_drop_what_the_samples_hold_for_them(multi_snapshot, multi_expected):
+    rows = by_id(run_query(multi_snapshot, github_sql.QueryParams(languages=ALL, licenses=PERMISSIVE)))
+    repos = {r["repo_name"] for r in rows.values()}
+    assert {r["language"] for r in rows.values()} == set(ALL)
+    assert "Alir3z4/html2text" not in repos  # GPL
+    assert "kjd/idna" not in repos  # no license row
+    assert "sluice-samples/constructed" not in repos  # a UTF-16 (binary) file and a symbolic link
+    assert not any(r["path"].endswith(".jar") for r in rows.values())
+    files = pq.read_table(multi_snapshot / "files.parquet").to_pylist()
+    contents = {c["id"]: c for c in pq.read_table(multi_snapshot / "contents.parquet").to_pylist()}
+    binary = [f for f in files if contents[f["id"]]["binary"] and f["path"].endswith(".js")]
+    assert binary and all(f["id"] not in rows for f in binary)
+    # double-conversion is vendored by ultrajson: each shared blob comes once, from the smaller repo name.
+    shared = {f["id"] for f in files if f["repo_name"] == "ultrajson/ultrajson" and "double-conversion" in f["path"]}
+    shared &= set(rows)
+    assert shared and {rows[i]["repo_name"] for i in shared} == {"google/double-conversion"}
+    sized = by_id(run_query(multi_snapshot, github_sql.QueryParams(ALL, PERMISSIVE, max_bytes=5000)))
+    assert sized and all(len(r["content"].encode("utf-8")) <= 5000 for r in sized.values())
+    assert set(sized) < set(rows)
+
+
+@pytest.mark.parametrize("hostile", [
+    "mit') OR 1=1 --", "mit' OR '1'='1", 'mit" OR "1"="1', "mit'; DROP TABLE files; --", "' || '",
+])
+def test_hostile_values_change_nothing_but_the_value(multi_snapshot, hostile):
+    only_mit = by_id(run_query(multi_snapshot, github_sql.QueryParams(ALL, ("mit",))))
+    assert only_mit
+    assert by_id(run_query(multi_snapshot, github_sql.QueryParams(ALL, ("mit", hostile)))) == only_mit
+    assert run_query(multi_snapshot, github_sql.QueryParams(ALL, (hostile,))) == []
+    assert run_query(multi_snapshot, github_sql.QueryParams((), (hostile,))) == []
+    # The rendered SQL is the same text whatever the values: they never reach it.
+    assert hostile not in github_sql.render("duckdb", None)
+
+
+@pytest.mark.parametrize("stars_table", ["sample_repos; DROP TABLE files", "x`; SELECT 1; --", "a b", "p.d.t.x"])
+def test_a_hostile_table_name_is_refused(stars_table):
+    for dialect, dataset in (("duckdb", None), ("bigquery", github_sql.LIVE_DATASET)):
+        with pytest.raises(ValueError):
+            github_sql.render(dialect, dataset, stars_table)
+
+
+def test_tables_are_renamed_as_identifiers():
+    sql = github_sql.render("bigquery", "my-project.github_repos", "other-project.stars.repos")
+    tables = {t.sql(dialect="bigquery") for t in sqlglot.parse_one(sql, read="bigquery").find_all(sqlglot.exp.Table)
+              if t.db}  # not the CTEs
+    assert {re.sub(r" AS \w+$", "", t) for t in tables} == {
+        "`my-project`.`github_repos`.`contents`", "`my-project`.`github_repos`.`files`",
+        "`my-project`.`github_repos`.`licenses`", "`other-project`.`stars`.`repos`"}
+    assert "github_repos" not in without_comments(github_sql.render("duckdb", None))
+
+
+def test_transpiled_sql_uses_parameters_and_no_array_agg_limit():
+    source = github_sql.sql_text()
+    names = set(re.findall(r"@(\w+)", source.split("WITH", 1)[1]))
+    assert names == set(github_sql.QueryParams((), ()).named())
+    body = without_comments(github_sql.render("duckdb", None))
+    assert "@" not in body and {f"${n}" for n in names} <= set(re.findall(r"\$\w+", body))
+    assert not re.search(r"ARRAY_AGG", body, re.I) and not re.search(r"\bLIMIT\b", body, re.I)
+    for value in ("'mit'", "'py'", "1048576"):
+        assert value not in body
+
+
+def test_a_snapshot_without_a_table_is_refused(tmp_path, multi_snapshot):
+    for name in ("contents", "files", "licenses", "languages"):
+        (tmp_path / f"{name}.parquet").write_bytes((multi_snapshot / f"{name}.parquet").read_bytes())
+    with pytest.raises(ValueError, match="sample_repos.parquet"):
+        github_sql.snapshot_connection(str(tmp_path))

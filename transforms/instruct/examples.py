@@ -1,0 +1,152 @@
+"""Read every registered task's source and render its examples with their templates.
+
+Files are spread over workers one per element (a JSONL file is read line by line, a Parquet file one
+row group at a time), then the records are redistributed, so rendering is not limited to one worker
+per file. Code tasks run Sluice's own Mono curation (license, quality, exact dedup) on their repo
+manifest and take the Python functions with docstrings. A record that lacks what its task's fields
+need is a counted reject, never a crash: ``instruct_render/<reason>``.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from schemas import instruct as schema
+from transforms.stats.counting import KEPT, count
+from transforms.curation.github import CurateGithubRepos, CurationConfig
+from transforms.instruct.code_tasks import ExtractPythonFunctions
+
+READ_STAGE = "instruct_read"
+RENDER_STAGE = "instruct_render"
+
+
+def source_files(registry: schema.Registry) -> list:
+    """(task, split, file) for every file-based source, expanded on the driver (names only)."""
+    out = []
+    for task in registry.tasks:
+        if task.source.format == "mono":
+            continue
+        for split, location in sorted(task.source.splits.items()):
+            if task.source.format == "hf_disk":
+                out.append((task.name, split, location))
+            else:
+                out.extend((task.name, split, path) for path in schema.expand_paths(location))
+    return out
+
+
+class _ReadFileFn(beam.DoFn):
+    def __init__(self, registry: schema.Registry):
+        self._tasks = {t.name: t for t in registry.tasks}
+
+    def process(self, item):
+        task_name, split, location = item
+        task = self._tasks[task_name]
+        source = task.source
+        if source.format == "hf_disk":
+            records = schema.hf_records(source.path, location)
+        elif source.format == "parquet":
+            records = schema.parquet_records(location)
+        else:
+            records = schema.jsonl_records(location, strict=False)
+        for row_id, record in records:
+            if record is None:
+                count(READ_STAGE, "invalid_json")
+                continue
+            if not isinstance(record, dict):
+                count(READ_STAGE, "not_an_object")
+                continue
+            if source.extract is not None:  # documents: code tasks read the functions in them
+                yield ("document", task_name, split, (str(record.get("id", row_id)), str(record.get("path", "")),
+                                                      record.get("text") or ""))
+                continue
+            example_id = row_id
+            if source.id_field:
+                if record.get(source.id_field) in (None, ""):
+                    count(READ_STAGE, "missing_id")
+                    continue
+                example_id = str(record[source.id_field])
+            count(READ_STAGE, KEPT)
+            yield ("record", task_name, split, (example_id, record))
+
+
+def code_split(function_id: str, eval_fraction: float) -> str:
+    """A function's split, the same for every task that reads it: hash(id) below the eval share."""
+    return "eval" if schema.stable_hash("code-eval", function_id) < eval_fraction * 2.0 ** 64 else "train"
+
+
+class _RenderFn(beam.DoFn):
+    def __init__(self, registry: schema.Registry, seed: int):
+        self._tasks = {t.name: t for t in registry.tasks}
+        self._seed = seed
+
+    def process(self, item):
+        task_name, split, (example_id, record) = item
+        task = self._tasks[task_name]
+        if task.source.extract is not None:
+            split = code_split(example_id, task.source.eval_fraction)
+        index = schema.template_index(self._seed, task.name, example_id, len(task.templates))
+        try:
+            fields = schema.example_fields(task, record)
+            text_input, target = schema.render(task, index, fields)
+        except schema.FieldError as err:
+            count(RENDER_STAGE, err.reason)
+            return
+        count(RENDER_STAGE, KEPT)
+        yield schema.RenderedExample(
+            task=task.name, cluster=task.cluster, split=split, id=f"{task.name}/{example_id}",
+            template=index, inverse=task.templates[index].inverse, input=text_input, target=target)
+
+
+def _to_code_tasks(function, tasks):
+    function_id, record = function
+    for task_name in tasks:
+        yield task_name, "train", (function_id, record)
+
+
+class ReadAndRender(beam.PTransform):
+    """Pipeline root -> RenderedExamples of every task, both splits; plus Mono archive stats."""
+
+    def __init__(self, registry: schema.Registry, seed: int):
+        super().__init__()
+        self._registry = registry
+        self._seed = seed
+
+    def expand(self, pbegin):
+        registry = self._registry
+        files = source_files(registry)
+        branches = []
+        if files:
+            read = (pbegin
+                    | "SourceFiles" >> beam.Create(files)
+                    | "SpreadFiles" >> beam.Reshuffle()
+                    | "ReadFiles" >> beam.ParDo(_ReadFileFn(registry)))
+            records = (read | "Records" >> beam.Filter(lambda item: item[0] == "record")
+                       | "DropKind" >> beam.Map(lambda item: item[1:]))
+            branches.append(records)
+            documents = (read | "Documents" >> beam.Filter(lambda item: item[0] == "document"))
+            by_task = {}
+            for task in registry.tasks:
+                if task.source.extract is not None and task.source.format != "mono":
+                    by_task.setdefault(task.name, task)
+            for name in sorted(by_task):
+                functions = (documents
+                             | f"DocumentsOf_{name}" >> beam.Filter(lambda item, n=name: item[1] == n)
+                             | f"DocText_{name}" >> beam.Map(lambda item: item[3])
+                             | f"Extract_{name}" >> ExtractPythonFunctions())
+                branches.append(functions | f"ToTask_{name}" >> beam.FlatMap(_to_code_tasks, [name]))
+        archives = []
+        mono_tasks = {}
+        for task in registry.tasks:
+            if task.source.format == "mono":
+                mono_tasks.setdefault(task.source.splits["train"], []).append(task.name)
+        for i, (manifest, names) in enumerate(sorted(mono_tasks.items())):
+            curated = pbegin | f"Curate{i}" >> CurateGithubRepos(CurationConfig(manifest=manifest))
+            functions = (curated.documents
+                         | f"DocText{i}" >> beam.Map(lambda doc: (doc.id, doc.path, doc.text))
+                         | f"ExtractFunctions{i}" >> ExtractPythonFunctions())
+            branches.append(functions | f"ToCodeTasks{i}" >> beam.FlatMap(_to_code_tasks, sorted(names)))
+            archives.append(curated.archives)
+        examples = (branches | "AllRecords" >> beam.Flatten()
+                    | "SpreadRecords" >> beam.Reshuffle()
+                    | "Render" >> beam.ParDo(_RenderFn(registry, self._seed)))
+        return examples, archives

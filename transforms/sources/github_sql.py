@@ -1,0 +1,230 @@
+"""The Multi corpus's one SQL file, for BigQuery and for DuckDB over a local snapshot.
+
+``sql/github_repos_multi.sql`` is BigQuery Standard SQL. Values (extensions, languages, licenses,
+bounds) are named query parameters, so a flag holding quotes or SQL can only ever be a value.
+Tables are named ``github_repos.<table>`` in the file; ``render`` swaps them for the configured
+dataset and stars table as identifiers in sqlglot's syntax tree, never by formatting text.
+
+For a local run the same file is transpiled to DuckDB by sqlglot (``@name`` becomes ``$name``, a
+DuckDB prepared-statement parameter) and executed by DuckDB over one Parquet file per table, each
+exposed as a view named like the BigQuery table. ``export_snapshot_query`` streams the result into
+Parquet files in batches, so the driver holds one batch at a time whatever the snapshot's size,
+and the Beam pipeline then reads those files in parallel like any other input. (Running DuckDB
+inside a DoFn would not scale either: one worker would still execute the whole query.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.resources
+import re
+from typing import Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+SQL_FILE = "github_repos_multi.sql"
+PLACEHOLDER_DATASET = "github_repos"
+STARS_PLACEHOLDER = "sample_repos"
+SNAPSHOT_TABLES = ("contents", "files", "licenses", "languages", "sample_repos")
+LIVE_DATASET = "bigquery-public-data.github_repos"
+# One file per language in CodeGen's multi-lingual data; .h is counted as C.
+DEFAULT_EXTENSIONS = {
+    "c": ("c", "h"),
+    "cpp": ("cc", "cpp", "cxx", "c++", "hh", "hpp", "hxx", "h++"),
+    "go": ("go",),
+    "java": ("java",),
+    "javascript": ("js", "mjs", "cjs", "jsx"),
+    "python": ("py",),
+}
+RESULT_SCHEMA = pa.schema([
+    ("id", pa.string()), ("repo_name", pa.string()), ("path", pa.string()), ("license", pa.string()),
+    ("stars", pa.int64()), ("language", pa.string()), ("content", pa.large_string()),
+])
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME_PART = re.compile(r"^[A-Za-z0-9_-]+$")  # project ids have '-', datasets and tables '_'
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryParams:
+    """The values of the query's named parameters."""
+
+    languages: tuple
+    licenses: tuple  # GitHub license keys as in licenses.license ("mit", "apache-2.0")
+    min_bytes: int = 1
+    max_bytes: int = 1 << 20
+    min_stars: int = 0
+
+    def named(self) -> dict:
+        """``{parameter name: value}``; extensions and their languages as parallel arrays."""
+        pairs = [(ext, lang) for lang in sorted(self.languages) for ext in DEFAULT_EXTENSIONS[lang]]
+        return {
+            "extensions": [ext for ext, _ in pairs],
+            "extension_languages": [lang for _, lang in pairs],
+            "licenses": sorted(self.licenses),
+            "min_bytes": self.min_bytes,
+            "max_bytes": self.max_bytes,
+            "min_stars": self.min_stars,
+        }
+
+
+def sql_text() -> str:
+    return importlib.resources.files("transforms.sources").joinpath("sql", SQL_FILE).read_text(encoding="utf-8")
+
+
+def sql_sha256() -> str:
+    return hashlib.sha256(sql_text().encode("utf-8")).hexdigest()
+
+
+def language_of(path: str, languages: Iterable[str]) -> str | None:
+    """The language the query assigns to a path (its lowercase extension), or None."""
+    ext = path.rsplit("/", 1)[-1]
+    if "." not in ext:
+        return None
+    ext = ext.rsplit(".", 1)[1].lower()
+    for lang in languages:
+        if ext in DEFAULT_EXTENSIONS[lang]:
+            return lang
+    return None
+
+
+def _split_table(name: str) -> list[str]:
+    """``[project.]dataset.table`` (or a bare table) as its parts, each a plain BigQuery name."""
+    parts = name.split(".")
+    if not 1 <= len(parts) <= 3 or not all(_NAME_PART.match(p) for p in parts):
+        raise ValueError(f"not a table name: {name!r} (want [project.]dataset.table or table;"
+                         " letters, digits, '_' and '-')")
+    return parts
+
+
+def render(dialect: str, dataset: str | None, stars_table: str = STARS_PLACEHOLDER) -> str:
+    """The SQL file in ``dialect`` ("bigquery" or "duckdb") with its tables renamed as identifiers.
+
+    ``dataset`` is ``project.dataset`` (or ``dataset``) for BigQuery, None for DuckDB's unqualified
+    views; ``stars_table`` is a table of the dataset (``sample_repos``) or a qualified name.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    dataset_parts = _split_table(dataset) if dataset else []
+    if len(dataset_parts) > 2:
+        raise ValueError(f"not a dataset name: {dataset!r} (want [project.]dataset)")
+    stars_parts = _split_table(stars_table)
+    if dialect == "duckdb" and (len(stars_parts) != 1 or not _TABLE_NAME.match(stars_parts[0])):
+        raise ValueError(f"a snapshot table is a plain name, got {stars_table!r}")
+    tree = sqlglot.parse_one(sql_text(), read="bigquery")
+
+    def rename(node):
+        if not isinstance(node, exp.Table) or node.db != PLACEHOLDER_DATASET:
+            return node
+        parts = [*dataset_parts, node.name]
+        if node.name == STARS_PLACEHOLDER:
+            parts = stars_parts if len(stars_parts) > 1 else [*dataset_parts, stars_parts[0]]
+        *qualifiers, name = parts
+        qualifiers = [None] * (2 - len(qualifiers)) + qualifiers
+        table = exp.table_(name, db=qualifiers[1], catalog=qualifiers[0], quoted=True)
+        if node.alias:
+            table.set("alias", node.args["alias"])
+        return table
+
+    tree = tree.transform(rename)
+    return tree.sql(dialect=dialect, pretty=True)
+
+
+def snapshot_tables(snapshot_dir: str) -> dict:
+    """``{table: {path, bytes, sha256, rows}}`` for the snapshot's Parquet files (all five required)."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    tables = {}
+    for name in SNAPSHOT_TABLES:
+        path = os.path.join(snapshot_dir, f"{name}.parquet")
+        if not os.path.isfile(path):
+            raise ValueError(f"{snapshot_dir} has no {name}.parquet"
+                             f" (a snapshot holds {', '.join(SNAPSHOT_TABLES)})")
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        tables[name] = {"path": path, "bytes": os.path.getsize(path), "sha256": digest.hexdigest(),
+                        "rows": pq.ParquetFile(path).metadata.num_rows}
+    return tables
+
+
+def snapshot_connection(snapshot_dir: str, threads: int | None = None):
+    """A DuckDB connection with one view per Parquet file of the snapshot, named like the table."""
+    import duckdb
+
+    import glob
+    import os
+
+    paths = {name: info["path"] for name, info in snapshot_tables(snapshot_dir).items()}
+    for path in sorted(glob.glob(os.path.join(glob.escape(snapshot_dir), "*.parquet"))):
+        name = os.path.basename(path)[: -len(".parquet")]
+        if _TABLE_NAME.match(name):  # other tables of the snapshot, e.g. a --stars_table
+            paths.setdefault(name, path)
+    con = duckdb.connect(":memory:")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    for name, path in paths.items():
+        # The path is a value; DuckDB takes no parameters in DDL, so it is quoted as a literal.
+        literal = "'" + path.replace("'", "''") + "'"
+        con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({literal})')
+    return con
+
+
+def run_snapshot_query(con, params: QueryParams, stars_table: str = STARS_PLACEHOLDER,
+                       batch_rows: int = 10_000):
+    """The query's result over a snapshot, as a stream of Arrow record batches (RESULT_SCHEMA)."""
+    relation = con.sql(render("duckdb", None, stars_table), params=params.named())
+    # DuckDB 2 renamed fetch_arrow_reader to to_arrow_reader; both stream, batch by batch.
+    stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
+    reader = stream(batch_rows)
+    for batch in reader:
+        yield from pa.Table.from_batches([batch]).cast(RESULT_SCHEMA).to_batches()
+
+
+def export_snapshot_query(snapshot_dir: str, params: QueryParams, folder: str,
+                          stars_table: str = STARS_PLACEHOLDER, rows_per_file: int = 50_000) -> dict:
+    """Run the query over a snapshot into ``folder/part-NNNNN.parquet`` (any Beam filesystem).
+
+    Returns ``{"rows", "bytes", "files"}`` (bytes: UTF-8 bytes of content). Files rotate every
+    ``rows_per_file`` rows so the Beam read that follows has several files to spread.
+    """
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import FileSystems
+
+    con = snapshot_connection(snapshot_dir)
+    rows = nbytes = files = in_file = 0
+    writer = handle = None
+
+    def open_next():
+        nonlocal writer, handle, files, in_file
+        close()
+        handle = FileSystems.create(f"{folder.rstrip('/')}/part-{files:05d}.parquet")
+        writer = pq.ParquetWriter(handle, RESULT_SCHEMA)
+        files, in_file = files + 1, 0
+
+    def close():
+        nonlocal writer, handle
+        if writer is not None:
+            writer.close()
+            handle.close()
+        writer = handle = None
+
+    try:
+        for batch in run_snapshot_query(con, params, stars_table):
+            if writer is None or in_file >= rows_per_file:
+                open_next()
+            writer.write_batch(batch)
+            rows += batch.num_rows
+            in_file += batch.num_rows
+            nbytes += int(pc.sum(pc.binary_length(batch.column("content"))).as_py() or 0)
+        if files == 0:  # an empty result is still one (empty) file for the Beam read to match
+            open_next()
+    finally:
+        close()
+        con.close()
+    return {"rows": rows, "bytes": nbytes, "files": files}

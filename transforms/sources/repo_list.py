@@ -1,0 +1,103 @@
+"""Read the GitHub repository manifest (JSON Lines) into RepoSpec records.
+
+Lines are read through Beam's fileio so the manifest may be local or on any Beam filesystem; a
+malformed line becomes a counted reject that names its file and line number, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+
+import apache_beam as beam
+from apache_beam.io import fileio
+
+from schemas.records import RepoSpec
+from transforms.stats.counting import KEPT, REJECTS, count, reject
+
+STAGE = "manifest"
+_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def resolve_archive(archive: str, manifest_path: str) -> str:
+    """An archive path as written in the manifest, made absolute against the manifest's folder."""
+    if _URL.match(archive) or archive.startswith("/"):
+        return archive
+    folder = manifest_path.rsplit("/", 1)[0] if "/" in manifest_path else "."
+    if _URL.match(folder):
+        scheme, rest = folder.split("://", 1)
+        return f"{scheme}://{posixpath.normpath(posixpath.join(rest, archive))}"
+    return posixpath.normpath(posixpath.join(folder, archive))
+
+
+def parse_manifest_line(line: bytes, source: str, manifest_path: str) -> RepoSpec:
+    """One manifest line to a RepoSpec; raises ValueError with a short reason when malformed."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"invalid_utf8: {err.reason}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"invalid_json: {err.msg}") from None
+    if not isinstance(record, dict):
+        raise ValueError("not_an_object")
+    repo_name = record.get("repo_name")
+    if not isinstance(repo_name, str) or not _REPO_NAME.fullmatch(repo_name):
+        raise ValueError(f"bad_repo_name: {repo_name!r}")
+    stars = record.get("stars")
+    if stars is not None and (isinstance(stars, bool) or not isinstance(stars, int) or stars < 0):
+        raise ValueError(f"bad_stars: {stars!r}")
+    license_ = record.get("license")
+    if license_ is not None and not isinstance(license_, str):
+        raise ValueError(f"bad_license: {license_!r}")
+    archive = record.get("archive")
+    if not isinstance(archive, str) or not archive:
+        raise ValueError(f"bad_archive: {archive!r}")
+    ref = record.get("ref")
+    if ref is not None and not isinstance(ref, str):
+        raise ValueError(f"bad_ref: {ref!r}")
+    return RepoSpec(
+        repo_name=repo_name,
+        stars=stars,
+        license=license_,
+        archive=resolve_archive(archive, manifest_path),
+        ref=ref,
+        source=source,
+    )
+
+
+class _ParseManifestFn(beam.DoFn):
+    def process(self, readable_file):
+        path = readable_file.metadata.path
+        name = path.rsplit("/", 1)[-1]
+        with readable_file.open() as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                source = f"{name}:{number}"
+                try:
+                    spec = parse_manifest_line(line, source, path)
+                except ValueError as err:
+                    reason, _, detail = str(err).partition(": ")
+                    yield reject(f"manifest:{source}", STAGE, reason, detail)
+                    continue
+                count(STAGE, KEPT)
+                yield spec
+
+
+class ReadRepoManifest(beam.PTransform):
+    """``(repos, rejects)`` from a manifest file pattern; repositories are redistributed for reading."""
+
+    def __init__(self, pattern: str):
+        super().__init__()
+        self._pattern = pattern
+
+    def expand(self, pbegin):
+        parsed = (
+            pbegin
+            | "Match" >> fileio.MatchFiles(self._pattern)
+            | "Open" >> fileio.ReadMatches()
+            | "Parse" >> beam.ParDo(_ParseManifestFn()).with_outputs(REJECTS, main=KEPT)
+        )
+        return parsed[KEPT], parsed[REJECTS]
