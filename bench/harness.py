@@ -340,10 +340,13 @@ def write_json(path, data, sort_keys: bool = False) -> None:
         f.write("\n")
 
 
-def publish_report(report: dict, render: Callable[[dict], str], json_path, bench_seconds: float) -> dict:
-    """Print the rendered report and, with --json, save every figure."""
+def publish_report(report: dict, render: Callable[[dict], str], json_path, load: MachineLoad) -> dict:
+    """Add the machine's load over the benchmark and its wall time to the report, print it rendered
+    and, with --json, save every figure."""
+    background = load.background()
+    report = {**report, "background": background, "bench_seconds": background["wall_seconds"]}
     print(render(report))
-    print(f"\n(bench total {bench_seconds:.0f} s)")
+    print(f"\n(bench total {background['wall_seconds']:.0f} s)")
     if json_path:
         write_json(json_path, report, sort_keys=True)
     return report

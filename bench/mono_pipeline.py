@@ -640,11 +640,9 @@ def main(argv=None) -> dict:
         read_ref = read_reference(repos, skipped)
         encode = encoder.summary()
         inputs = input_summary(repos, out, read_ref, encode, log)
-        background = load.background()
         report = {
             "machine": machine,
             "config": config_summary(args, command),
-            "background": background,
             "tokenizer_seconds": tokenizer_seconds,
             "import_seconds": import_seconds,
             "side_output_run_seconds": side_seconds,
@@ -655,9 +653,8 @@ def main(argv=None) -> dict:
             "encode": encode,
             "read_reference": read_ref,
             "profile": profile_summary(sampler, args, profile_walls),
-            "bench_seconds": background["wall_seconds"],
         }
-        return harness.publish_report(report, render, args.json, background["wall_seconds"])
+        return harness.publish_report(report, render, args.json, load)
 
 
 if __name__ == "__main__":
