@@ -8,8 +8,8 @@
 
 Reports, per pipeline, input MB/s and output tokens/s (median of R runs, wall and CPU time), and
 SentencePiece's raw encode speed on exactly the documents the same pipeline kept, so its overhead
-over its unavoidable tokenization cost is one ratio. The Mono counterpart is bench/mono_pipeline.py,
-whose machine, load and encode helpers this script imports. See bench/README.md.
+over its unavoidable tokenization cost is one ratio. The Mono counterpart is bench/mono_pipeline.py;
+both measure with bench/harness.py (machine, load, tokenizer, encode reference). See bench/README.md.
 
 Runs, in this order, all in this process (the FnApiRunner's in_memory mode runs every bundle on
 the calling thread):
@@ -31,31 +31,12 @@ import hashlib
 import os
 import shlex
 import shutil
-import sys
-import tempfile
 import time
 
-BENCH = os.path.dirname(os.path.abspath(__file__))
-if BENCH not in sys.path:
-    sys.path.insert(0, BENCH)
+import harness  # first: it puts the repository on sys.path and PYTHONPATH
+from harness import MB, REPO, EncodeReference, fmt_int, fmt_s, median
 
-# Importing mono_pipeline puts the repository on sys.path and PYTHONPATH and quiets Beam's logging.
-from mono_pipeline import (  # noqa: E402
-    MB,
-    REPO,
-    EncodeReference,
-    cpu_seconds,
-    fmt_int,
-    fmt_s,
-    loadavg,
-    machine_busy_seconds,
-    machine_info,
-    median,
-    publish_report,
-    read_side_outputs,
-    remove_workdir,
-    train_tokenizer,
-)
+harness.quiet_logging()  # before Beam is imported
 
 DEFAULT_NL_INPUT = "samples/nl/train/*.jsonl.zst,samples/nl/val.jsonl.zst"  # as `make demo`
 DEFAULT_SNAPSHOT = "samples/multi/snapshot"
@@ -69,18 +50,6 @@ FUNNEL = {
 # Copies get a suffix that sorts after the original's id separator, so exact dedup (smallest id
 # kept) keeps the originals and a scaled run publishes the same documents as an unscaled one.
 COPY_SUFFIX = "_copy{k}"
-
-
-def extra_versions() -> dict:
-    from importlib import metadata
-
-    versions = {}
-    for dist in ("duckdb", "sqlglot", "zstandard"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "unknown"
-    return versions
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,14 +124,11 @@ def run_pipeline(name: str, argv: list[str]) -> dict:
 
     main = {"nl": nl.main, "multi": multi.main}[name]
     shutil.rmtree(argv[argv.index("--output") + 1], ignore_errors=True)  # versions are immutable
-    busy, _ = machine_busy_seconds()
-    cpu = cpu_seconds()
-    started = time.perf_counter()
-    manifest = main(argv)
-    wall = time.perf_counter() - started
-    cpu = cpu_seconds() - cpu
-    other = max(0.0, machine_busy_seconds()[0] - busy - cpu)
-    return {"wall": wall, "cpu": cpu, "other_cpu": other, "manifest": manifest}
+    busy = harness.machine_cpu()[0]
+    with harness.Stopwatch() as watch:
+        manifest = main(argv)
+    other = max(0.0, harness.machine_cpu()[0] - busy - watch.cpu)
+    return {"wall": watch.wall, "cpu": watch.cpu, "other_cpu": other, "manifest": manifest}
 
 
 def fingerprint(manifest: dict):
@@ -179,20 +145,6 @@ def optional_stages(name: str, config: dict) -> dict:
     keys = {"nl": ("exact_dedup", "near_dedup"),
             "multi": ("decontamination", "near_dedup", "language_tags")}[name]
     return {key: config.get(key) not in (None, False) for key in keys}
-
-
-def output_summary(manifest: dict) -> dict:
-    totals = manifest["totals"]
-    return {
-        "documents": totals["documents"],
-        "tokens": totals["tokens"],
-        "document_tokens": totals["document_tokens"],
-        "records": totals["records"],
-        "seq_len": manifest["config"]["seq_len"],
-        "dropped_tail_tokens": totals["dropped_tail_tokens"],
-        "shard_bytes": totals["bytes"],
-        "tokenize_tokens": manifest["counts"].get("tokenize", {}).get("tokens", 0),
-    }
 
 
 def nl_input_summary(manifest: dict) -> dict:
@@ -232,21 +184,21 @@ def nl_read_reference(files: list[str]) -> dict:
                                         decompressed_chunks, iter_lines, parse_line)
 
     lines = compressed = 0
-    cpu, started = time.process_time(), time.perf_counter()
-    for path in files:
-        with open(path, "rb") as handle:
-            raw = _CountingReader(handle)
-            chunks = decompressed_chunks(raw, compression_of(os.path.basename(path)))
-            for line, _ in iter_lines(chunks, DEFAULT_MAX_LINE_BYTES):
-                lines += 1
-                try:
-                    _, _, data = parse_line(line)
-                except (ValueError, AttributeError):
-                    continue
-                hashlib.sha256(data).hexdigest()
-            compressed += raw.bytes_read
+    with harness.Stopwatch() as watch:
+        for path in files:
+            with open(path, "rb") as handle:
+                raw = _CountingReader(handle)
+                chunks = decompressed_chunks(raw, compression_of(os.path.basename(path)))
+                for line, _ in iter_lines(chunks, DEFAULT_MAX_LINE_BYTES):
+                    lines += 1
+                    try:
+                        _, _, data = parse_line(line)
+                    except (ValueError, AttributeError):
+                        continue
+                    hashlib.sha256(data).hexdigest()
+                compressed += raw.bytes_read
     return {"files": len(files), "lines": lines, "compressed_bytes": compressed,
-            "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
+            "seconds": watch.wall, "cpu_seconds": watch.cpu_self}
 
 
 def multi_query_reference(snapshot: str, folder: str, manifest: dict) -> dict:
@@ -261,10 +213,10 @@ def multi_query_reference(snapshot: str, folder: str, manifest: dict) -> dict:
         min_bytes=named["min_bytes"], max_bytes=named["max_bytes"], min_stars=named["min_stars"])
     if params.named() != named:
         raise SystemExit("bench: cannot rebuild Multi's query parameters from its manifest")
-    cpu, started = cpu_seconds(), time.perf_counter()
-    result = github_sql.export_snapshot_query(snapshot, params, folder,
-                                              manifest["inputs"]["query"]["stars_table"])
-    return {**result, "seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds() - cpu}
+    with harness.Stopwatch() as watch:
+        result = github_sql.export_snapshot_query(snapshot, params, folder,
+                                                  manifest["inputs"]["query"]["stars_table"])
+    return {**result, "seconds": watch.wall, "cpu_seconds": watch.cpu}
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,6 +240,7 @@ def throughput(name: str, runs: dict, inp: dict, out: dict, encode: dict) -> dic
 
 
 def render_pipeline(name: str, p: dict) -> list[str]:
+    """One pipeline's section: its command, input, kept documents, output, times and rates."""
     lines = []
     add = lines.append
     inp, out, runs, tp, e = p["input"], p["output"], p["runs"], p["throughput"], p["encode"]
@@ -322,6 +275,14 @@ def render_pipeline(name: str, p: dict) -> list[str]:
             f"{tp['kept_text_mb_per_s']:.3f} MB/s kept text")
     add(f"  out       {fmt_int(round(tp['output_tokens_per_s']))} tokens/s (wall), "
         f"{fmt_int(round(tp['output_tokens_per_cpu_s']))} tokens per CPU-s")
+    return lines + render_references(name, p)
+
+
+def render_references(name: str, p: dict) -> list[str]:
+    """SentencePiece encode alone over the kept texts, and the work outside Beam (NL's read, Multi's query)."""
+    lines = []
+    add = lines.append
+    inp, out, tp, e = p["input"], p["output"], p["throughput"], p["encode"]
     raw_s, wrap_s = e["raw_seconds_median"], e["wrapper_seconds_median"]
     add(f"  SentencePiece encode alone, same {fmt_int(e['documents'])} kept texts ({e['bytes'] / MB:.3f} MB), "
         f"one call per document, single thread, median of {len(e['raw_seconds'])}:")
@@ -352,7 +313,7 @@ def render(r: dict) -> str:
     lines = []
     add = lines.append
     add(f"Sluice NL and Multi pipeline benchmark, {m['date_utc']}: {cfg['command']}")
-    add(f"machine   {m['nproc']} CPUs (nproc), {m['cpu_model']}, {m['mem_gib']} GiB RAM, {m['platform']}")
+    add(harness.machine_line(m))
     add(f"software  Python {m['python']}, apache-beam {m['apache_beam']}, sentencepiece {m['sentencepiece']}, "
         f"pyarrow {m['pyarrow']}, duckdb {m['duckdb']}, sqlglot {m['sqlglot']}, zstandard {m['zstandard']}; "
         f"sluice {m['sluice_git_commit'][:12]}")
@@ -362,13 +323,7 @@ def render(r: dict) -> str:
         add(f"          inputs repeated x{cfg['scale']} under new names (NL: file copies; Multi: repositories and "
             "content ids in every snapshot table): every stage up to exact dedup sees x"
             f"{cfg['scale']}, exact dedup removes the copies (originals kept), later stages see x1")
-    b = r["background"]
-    add(f"load      other processes used {b['other_cpu_seconds']:.0f} CPU-s during the bench's "
-        f"{b['wall_seconds']:.0f} s ({b['other_cpus']:.2f} of {m['nproc']} CPUs; steal {b['steal_seconds']:.0f} s); "
-        "loadavg " + " -> ".join(b["loadavg"]))
-    if b["other_cpus"] > 0.2:
-        add("          WARNING: other processes competed for the CPUs; wall times are inflated and noisy. "
-            "Rerun on an idle machine (CPU-time figures are less affected).")
+    lines.extend(harness.load_lines(r["background"], m["nproc"]))
     add("")
     tok = (f"{r['tokenizer_seconds']:.2f} s" if r["tokenizer_seconds"] is not None
            else f"skipped, --tokenizer {cfg['tokenizer']}")
@@ -436,22 +391,6 @@ def parse_args(argv=None):
     unknown = [p for p in args.pipelines if p not in PIPELINES]
     if unknown or not args.pipelines:
         parser.error(f"--pipelines: choose among {', '.join(PIPELINES)}")
-    return args
-
-
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    command = " ".join(["python bench/corpus_pipelines.py", *(sys.argv[1:] if argv is None else argv)])
-    started = time.perf_counter()
-    load_before, (busy_before, steal_before), cpu_before = loadavg(), machine_busy_seconds(), cpu_seconds()
-    import_seconds = {}
-    t0 = time.perf_counter()
-    import pipelines.nl  # noqa: F401 - timed: the import cost every CLI run pays (Beam with it)
-    import_seconds["pipelines.nl (with Beam)"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    import pipelines.multi  # noqa: F401 - its own imports on top (sqlglot, DuckDB are lazy)
-    import_seconds["then pipelines.multi"] = time.perf_counter() - t0
-
     # User paths are relative to the caller's folder; the defaults to the repository root, where
     # the runs happen (so the manifests and the report show the bundled inputs' short paths).
     for name in ("json", "workdir", "tokenizer"):
@@ -462,116 +401,137 @@ def main(argv=None) -> dict:
     for name, default in (("snapshot", DEFAULT_SNAPSHOT), ("tokenizer_input", DEFAULT_TOKENIZER_INPUT)):
         if getattr(args, name) != default:
             setattr(args, name, os.path.abspath(getattr(args, name)))
-    os.chdir(REPO)
-    workdir = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="sluice-bench-corpus-"))
-    os.makedirs(workdir, exist_ok=True)
+    return args
 
-    def log(message):
-        print(f"[{time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
-    try:
-        machine = {**machine_info(), **extra_versions()}
-        if args.tokenizer:
-            model, tokenizer_seconds = args.tokenizer, None
-        else:
-            log("training the tokenizer")
-            tokenizer_seconds = train_tokenizer(args.tokenizer_input, os.path.join(workdir, "tok"),
-                                                args.vocab_size)
-            model = os.path.join(workdir, "tok", "tokenizer.model")
+def timed_imports() -> dict:
+    """Seconds each pipeline's import takes: paid once by every CLI run, not in the wall times."""
+    import_seconds = {}
+    t0 = time.perf_counter()
+    import pipelines.nl  # noqa: F401 - timed: the import cost every CLI run pays (Beam with it)
+    import_seconds["pipelines.nl (with Beam)"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    import pipelines.multi  # noqa: F401 - its own imports on top (sqlglot, DuckDB are lazy)
+    import_seconds["then pipelines.multi"] = time.perf_counter() - t0
+    return import_seconds
 
-        argvs, shown, inputs = {}, {}, {}
-        if "nl" in args.pipelines:
-            patterns, inputs["nl"] = scale_nl(args.nl_input.split(","), args.scale, workdir)
-            nl_flags = shlex.split(args.nl_flags)
-            shown["nl"] = ["--input", ",".join(patterns), "--num_shards", str(args.num_shards), *nl_flags]
-            argvs["nl"] = lambda out: ["--input", ",".join(patterns), "--output", out, "--tokenizer", model,
-                                       "--num_shards", str(args.num_shards), *nl_flags]
-        if "multi" in args.pipelines:
-            snapshot = scale_snapshot(args.snapshot, args.scale, workdir)
-            inputs["multi"] = snapshot
-            multi_flags = shlex.split(args.multi_flags)
-            shown["multi"] = ["--bigquery_snapshot", os.path.relpath(snapshot, REPO) if args.scale == 1
-                              else snapshot, "--num_shards", str(args.num_shards), *multi_flags]
-            argvs["multi"] = lambda out: ["--bigquery_snapshot", snapshot, "--output", out, "--tokenizer", model,
-                                          "--num_shards", str(args.num_shards), *multi_flags]
 
-        warm, encoders = {}, {}
+def pipeline_commands(args, workdir: str, model: str) -> tuple[dict, dict, dict]:
+    """Per pipeline: its argv for an output folder, the flags the report shows, and its (scaled)
+    input (NL: the files; Multi: the snapshot folder)."""
+    argvs, shown, inputs = {}, {}, {}
+    if "nl" in args.pipelines:
+        patterns, inputs["nl"] = scale_nl(args.nl_input.split(","), args.scale, workdir)
+        nl_flags = shlex.split(args.nl_flags)
+        shown["nl"] = ["--input", ",".join(patterns), "--num_shards", str(args.num_shards), *nl_flags]
+        argvs["nl"] = lambda out: ["--input", ",".join(patterns), "--output", out, "--tokenizer", model,
+                                   "--num_shards", str(args.num_shards), *nl_flags]
+    if "multi" in args.pipelines:
+        snapshot = scale_snapshot(args.snapshot, args.scale, workdir)
+        inputs["multi"] = snapshot
+        multi_flags = shlex.split(args.multi_flags)
+        shown["multi"] = ["--bigquery_snapshot", os.path.relpath(snapshot, REPO) if args.scale == 1
+                          else snapshot, "--num_shards", str(args.num_shards), *multi_flags]
+        argvs["multi"] = lambda out: ["--bigquery_snapshot", snapshot, "--output", out, "--tokenizer", model,
+                                      "--num_shards", str(args.num_shards), *multi_flags]
+    return argvs, shown, inputs
+
+
+def measure(args, argvs: dict, workdir: str, model: str, log) -> tuple[dict, dict, dict]:
+    """Steps 2 and 3 of the module's docstring: (warm-up runs, timed runs, encode references)."""
+    warm, encoders = {}, {}
+    for name in args.pipelines:
+        log(f"{name}: warm-up run with --write_documents")
+        folder = os.path.join(workdir, f"{name}-warmup")
+        warm[name] = run_pipeline(name, [*argvs[name](folder), "--write_documents"])
+        texts, _ = harness.read_side_outputs(folder)
+        encoders[name] = EncodeReference(texts, model)
+
+    timed = {name: [] for name in args.pipelines}
+    for i in range(args.repeat):
         for name in args.pipelines:
-            log(f"{name}: warm-up run with --write_documents")
-            folder = os.path.join(workdir, f"{name}-warmup")
-            warm[name] = run_pipeline(name, [*argvs[name](folder), "--write_documents"])
-            texts, _ = read_side_outputs(folder)
-            encoders[name] = EncodeReference(texts, model)
+            log(f"{name}: timed run {i + 1}/{args.repeat}")
+            run = run_pipeline(name, argvs[name](os.path.join(workdir, name)))
+            if fingerprint(run["manifest"]) != fingerprint(warm[name]["manifest"]):
+                raise SystemExit(f"bench: {name} runs produced different outputs; figures would not compare")
+            timed[name].append(run)
+            encoders[name].one_pass()  # SentencePiece alone, right after the run it is compared with
+    return warm, timed, encoders
 
-        timed = {name: [] for name in args.pipelines}
-        for i in range(args.repeat):
-            for name in args.pipelines:
-                log(f"{name}: timed run {i + 1}/{args.repeat}")
-                run = run_pipeline(name, argvs[name](os.path.join(workdir, name)))
-                if fingerprint(run["manifest"]) != fingerprint(warm[name]["manifest"]):
-                    raise SystemExit(f"bench: {name} runs produced different outputs; figures would not compare")
-                timed[name].append(run)
-                encoders[name].one_pass()  # SentencePiece alone, right after the run it is compared with
 
+def reference(name: str, pipeline_input, workdir: str, manifest: dict, log) -> tuple[dict, dict]:
+    """(the work outside Beam, the input summary) of one pipeline."""
+    if name == "nl":
+        log("nl: read stage's own work outside Beam")
+        return nl_read_reference(pipeline_input), nl_input_summary(manifest)
+    log("multi: DuckDB query alone")
+    ref = multi_query_reference(pipeline_input, os.path.join(workdir, "query-alone"), manifest)
+    if ref["rows"] != manifest["inputs"]["query"]["rows"]:
+        log(f"warning: the query alone returned {ref['rows']} rows, the pipeline's "
+            f"{manifest['inputs']['query']['rows']}")
+    return ref, multi_input_summary(manifest)
+
+
+def pipeline_result(name: str, shown: list, warm: dict, timed: list, encoder: EncodeReference,
+                    ref: dict, inp: dict, log) -> dict:
+    manifest = warm["manifest"]
+    out = harness.shard_summary(manifest)
+    encode = encoder.summary()
+    runs = {"wall_seconds": [t["wall"] for t in timed],
+            "cpu_seconds": [t["cpu"] for t in timed],
+            "other_cpus": [t["other_cpu"] / t["wall"] for t in timed]}
+    if encode["bytes"] != inp["kept_text_bytes"]:
+        log(f"warning: {name}: documents/ hold {encode['bytes']} bytes of text, the manifest says "
+            f"{inp['kept_text_bytes']} kept")
+    return {
+        "argv_shown": shown,
+        "optional_stages": optional_stages(name, manifest["config"]),
+        "input": inp,
+        "output": out,
+        "funnel": funnel(name, manifest["counts"]),
+        "counts": manifest["counts"],
+        "warmup_seconds": warm["wall"],
+        "runs": runs,
+        "encode": encode,
+        "throughput": throughput(name, runs, inp, out, encode),
+        "reference": ref,
+    }
+
+
+def config_summary(args, command: str) -> dict:
+    return {"command": command, "pipelines": args.pipelines, "nl_input": args.nl_input,
+            "snapshot": args.snapshot, "scale": args.scale, "repeat": args.repeat,
+            "num_shards": args.num_shards, "vocab_size": args.vocab_size,
+            "tokenizer": args.tokenizer, "tokenizer_input": args.tokenizer_input,
+            "nl_flags": args.nl_flags, "multi_flags": args.multi_flags}
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    command = harness.command_line(__file__, argv)
+    load = harness.MachineLoad()
+    import_seconds = timed_imports()
+    os.chdir(REPO)
+    log = harness.elapsed_logger(load.started)
+    with harness.work_folder(args.workdir, "sluice-bench-corpus-", keep=bool(args.workdir or args.keep)) as workdir:
+        machine = harness.pipeline_machine_info("duckdb", "sqlglot", "zstandard")
+        model, tokenizer_seconds = harness.tokenizer_model(args.tokenizer, args.tokenizer_input, workdir,
+                                                           args.vocab_size, log)
+        argvs, shown, inputs = pipeline_commands(args, workdir, model)
+        warm, timed, encoders = measure(args, argvs, workdir, model, log)
         results = {}
         for name in args.pipelines:
-            manifest = warm[name]["manifest"]
-            if name == "nl":
-                log("nl: read stage's own work outside Beam")
-                reference = nl_read_reference(inputs["nl"])
-                inp = nl_input_summary(manifest)
-            else:
-                log("multi: DuckDB query alone")
-                reference = multi_query_reference(inputs["multi"], os.path.join(workdir, "query-alone"),
-                                                  manifest)
-                if reference["rows"] != manifest["inputs"]["query"]["rows"]:
-                    log(f"warning: the query alone returned {reference['rows']} rows, the pipeline's "
-                        f"{manifest['inputs']['query']['rows']}")
-                inp = multi_input_summary(manifest)
-            out = output_summary(manifest)
-            encode = encoders[name].summary()
-            runs = {"wall_seconds": [t["wall"] for t in timed[name]],
-                    "cpu_seconds": [t["cpu"] for t in timed[name]],
-                    "other_cpus": [t["other_cpu"] / t["wall"] for t in timed[name]]}
-            results[name] = {
-                "argv_shown": shown[name],
-                "optional_stages": optional_stages(name, manifest["config"]),
-                "input": inp,
-                "output": out,
-                "funnel": funnel(name, manifest["counts"]),
-                "counts": manifest["counts"],
-                "warmup_seconds": warm[name]["wall"],
-                "runs": runs,
-                "encode": encode,
-                "throughput": throughput(name, runs, inp, out, encode),
-                "reference": reference,
-            }
-            if encode["bytes"] != inp["kept_text_bytes"]:
-                log(f"warning: {name}: documents/ hold {encode['bytes']} bytes of text, the manifest says "
-                    f"{inp['kept_text_bytes']} kept")
-
-        bench_seconds = time.perf_counter() - started
-        busy_after, steal_after = machine_busy_seconds()
-        other_cpu = max(0.0, (busy_after - busy_before) - (cpu_seconds() - cpu_before))
+            ref, inp = reference(name, inputs[name], workdir, warm[name]["manifest"], log)
+            results[name] = pipeline_result(name, shown[name], warm[name], timed[name], encoders[name],
+                                            ref, inp, log)
         report = {
             "machine": machine,
-            "config": {"command": command, "pipelines": args.pipelines, "nl_input": args.nl_input,
-                       "snapshot": args.snapshot, "scale": args.scale, "repeat": args.repeat,
-                       "num_shards": args.num_shards, "vocab_size": args.vocab_size,
-                       "tokenizer": args.tokenizer, "tokenizer_input": args.tokenizer_input,
-                       "nl_flags": args.nl_flags, "multi_flags": args.multi_flags},
-            "background": {"wall_seconds": bench_seconds, "other_cpu_seconds": other_cpu,
-                           "other_cpus": other_cpu / bench_seconds,
-                           "steal_seconds": steal_after - steal_before,
-                           "loadavg": [load_before, loadavg()]},
+            "config": config_summary(args, command),
             "tokenizer_seconds": tokenizer_seconds,
             "import_seconds": import_seconds,
             "pipelines": results,
-            "bench_seconds": bench_seconds,
         }
-        return publish_report(report, render, args.json, bench_seconds)
-    finally:
-        remove_workdir(workdir, keep=bool(args.workdir or args.keep))
+        return harness.publish_report(report, render, args.json, load)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,8 @@ from typing import Optional
 
 from datasketch import MinHash, MinHashLSH
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import dedup_corpus  # noqa: E402
-from dedup_truth import shingles  # noqa: E402
+import dedup_corpus
+from dedup_truth import shingles
 
 NUM_PERM = 256
 SEED = 1
@@ -83,7 +80,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     paths = dedup_corpus.ensure_corpora(args.cache)
     for name in args.corpus:
         docs = dedup_corpus.load_jsonl(paths[name])
-        mb = sum(len(d["text"].encode("utf-8")) for d in docs) / 1e6
+        mb = dedup_corpus.corpus_mb(docs)
         t0 = time.perf_counter()
         removed = run(docs)
         dt = time.perf_counter() - t0

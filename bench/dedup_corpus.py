@@ -39,12 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "samples"))
-
+import harness  # first: it puts the repository on sys.path
+from samples import build_samples  # index_url, find_sdist, download
 from transforms.sources.archive_stream import ArchiveLimits, iter_members  # noqa: E402
-import build_samples  # noqa: E402  (samples/build_samples.py: index_url, find_sdist, download)
+
+ROOT = Path(harness.REPO)
 
 DEFAULT_CACHE = ROOT / "bench" / ".cache"
 SAMPLE_ARCHIVES = ROOT / "samples" / "mono" / "archives"
@@ -279,6 +278,16 @@ def load_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+def load_sorted(path: Path) -> list[dict]:
+    """The corpus sorted by id, the order every method sees."""
+    return sorted(load_jsonl(path), key=lambda d: d["id"])
+
+
+def corpus_mb(docs: list[dict]) -> float:
+    """UTF-8 megabytes (10^6) of the documents' text: what every MB/s divides."""
+    return sum(len(d["text"].encode("utf-8")) for d in docs) / harness.MB
+
+
 def ensure_corpora(cache: Path = DEFAULT_CACHE, force: bool = False) -> dict[str, Path]:
     """Build the corpora unless present; return {"code": path, "prose": path}."""
     paths = {"code": cache / "code.jsonl", "prose": cache / "prose.jsonl"}
@@ -301,8 +310,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     paths = ensure_corpora(args.cache, force=args.force)
     for name, p in paths.items():
         docs = load_jsonl(p)
-        mb = sum(len(d["text"].encode("utf-8")) for d in docs) / 1e6
-        log(f"{name:<6}{len(docs):>7} docs {mb:8.2f} MB  {p}")
+        log(f"{name:<6}{len(docs):>7} docs {corpus_mb(docs):8.2f} MB  {p}")
     log(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 

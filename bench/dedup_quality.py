@@ -20,20 +20,16 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import dedup_baseline  # noqa: E402
-import dedup_corpus  # noqa: E402
-import sluice_dedup  # noqa: E402
-import dedup_truth  # noqa: E402
+import harness  # first: it puts the repository on sys.path
+import dedup_baseline
+import dedup_corpus
+import sluice_dedup
+import dedup_truth
 
 Method = Callable[[list[dict]], set]  # docs ({"id", "text", ...}) -> ids removed
 
@@ -58,13 +54,7 @@ def methods() -> dict[str, Method]:
     return registry
 
 
-def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    available = methods()
+def parse_args(argv: Optional[list[str]], available: dict) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", nargs="+", default=["code", "prose"], choices=["code", "prose"])
     ap.add_argument("--methods", nargs="+", default=list(available), metavar="NAME",
@@ -75,29 +65,30 @@ def main(argv: Optional[list[str]] = None) -> int:
     unknown = [m for m in args.methods if m not in available]
     if unknown:
         ap.error(f"unknown method(s) {unknown}; registered: {list(available)}")
+    return args
 
-    t_start = time.perf_counter()
-    paths = dedup_corpus.ensure_corpora(args.cache)
+
+def measure(corpus: str, path: Path, cache: Path, names: list[str], available: dict) -> list[dict]:
+    """One row per method on one corpus: removals scored against the exact truth, wall and CPU."""
+    docs = dedup_corpus.load_sorted(path)
+    truth = dedup_truth.load_or_compute(corpus, path, cache, docs=docs)
+    s = truth.stats
+    print(f"truth {corpus}: {s['docs']} docs, {s['mb']:.2f} MB; {s['candidate_pairs']} pairs share a "
+          f"shingle; J>=0.8: {s['pairs_ge_0.8']} pairs, grey [0.75,0.85): {s['pairs_grey']} pairs; "
+          f"removable at 0.85 / 0.8 / 0.75: {s['removable_at_0.85']} / {s['removable_at_0.8']} / "
+          f"{s['removable_at_0.75']} docs", flush=True)
     rows = []
-    for corpus in args.corpus:
-        docs = dedup_corpus.load_jsonl(paths[corpus])
-        docs.sort(key=lambda d: d["id"])
-        truth = dedup_truth.load_or_compute(corpus, paths[corpus], args.cache, docs=docs)
-        s = truth.stats
-        print(f"truth {corpus}: {s['docs']} docs, {s['mb']:.2f} MB; {s['candidate_pairs']} pairs share a "
-              f"shingle; J>=0.8: {s['pairs_ge_0.8']} pairs, grey [0.75,0.85): {s['pairs_grey']} pairs; "
-              f"removable at 0.85 / 0.8 / 0.75: {s['removable_at_0.85']} / {s['removable_at_0.8']} / "
-              f"{s['removable_at_0.75']} docs", flush=True)
-        for name in args.methods:
-            w0, c0 = time.perf_counter(), _cpu()
+    for name in names:
+        with harness.Stopwatch() as watch:  # CPU with children: Beam's worker processes
             removed = available[name]([dict(d) for d in docs])
-            wall, cpu = time.perf_counter() - w0, _cpu() - c0
-            sc = dedup_truth.evaluate(removed, truth)
-            rows.append({"method": name, "corpus": corpus, "docs": s["docs"], "mb": s["mb"],
-                         "seconds": wall, "cpu_seconds": cpu, "precision": sc.precision,
-                         "recall": sc.recall, "f1": sc.f1, **sc.__dict__})
+        sc = dedup_truth.evaluate(removed, truth)
+        rows.append({"method": name, "corpus": corpus, "docs": s["docs"], "mb": s["mb"],
+                     "seconds": watch.wall, "cpu_seconds": watch.cpu, "precision": sc.precision,
+                     "recall": sc.recall, "f1": sc.f1, **sc.__dict__})
+    return rows
 
-    print()
+
+def print_tables(rows: list[dict]) -> None:
     head = (f"{'method':<12} {'corpus':<6} {'docs':>6} {'MB':>6} {'removed':>7} {'precision':>9} "
             f"{'recall':>7} {'F1':>7} {'seconds':>7} {'cpu s':>6} {'MB/s':>5}  target F1")
     print(head)
@@ -121,9 +112,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     print()
     print("reference F1 quoted in the issue (not measured here): " + "; ".join(
         f"{k} {v['code']} code / {v['prose']} prose" for k, v in REFERENCE_F1.items()))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    available = methods()
+    args = parse_args(argv, available)
+    t_start = time.perf_counter()
+    paths = dedup_corpus.ensure_corpora(args.cache)
+    rows = []
+    for corpus in args.corpus:
+        rows += measure(corpus, paths[corpus], args.cache, args.methods, available)
+    print()
+    print_tables(rows)
     print(f"total {time.perf_counter() - t_start:.1f} s")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        harness.write_json(args.json, rows)
     return 0
 
 

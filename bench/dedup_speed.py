@@ -40,38 +40,31 @@ import argparse
 import cProfile
 import json
 import os
-import platform
 import pstats
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT))
+import harness  # first: it puts the repository on sys.path, and it and bench/ on PYTHONPATH
+import dedup_baseline
+import dedup_corpus
+import dedup_truth
+import sluice_dedup
+from harness import TreeSampler
 
-import dedup_baseline  # noqa: E402
-import dedup_corpus  # noqa: E402
-import dedup_truth  # noqa: E402
-import sluice_dedup  # noqa: E402  (sets PYTHONPATH for Beam's worker processes)
-
-MB = 1e6
-NUM_PERM = 256
-SEED = 1
+NUM_PERM = dedup_baseline.NUM_PERM
+SEED = dedup_baseline.SEED
 TARGET_SIG_MBPS_PER_CORE = 10.0
 TARGET_SIG_VS_LOOP = 10.0
 ISSUE_BASELINE_MBPS = 5.4  # the issue's measurement of the plain datasketch baseline here
 SCALES = ("half", "full", "double", "x4", "x8")
 DEFAULT_SCALES = ("half", "full", "double")
 COPIES = {"double": 2, "x4": 4, "x8": 8}
-SAMPLE_S = 0.2
 
 # datatrove and the packages its MinHash stages import (spacy for its English word tokenizer,
 # tokenizers because datatrove.pipeline.dedup imports it, xxhash for its default hash). Pinned.
@@ -79,62 +72,11 @@ DATATROVE_PACKAGES = ["datatrove==0.10.1", "spacy==3.8.18", "orjson==3.13.0", "r
                       "xxhash==3.8.2", "tokenizers==0.23.3"]
 
 
-# ----------------------------------------------------------------------------- machine
+# ----------------------------------------------------------------------------- machine and corpora
 
 
 def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = round(int(line.split()[1]) / (1 << 20), 1)
-    except OSError:
-        pass
-    from importlib.metadata import version
-
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(), "cpu_model": cpu,
-            "mem_gib": mem, "platform": platform.platform(), "python": platform.python_version(),
-            "versions": {p: version(p) for p in ("apache-beam", "datasketch", "numpy")}}
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-def machine_busy() -> tuple[float, float, float]:
-    """(busy, steal, total) CPU seconds of the whole machine so far, from /proc/stat."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError):
-        return float("nan"), float("nan"), float("nan")
-    tick = os.sysconf("SC_CLK_TCK")
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    busy = user + nice + system + irq + softirq
-    return busy / tick, steal / tick, (busy + idle + iowait + steal) / tick
-
-
-def cpu_now() -> float:
-    """CPU seconds of this process (all threads) plus its waited-for children."""
-    c = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + c.ru_utime + c.ru_stime
-
-
-# ----------------------------------------------------------------------------- corpora
-
-
-def corpus_mb(docs: list[dict]) -> float:
-    return sum(len(d["text"].encode("utf-8")) for d in docs) / MB
+    return {**harness.machine_info(), "versions": harness.versions("apache-beam", "datasketch", "numpy")}
 
 
 def scaled(docs: list[dict], scale: str) -> list[dict]:
@@ -153,23 +95,10 @@ def scaled(docs: list[dict], scale: str) -> list[dict]:
 
 
 def load_code(cache: Path) -> list[dict]:
-    paths = dedup_corpus.ensure_corpora(cache)
-    docs = dedup_corpus.load_jsonl(paths["code"])
-    docs.sort(key=lambda d: d["id"])
-    return docs
+    return dedup_corpus.load_sorted(dedup_corpus.ensure_corpora(cache)["code"])
 
 
 # ----------------------------------------------------------------------------- 1. signatures
-
-
-def timed(fn: Callable[[], object], repeat: int) -> dict:
-    walls, cpus = [], []
-    for _ in range(repeat):
-        w0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        cpus.append(time.process_time() - c0)
-        walls.append(time.perf_counter() - w0)
-    return {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "walls": walls, "cpus": cpus}
 
 
 def signature_benchmark(docs: list[dict], every: int, repeat: int) -> tuple[list[dict], dict]:
@@ -207,7 +136,7 @@ def signature_benchmark(docs: list[dict], every: int, repeat: int) -> tuple[list
         np.array_equal(hasher.signature(shingle_hashes(t)),
                        _ds_sig(MinHash, t, shingles, shingle_hash32)) for t in check_docs)
 
-    mb_all, mb_sub = corpus_mb(docs), corpus_mb(subset)
+    mb_all, mb_sub = dedup_corpus.corpus_mb(docs), dedup_corpus.corpus_mb(subset)
     n_sh_sub = sum(len(dedup_truth.shingles(t)) for t in texts_sub)
     rows = []
     for name, what, fn, n, mb in (
@@ -216,7 +145,7 @@ def signature_benchmark(docs: list[dict], every: int, repeat: int) -> tuple[list
         ("datasketch MinHash.update loop (sha1)", "subset", ds_loop, len(subset), mb_sub),
         ("datasketch MinHash.update_batch (sha1)", "subset", ds_batch, len(subset), mb_sub),
     ):
-        t = timed(fn, repeat)
+        t = harness.timed_runs(fn, repeat)
         rows.append({"method": name, "docs_set": what, "docs": n, "mb": mb, **t,
                      "mbps_core": mb / t["cpu"], "mbps_wall": mb / t["wall"]})
         print(f"  {name} [{what}]: wall {t['wall']:.2f} s, cpu {t['cpu']:.2f} s "
@@ -236,82 +165,6 @@ def _ds_sig(MinHash, text, shingles, hashfunc):
     return m.hashvalues.astype("uint32")
 
 
-# ----------------------------------------------------------------------------- memory sampling
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                out += [int(x) for x in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
-            except OSError:
-                pass
-    except OSError:
-        pass
-    return out
-
-
-def _status_kb(pid: int) -> dict:
-    values = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key = line.split(":", 1)[0]
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return values
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-class TreeSampler:
-    """Peak RSS (VmHWM, MB) of a process and of each of its descendants, every SAMPLE_S."""
-
-    def __init__(self, root: int):
-        self.root = root
-        self.peak_mb: dict[int, float] = {}
-        self.cmd: dict[int, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self):
-        while True:
-            todo, seen = [self.root], set()
-            while todo:
-                pid = todo.pop()
-                if pid in seen:
-                    continue
-                seen.add(pid)
-                s = _status_kb(pid)
-                if "VmHWM" in s:
-                    self.peak_mb[pid] = max(self.peak_mb.get(pid, 0.0), s["VmHWM"] / 1024)
-                    if pid not in self.cmd:
-                        self.cmd[pid] = _cmdline(pid)
-                todo += _children(pid)
-            if self._stop.wait(SAMPLE_S):
-                return
-
-    def workers(self) -> list[float]:
-        """Peaks of the SDK worker interpreters (Beam starts each through ``sh -c``: not the shells)."""
-        return [mb for pid, mb in self.peak_mb.items()
-                if "sdk_worker_main" in self.cmd.get(pid, "") and not self.cmd[pid].startswith(("/bin/sh", "sh "))]
-
-
 # ----------------------------------------------------------------------------- 2. the dedup stage
 
 
@@ -325,13 +178,13 @@ def stage_child(cache: Path, scale: str, workers: int, out: Path) -> None:
     # reading and parsing it are the pipeline's, and are timed.
     path = out.with_suffix(".input.jsonl")
     sluice_dedup.write_input(docs, str(path))
-    before_kb = _status_kb(os.getpid()).get("VmRSS", 0)
-    w0, c0, s0 = time.perf_counter(), cpu_now(), time.process_time()
-    removed = sluice_dedup.run_file(str(path), workers=workers)
-    wall, cpu, cpu_self = time.perf_counter() - w0, cpu_now() - c0, time.process_time() - s0
+    before_kb = harness.proc_status_kb(os.getpid()).get("VmRSS", 0)
+    with harness.Stopwatch() as watch:
+        removed = sluice_dedup.run_file(str(path), workers=workers)
     own = resource.getrusage(resource.RUSAGE_SELF)
     out.write_text(json.dumps({
-        "wall": wall, "cpu": cpu, "cpu_runner": cpu_self, "docs": len(docs), "mb": corpus_mb(docs),
+        "wall": watch.wall, "cpu": watch.cpu, "cpu_runner": watch.cpu_self, "docs": len(docs),
+        "mb": dedup_corpus.corpus_mb(docs),
         "rss_before_mb": before_kb / 1024, "maxrss_mb": own.ru_maxrss / 1024,
         "removed": sorted(removed)}))
 
@@ -466,17 +319,18 @@ def run_datatrove(cache: Path, code_path: Path, log_dir: Path) -> dict:
 
 
 def _category(filename: str) -> Optional[str]:
+    root = Path(harness.REPO)
     if "apache_beam" in filename:
         return "beam"
     if "/grpc" in filename or "google/protobuf" in filename:
         return "beam"  # Beam's control/data plane
     if "datasketch" in filename:
         return "datasketch (import, LSH parameters)"
-    if str(ROOT / "transforms" / "minhash.py") in filename or str(ROOT / "transforms" / "polyhash.py") in filename:
+    if str(root / "transforms" / "minhash.py") in filename or str(root / "transforms" / "polyhash.py") in filename:
         return "sluice: shingles + signatures"
-    if str(ROOT / "transforms") in filename or str(ROOT / "schemas") in filename:
+    if str(root / "transforms") in filename or str(root / "schemas") in filename:
         return "sluice: other DoFns (LSH, verify, CC, decide)"
-    if str(ROOT / "bench") in filename:
+    if str(root / "bench") in filename:
         return "bench harness (JSON in/out)"
     return None  # builtins, numpy, stdlib: charged to whoever called them
 
@@ -576,7 +430,7 @@ def print_signatures(args, sig_rows: list[dict], sig_info: dict) -> None:
           f"{'yes' if sig_info['same_signature_as_datasketch_shingle_hash32'] else 'NO'}")
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cache", type=Path, default=dedup_corpus.DEFAULT_CACHE)
     ap.add_argument("--scales", nargs="+", default=list(DEFAULT_SCALES), choices=SCALES,
@@ -596,149 +450,109 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--only", choices=["signatures"],
                     help="run only this section (signatures: [1/4], seconds instead of many minutes)")
     ap.add_argument("--_stage_child", nargs=3, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args._stage_child:
-        scale, workers, out = args._stage_child
-        stage_child(args.cache, scale, int(workers), Path(out))
-        return 0
+    return ap.parse_args(argv)
 
-    t_start = time.perf_counter()
-    info = machine_info()
-    print(f"machine: {info['nproc']} CPUs ({info['cpu_model']}), {info['mem_gib']} GiB; {info['platform']}")
-    print("versions: python " + info["python"] + ", " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
-    print(f"load average at start: {loadavg()}", flush=True)
-    result: dict = {"machine": info, "load_start": loadavg()}
-    busy0 = machine_busy()
 
-    docs = load_code(args.cache)
-    code_path = args.cache / "code.jsonl"
-    truth = dedup_truth.load_or_compute("code", code_path, args.cache, docs=docs)
-    full_mb = corpus_mb(docs)
-    print(f"corpus: code, {len(docs)} docs, {full_mb:.2f} MB", flush=True)
+# ----------------------------------------------------------------------------- measurements
 
-    # 1. signatures
+
+def measure_signatures(args, docs: list[dict]) -> tuple[list[dict], dict]:
     print("\n[1/4] signature throughput", flush=True)
-    sig_rows, sig_info = signature_benchmark(docs, args.subset_every, args.sig_repeat)
-    result["signatures"] = {"rows": sig_rows, **sig_info}
-    if args.only == "signatures":
-        print()
-        print_signatures(args, sig_rows, sig_info)
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2, default=str))
-        return 0
+    return signature_benchmark(docs, args.subset_every, args.sig_repeat)
 
-    # 2. the stage
+
+def stage_config(cache: Path, scale: str, workers: int, repeat: int, truth, tmp: Path) -> dict:
+    """One (scale, workers) configuration of the stage: its runs' medians, the largest memory peaks,
+    and, on the full corpus, its score."""
+    runs = []
+    for k in range(repeat):
+        run_dir = tmp / f"{scale}-{workers}-{k}"
+        run_dir.mkdir()
+        r = run_stage(cache, scale, workers, run_dir)
+        runs.append(r)
+        print(f"  sluice x{workers} {scale}: wall {r['wall']:.1f} s, cpu {r['cpu']:.1f} s "
+              f"(runner {r['cpu_runner']:.1f}), "
+              f"removed {len(r['removed'])}, runner peak {r['runner_peak_mb']:.0f} MB, "
+              f"worker peaks {[round(x) for x in r['worker_peaks_mb']]} MB", flush=True)
+    if len({len(x["removed"]) for x in runs}) != 1:
+        raise RuntimeError(f"sluice {scale} x{workers}: runs removed different counts")
+    r = dict(runs[0])
+    for key in ("wall", "cpu", "cpu_runner"):
+        r[key] = statistics.median(x[key] for x in runs)
+        r[key + "_runs"] = [x[key] for x in runs]
+    # memory: the largest peak over the runs
+    r["runner_peak_mb"] = max(x["runner_peak_mb"] for x in runs)
+    r["worker_peaks_mb"] = max((x["worker_peaks_mb"] for x in runs), key=max)
+    r["rss_before_mb"] = max(x["rss_before_mb"] for x in runs)
+    r["runs"] = len(runs)
+    r.update(method=f"sluice {workers} worker{'s' if workers > 1 else ''}", scale=scale,
+             workers=workers, n_removed=len(r["removed"]))
+    if scale == "full":
+        r.update(scores(r["removed"], truth))
+    del r["removed"]
+    return r
+
+
+def scores(removed, truth) -> dict:
+    sc = dedup_truth.evaluate(removed, truth)
+    return {"precision": sc.precision, "recall": sc.recall, "f1": sc.f1, "score": sc.__dict__}
+
+
+def measure_stage(args, truth, tmp: Path) -> list[dict]:
     print("\n[2/4] dedup stage (sluice_dedup.run on FnApiRunner, one fresh process per run)", flush=True)
-    stage_rows = []
-    with tempfile.TemporaryDirectory(prefix="dedup_speed-") as tmp:
-        tmp = Path(tmp)
-        for workers in args.workers:
-            for scale in args.scales:
-                runs = []
-                for k in range(args.repeat_double if scale in COPIES else args.repeat):
-                    run_dir = tmp / f"{scale}-{workers}-{k}"
-                    run_dir.mkdir()
-                    r = run_stage(args.cache, scale, workers, run_dir)
-                    runs.append(r)
-                    print(f"  sluice x{workers} {scale}: wall {r['wall']:.1f} s, cpu {r['cpu']:.1f} s "
-                          f"(runner {r['cpu_runner']:.1f}), "
-                          f"removed {len(r['removed'])}, runner peak {r['runner_peak_mb']:.0f} MB, "
-                          f"worker peaks {[round(x) for x in r['worker_peaks_mb']]} MB", flush=True)
-                if len({len(x["removed"]) for x in runs}) != 1:
-                    raise RuntimeError(f"sluice {scale} x{workers}: runs removed different counts")
-                r = dict(runs[0])
-                for key in ("wall", "cpu", "cpu_runner"):
-                    r[key] = statistics.median(x[key] for x in runs)
-                    r[key + "_runs"] = [x[key] for x in runs]
-                # memory: the largest peak over the runs
-                r["runner_peak_mb"] = max(x["runner_peak_mb"] for x in runs)
-                r["worker_peaks_mb"] = max((x["worker_peaks_mb"] for x in runs), key=max)
-                r["rss_before_mb"] = max(x["rss_before_mb"] for x in runs)
-                r["runs"] = len(runs)
-                r.update(method=f"sluice {workers} worker{'s' if workers > 1 else ''}", scale=scale,
-                         workers=workers, n_removed=len(r["removed"]))
-                if scale == "full":
-                    sc = dedup_truth.evaluate(r["removed"], truth)
-                    r.update(precision=sc.precision, recall=sc.recall, f1=sc.f1, score=sc.__dict__)
-                del r["removed"]
-                stage_rows.append(r)
+    return [stage_config(args.cache, scale, workers, args.repeat_double if scale in COPIES else args.repeat,
+                         truth, tmp)
+            for workers in args.workers for scale in args.scales]
 
-        # 3. baseline
-        if not args.skip_baseline:
-            print("\n[3/4] plain datasketch baseline (bench/dedup_baseline.run, in-process)", flush=True)
-            runs = []
-            for _ in range(args.repeat):
-                w0, c0 = time.perf_counter(), time.process_time()
-                removed = dedup_baseline.run([dict(d) for d in docs])
-                runs.append((time.perf_counter() - w0, time.process_time() - c0))
-                print(f"  wall {runs[-1][0]:.1f} s, cpu {runs[-1][1]:.1f} s, removed {len(removed)}", flush=True)
-            sc = dedup_truth.evaluate(removed, truth)
-            stage_rows.append({"method": "datasketch baseline", "scale": "full", "workers": 1, "docs": len(docs),
-                               "mb": full_mb, "wall": statistics.median(w for w, _ in runs),
-                               "cpu": statistics.median(c for _, c in runs), "cpu_runner": statistics.median(c for _, c in runs),
-                               "runs": len(runs), "n_removed": len(removed),
-                               "precision": sc.precision, "recall": sc.recall, "f1": sc.f1,
-                               "score": sc.__dict__})
 
-        # 4. datatrove
-        dt_status = "skipped (--skip_datatrove)"
-        if not args.skip_datatrove:
-            print("\n[4/4] datatrove MinHash dedup (4 stages, 1 process, own venv)", flush=True)
-            try:
-                runs = []
-                for k in range(1):  # one run: its signature stage alone takes ~1.5 min here
-                    d = tmp / f"datatrove-{k}"
-                    d.mkdir()
-                    runs.append(run_datatrove(args.cache, code_path, d))
-                    r = runs[-1]
-                    print(f"  wall {r['wall']:.1f} s, cpu {r['cpu']:.1f} s (process incl. start: "
-                          f"{r['process_wall']:.1f} s wall, {r['process_cpu']:.1f} s cpu), removed "
-                          f"{len(r['removed'])}; stages: " + ", ".join(
-                              f"{k} {v['wall']:.1f}/{v['cpu']:.1f}" for k, v in r["stages"].items()), flush=True)
-                r = dict(runs[0])
-                r["wall"] = statistics.median(x["wall"] for x in runs)
-                r["cpu"] = statistics.median(x["cpu"] for x in runs)
-                known = set(truth.ids)
-                unknown = [x for x in r["removed"] if x not in known]
-                if unknown:
-                    raise RuntimeError(f"datatrove removed ids not in the corpus, e.g. {unknown[:3]}")
-                sc = dedup_truth.evaluate(r["removed"], truth)
-                stage_rows.append({"method": "datatrove (1 process)", "scale": "full", "workers": 1,
-                                   "docs": len(docs), "mb": full_mb, "wall": r["wall"], "cpu": r["cpu"],
-                                   "cpu_runner": r["cpu"], "runs": 1,
-                                   "n_removed": len(r["removed"]), "precision": sc.precision,
-                                   "recall": sc.recall, "f1": sc.f1, "score": sc.__dict__,
-                                   "runner_peak_mb": r["runner_peak_mb"],
-                                   "worker_peaks_mb": [r["runner_peak_mb"]], "stages": r["stages"],
-                                   "process_wall": r["process_wall"], "process_cpu": r["process_cpu"],
-                                   "datatrove_version": r["version"], "datatrove_config": r["config"]})
-                dt_status = f"ran: datatrove {r['version']}, {r['config']}"
-            except Exception as exc:  # noqa: BLE001 - report and go on
-                dt_status = f"NOT RUN: {exc}"
-                print(f"  datatrove could not be run here: {exc}", flush=True)
-        result["datatrove_status"] = dt_status
+def measure_baseline(docs: list[dict], truth, repeat: int) -> dict:
+    print("\n[3/4] plain datasketch baseline (bench/dedup_baseline.run, in-process)", flush=True)
+    runs = []
+    for _ in range(repeat):
+        with harness.Stopwatch() as watch:
+            removed = dedup_baseline.run([dict(d) for d in docs])
+        runs.append((watch.wall, watch.cpu_self))
+        print(f"  wall {runs[-1][0]:.1f} s, cpu {runs[-1][1]:.1f} s, removed {len(removed)}", flush=True)
+    cpu = statistics.median(c for _, c in runs)
+    return {"method": "datasketch baseline", "scale": "full", "workers": 1, "docs": len(docs),
+            "mb": dedup_corpus.corpus_mb(docs), "wall": statistics.median(w for w, _ in runs),
+            "cpu": cpu, "cpu_runner": cpu, "runs": len(runs), "n_removed": len(removed),
+            **scores(removed, truth)}
 
-    profile = None
-    if args.profile:
-        print("\n[profile] cProfile of one in-process sluice_dedup.run on the full corpus", flush=True)
-        profile = run_profile(docs)
-        result["profile"] = profile
-    result["stage"] = stage_rows
-    result["load_end"] = loadavg()
-    busy1 = machine_busy()
-    span = busy1[2] - busy0[2]
-    result["machine_busy_pct"] = 100 * (busy1[0] - busy0[0]) / span if span else float("nan")
-    result["machine_steal_pct"] = 100 * (busy1[1] - busy0[1]) / span if span else float("nan")
 
-    # ------------------------------------------------------------------ tables
-    print()
-    print(f"machine: {info['nproc']} CPUs ({info['cpu_model']}); python {info['python']}, "
-          + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-          + f"; load average {result['load_start']} at start, {result['load_end']} at end; whole machine "
-            f"{result['machine_busy_pct']:.0f}% busy, {result['machine_steal_pct']:.1f}% steal over the run")
-    print()
-    print_signatures(args, sig_rows, sig_info)
-    print()
+def measure_datatrove(cache: Path, code_path: Path, docs: list[dict], truth, tmp: Path) -> tuple[Optional[dict], str]:
+    """(datatrove's row, or None where it could not run, and what the report says of it)."""
+    print("\n[4/4] datatrove MinHash dedup (4 stages, 1 process, own venv)", flush=True)
+    try:
+        d = tmp / "datatrove-0"  # one run: its signature stage alone takes ~1.5 min here
+        d.mkdir()
+        r = run_datatrove(cache, code_path, d)
+        print(f"  wall {r['wall']:.1f} s, cpu {r['cpu']:.1f} s (process incl. start: "
+              f"{r['process_wall']:.1f} s wall, {r['process_cpu']:.1f} s cpu), removed "
+              f"{len(r['removed'])}; stages: " + ", ".join(
+                  f"{k} {v['wall']:.1f}/{v['cpu']:.1f}" for k, v in r["stages"].items()), flush=True)
+        known = set(truth.ids)
+        unknown = [x for x in r["removed"] if x not in known]
+        if unknown:
+            raise RuntimeError(f"datatrove removed ids not in the corpus, e.g. {unknown[:3]}")
+        row = {"method": "datatrove (1 process)", "scale": "full", "workers": 1,
+               "docs": len(docs), "mb": dedup_corpus.corpus_mb(docs), "wall": r["wall"], "cpu": r["cpu"],
+               "cpu_runner": r["cpu"], "runs": 1, "n_removed": len(r["removed"]),
+               **scores(r["removed"], truth),
+               "runner_peak_mb": r["runner_peak_mb"],
+               "worker_peaks_mb": [r["runner_peak_mb"]], "stages": r["stages"],
+               "process_wall": r["process_wall"], "process_cpu": r["process_cpu"],
+               "datatrove_version": r["version"], "datatrove_config": r["config"]}
+        return row, f"ran: datatrove {r['version']}, {r['config']}"
+    except Exception as exc:  # noqa: BLE001 - report and go on
+        print(f"  datatrove could not be run here: {exc}", flush=True)
+        return None, f"NOT RUN: {exc}"
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def print_stage_table(stage_rows: list[dict]) -> None:
     print("DEDUP STAGE: code corpus; half = every other doc by id, double = each doc again with id "
           "'#2' and a trailing line '# copy 2'; wall / cpu = median of 'runs'; cpu s = runner + worker "
           "processes, runner = the pipeline's own process; MB/s/core = MB / cpu s")
@@ -765,8 +579,11 @@ def main(argv: Optional[list[str]] = None) -> int:
           "worker MB = largest peak RSS of one SDK worker process (1 worker: the same process); "
           "both the largest over the runs. "
           "The baseline's memory is not sampled (it runs inside this process).")
-    # growth when the input doubles
-    for workers in args.workers:
+
+
+def print_growth(workers_list: list[int], stage_rows: list[dict]) -> None:
+    """How time and memory grow from one corpus size to the next, and the in-process RSS."""
+    for workers in workers_list:
         rows = {r["scale"]: r for r in stage_rows if r.get("workers") == workers and r["method"].startswith("sluice")}
         pairs = [(a, b) for a, b in zip(SCALES, SCALES[1:]) if a in rows and b in rows]
         if pairs:
@@ -781,6 +598,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if r["method"].startswith("sluice") and r["workers"] == 1:
             print(f"  in-process {r['scale']}: RSS {r['rss_before_mb']:.0f} MB before the run "
                   f"(imports + corpus in memory), peak {r['runner_peak_mb']:.0f} MB: +{r['runner_peak_mb'] - r['rss_before_mb']:.0f} MB for the pipeline")
+
+
+def print_targets(stage_rows: list[dict], dt_status: str) -> None:
     sl = [r for r in stage_rows if r["method"] == "sluice 1 worker" and r["scale"] == "full"]
     if sl:
         v = sl[0]["mb"] / sl[0]["cpu"]
@@ -799,21 +619,95 @@ def main(argv: Optional[list[str]] = None) -> int:
                 f"{k} {v['wall']:.1f}/{v['cpu']:.1f}" for k, v in r["stages"].items())
                 + f"; whole process incl. interpreter start and imports: {r['process_wall']:.1f} s wall, "
                   f"{r['process_cpu']:.1f} s cpu")
+
+
+def print_profile(profile: dict) -> None:
+    print()
+    print(f"PROFILE: cProfile, one in-process run on the full corpus: {profile['wall']:.1f} s wall under the "
+          f"profiler, {profile['profiled_total']:.1f} s of profiled own time")
+    for k, v in profile["sections"].items():
+        print(f"  {k:<58} {v:>6.1f} s")
+    print("  own time by code (numpy, stdlib and builtins charged to their callers):")
+    for k, v in sorted(profile["categories"].items(), key=lambda kv: -kv[1]):
+        print(f"    {k:<50} {v:>6.1f} s {100 * v / profile['profiled_total']:>5.1f}%")
+    print("  top own time:")
+    for t in profile["top_own"][:12]:
+        print(f"    {t['own_s']:>6.2f} s own {t['cum_s']:>6.2f} s cum {t['calls']:>8} calls  {t['func']}")
+
+
+def print_report(args, result: dict, stage_rows: list[dict], profile: Optional[dict]) -> None:
+    info = result["machine"]
+    print()
+    print(f"machine: {info['nproc']} CPUs ({info['cpu_model']}); python {info['python']}, "
+          + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+          + f"; load average {result['load_start']} at start, {result['load_end']} at end; whole machine "
+            f"{result['machine_busy_pct']:.0f}% busy, {result['machine_steal_pct']:.1f}% steal over the run")
+    print()
+    print_signatures(args, result["signatures"]["rows"], result["signatures"])
+    print()
+    print_stage_table(stage_rows)
+    print_growth(args.workers, stage_rows)
+    print_targets(stage_rows, result["datatrove_status"])
     if profile:
+        print_profile(profile)
+
+
+# -----------------------------------------------------------------------------
+
+
+def start(args) -> tuple[dict, harness.MachineLoad]:
+    """The machine and load lines printed first, and the report they open."""
+    info = machine_info()
+    load = harness.MachineLoad()
+    print(f"machine: {info['nproc']} CPUs ({info['cpu_model']}), {info['mem_gib']} GiB; {info['platform']}")
+    print("versions: python " + info["python"] + ", " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    print(f"load average at start: {load.loadavg_before}", flush=True)
+    return {"machine": info, "load_start": load.loadavg_before}, load
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    if args._stage_child:
+        scale, workers, out = args._stage_child
+        stage_child(args.cache, scale, int(workers), Path(out))
+        return 0
+    t_start = time.perf_counter()
+    result, load = start(args)
+    docs = load_code(args.cache)
+    code_path = args.cache / "code.jsonl"
+    truth = dedup_truth.load_or_compute("code", code_path, args.cache, docs=docs)
+    print(f"corpus: code, {len(docs)} docs, {dedup_corpus.corpus_mb(docs):.2f} MB", flush=True)
+
+    sig_rows, sig_info = measure_signatures(args, docs)
+    result["signatures"] = {"rows": sig_rows, **sig_info}
+    if args.only == "signatures":
         print()
-        print(f"PROFILE: cProfile, one in-process run on the full corpus: {profile['wall']:.1f} s wall under the "
-              f"profiler, {profile['profiled_total']:.1f} s of profiled own time")
-        for k, v in profile["sections"].items():
-            print(f"  {k:<58} {v:>6.1f} s")
-        print("  own time by code (numpy, stdlib and builtins charged to their callers):")
-        for k, v in sorted(profile["categories"].items(), key=lambda kv: -kv[1]):
-            print(f"    {k:<50} {v:>6.1f} s {100 * v / profile['profiled_total']:>5.1f}%")
-        print("  top own time:")
-        for t in profile["top_own"][:12]:
-            print(f"    {t['own_s']:>6.2f} s own {t['cum_s']:>6.2f} s cum {t['calls']:>8} calls  {t['func']}")
+        print_signatures(args, sig_rows, sig_info)
+        if args.json:
+            harness.write_json(args.json, result)
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="dedup_speed-") as tmp:
+        stage_rows = measure_stage(args, truth, Path(tmp))
+        if not args.skip_baseline:
+            stage_rows.append(measure_baseline(docs, truth, args.repeat))
+        dt_status = "skipped (--skip_datatrove)"
+        if not args.skip_datatrove:
+            row, dt_status = measure_datatrove(args.cache, code_path, docs, truth, Path(tmp))
+            stage_rows += [row] if row else []
+        result["datatrove_status"] = dt_status
+
+    profile = None
+    if args.profile:
+        print("\n[profile] cProfile of one in-process sluice_dedup.run on the full corpus", flush=True)
+        profile = result["profile"] = run_profile(docs)
+    result["stage"] = stage_rows
+    result["load_end"] = harness.loadavg()
+    result["machine_busy_pct"], result["machine_steal_pct"] = load.busy_percent()
+    print_report(args, result, stage_rows, profile)
     print(f"total {time.perf_counter() - t_start:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2, default=str))
+        harness.write_json(args.json, result)
     return 0
 
 

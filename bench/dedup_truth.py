@@ -41,10 +41,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import dedup_corpus  # noqa: E402
+import dedup_corpus
 
 NGRAM = 5
 MIN_KEEP = Fraction(1, 2)  # pairs with Jaccard >= 0.5 are written to the cache
@@ -129,11 +126,9 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- computation
 
 
-def compute_truth(docs: list[dict], n: int = NGRAM, min_keep: Fraction = MIN_KEEP,
-                  log=print) -> Truth:
-    t0 = time.perf_counter()
-    ids = [d["id"] for d in docs]
-    N = len(docs)
+def _shingle_ids(docs: list[dict], n: int) -> tuple[list[np.ndarray], int]:
+    """Per document, the sorted numbers of its shingles, and how many distinct shingles there are.
+    A vocabulary dict numbers them: two shingles share a number iff they are the same string."""
     vocab: dict[str, int] = {}
     doc_tokens: list[np.ndarray] = []
     for d in docs:
@@ -141,48 +136,72 @@ def compute_truth(docs: list[dict], n: int = NGRAM, min_keep: Fraction = MIN_KEE
         arr = np.fromiter((vocab.setdefault(x, len(vocab)) for x in s), dtype=np.int64, count=len(s))
         arr.sort()
         doc_tokens.append(arr)
+    return doc_tokens, len(vocab)
+
+
+@dataclass
+class _Index:
+    """Inverted index: postings sorted by (shingle, doc); ``keys`` = shingle * N + doc, increasing."""
+    doc: np.ndarray
+    keys: np.ndarray
+    indptr: np.ndarray
+    df: np.ndarray
+
+    @classmethod
+    def build(cls, doc_tokens: list[np.ndarray], sizes: np.ndarray, V: int) -> "_Index":
+        N = len(doc_tokens)
+        tok = np.concatenate(doc_tokens)
+        doc = np.repeat(np.arange(N, dtype=np.int64), sizes)
+        order = np.lexsort((doc, tok))
+        tok, doc = tok[order], doc[order]
+        df = np.bincount(tok, minlength=V)
+        indptr = np.zeros(V + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        return cls(doc, tok * N + doc, indptr, df)
+
+
+def _pairs_of(i: int, t: np.ndarray, index: _Index, sizes: np.ndarray, N: int):
+    """(candidates j > i sharing a shingle with i, |A_i & A_j|, |A_i | A_j|) for document i."""
+    starts = np.searchsorted(index.keys, t * N + i, side="right")  # first posting entry with doc > i
+    lens = index.indptr[t + 1] - starts
+    keep = lens > 0
+    if not keep.any():
+        return None
+    starts, lens = starts[keep], lens[keep]
+    total = int(lens.sum())
+    offs = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
+    cnt = np.bincount(index.doc[offs] - (i + 1), minlength=N - i - 1)
+    js = np.flatnonzero(cnt)
+    inter = cnt[js].astype(np.int64)
+    return js + i + 1, inter, sizes[i] + sizes[js + i + 1] - inter
+
+
+def compute_truth(docs: list[dict], n: int = NGRAM, min_keep: Fraction = MIN_KEEP,
+                  log=print) -> Truth:
+    t0 = time.perf_counter()
+    N = len(docs)
+    doc_tokens, V = _shingle_ids(docs, n)
     sizes = np.array([len(a) for a in doc_tokens], dtype=np.int64)
-    V = len(vocab)
-    del vocab
     t1 = time.perf_counter()
     log(f"  shingled {N} docs: {int(sizes.sum())} (doc, shingle) entries, {V} distinct shingles "
         f"[{t1 - t0:.1f} s]")
-
-    # inverted index: postings sorted by (shingle, doc)
-    tok = np.concatenate(doc_tokens)
-    doc = np.repeat(np.arange(N, dtype=np.int64), sizes)
-    order = np.lexsort((doc, tok))
-    tok, doc = tok[order], doc[order]
-    keys = tok * N + doc  # strictly increasing
-    df = np.bincount(tok, minlength=V)
-    indptr = np.zeros(V + 1, dtype=np.int64)
-    np.cumsum(df, out=indptr[1:])
-    del order, tok
-    incidences = int((df * (df - 1) // 2).sum())
-    log(f"  inverted index: longest posting list {int(df.max())} docs; "
+    index = _Index.build(doc_tokens, sizes, V)
+    incidences = int((index.df * (index.df - 1) // 2).sum())
+    log(f"  inverted index: longest posting list {int(index.df.max())} docs; "
         f"{incidences} (pair, shared shingle) incidences to count")
 
     out_i, out_j, out_inter, out_union = [], [], [], []
     candidates = 0
     for i in range(N):
-        t = doc_tokens[i]
-        starts = np.searchsorted(keys, t * N + i, side="right")  # first posting entry with doc > i
-        lens = indptr[t + 1] - starts
-        keep = lens > 0
-        if not keep.any():
+        found = _pairs_of(i, doc_tokens[i], index, sizes, N)
+        if found is None:
             continue
-        starts, lens = starts[keep], lens[keep]
-        total = int(lens.sum())
-        offs = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
-        cnt = np.bincount(doc[offs] - (i + 1), minlength=N - i - 1)
-        js = np.flatnonzero(cnt)
+        js, inter, union = found
         candidates += len(js)
-        inter = cnt[js].astype(np.int64)
-        union = sizes[i] + sizes[js + i + 1] - inter
         ok = _at_least(inter, union, min_keep)
         if ok.any():
             out_i.append(np.full(int(ok.sum()), i, dtype=np.int32))
-            out_j.append((js[ok] + i + 1).astype(np.int32))
+            out_j.append(js[ok].astype(np.int32))
             out_inter.append(inter[ok])
             out_union.append(union[ok])
     t2 = time.perf_counter()
@@ -190,14 +209,14 @@ def compute_truth(docs: list[dict], n: int = NGRAM, min_keep: Fraction = MIN_KEE
     def cat(parts, dtype):
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
-    truth = Truth(ids, cat(out_i, np.int32), cat(out_j, np.int32),
+    truth = Truth([d["id"] for d in docs], cat(out_i, np.int32), cat(out_j, np.int32),
                   cat(out_inter, np.int64), cat(out_union, np.int64))
     truth.stats = {
         "docs": N,
-        "mb": sum(len(d["text"].encode("utf-8")) for d in docs) / 1e6,
+        "mb": dedup_corpus.corpus_mb(docs),
         "distinct_shingles": V,
         "doc_shingle_entries": int(sizes.sum()),
-        "longest_posting": int(df.max()),
+        "longest_posting": int(index.df.max()),
         "incidences": incidences,
         "candidate_pairs": candidates,  # pairs sharing >= 1 shingle, all scored exactly
         "seconds": round(t2 - t0, 1),

@@ -30,30 +30,18 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
-import glob
 import hashlib
 import json
-import logging
 import os
-import platform
-import resource
 import shutil
-import statistics
 import sys
-import tempfile
 import threading
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-# The multi_processing SDK workers are fresh interpreters that unpickle Sluice's DoFns.
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
-# Before Beam is imported: its import-time warnings (apitools, BigQuery) are noise here.
-logging.getLogger().setLevel(logging.ERROR)
+import harness  # first: it puts the repository on sys.path and PYTHONPATH
+from harness import MB, REPO, EncodeReference, fmt_int, fmt_s, median
 
-MB = 1_000_000
+harness.quiet_logging()  # before Beam is imported
 DEFAULT_INPUT = os.path.join(REPO, "samples", "mono", "manifest.jsonl")
 
 # Which Sluice source file does the work of which stage (paths relative to the repository root).
@@ -108,57 +96,6 @@ BEAM_STAGES = ("beam_worker", "beam_runner")
 # Counter namespaces of the document-level stages, in pipeline order (for the "kept" funnel).
 FUNNEL_STAGES = ("read", "select", "quality", "exact_dedup", "decontaminate", "near_dedup")
 OPTIONAL_STAGES = ("near_dedup", "decontamination", "side_outputs")
-
-
-# --------------------------------------------------------------------------------------------
-# Machine and versions
-
-
-def machine_info() -> dict:
-    cpu_model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem_gib = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    mem_gib = round(int(line.split()[1]) / (1 << 20), 1)
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count()
-
-    def version(module):
-        try:
-            return __import__(module).__version__
-        except Exception:  # noqa: BLE001 - a missing optional package is just "unknown"
-            return "unknown"
-
-    from pipelines import common
-
-    return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"),
-        "nproc": nproc,
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "mem_gib": mem_gib,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "apache_beam": version("apache_beam"),
-        "sentencepiece": version("sentencepiece"),
-        "pyarrow": version("pyarrow"),
-        "sluice_git_commit": common.git_commit(),
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,6 +169,12 @@ class StageSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+    def add(self, other: "StageSampler") -> None:
+        """Sum another run's figures into this one's (shares over several profiled runs)."""
+        for name in ("seconds", "samples", "hotspots"):
+            getattr(self, name).update(getattr(other, name))
+        self.off_thread_samples += other.off_thread_samples
 
     def _run(self):
         me = threading.get_ident()
@@ -320,34 +263,6 @@ class StageSampler:
 # Runs
 
 
-def train_tokenizer(manifest: str, output: str, vocab_size: int) -> float:
-    from pipelines import tokenizer
-
-    shutil.rmtree(output, ignore_errors=True)  # versions are immutable: a fresh one each time
-    started = time.perf_counter()
-    tokenizer.main(["--source", "mono", "--input", manifest, "--output", output,
-                    "--vocab_size", str(vocab_size)])
-    return time.perf_counter() - started
-
-
-def cpu_seconds() -> float:
-    """User + system CPU of this process and its waited-for children (the SDK worker processes)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def machine_busy_seconds() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, steal seconds) from /proc/stat, or (nan, nan)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return float("nan"), float("nan")
-    tick = os.sysconf("SC_CLK_TCK")
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq) / tick, steal / tick
-
-
 def run_mono(manifest, output, tokenizer_model, num_shards, extra=()):
     """One in-process ``pipelines.mono`` run: (wall seconds, CPU seconds, manifest dict)."""
     from pipelines import mono
@@ -355,23 +270,15 @@ def run_mono(manifest, output, tokenizer_model, num_shards, extra=()):
     argv = ["--input", manifest, "--output", output, "--tokenizer", tokenizer_model,
             "--num_shards", str(num_shards), *extra]
     shutil.rmtree(output, ignore_errors=True)  # versions are immutable: a fresh one each time
-    cpu = cpu_seconds()
-    started = time.perf_counter()
-    result = mono.main(argv)
-    return time.perf_counter() - started, cpu_seconds() - cpu, result
+    with harness.Stopwatch() as watch:
+        result = mono.main(argv)
+    return watch.wall, watch.cpu, result
 
 
 def output_summary(result: dict) -> dict:
-    totals, counts = result["totals"], result["counts"]
+    counts = result["counts"]
     return {
-        "documents": totals["documents"],
-        "tokens": totals["tokens"],
-        "document_tokens": totals["document_tokens"],
-        "records": totals["records"],
-        "seq_len": result["config"]["seq_len"],
-        "dropped_tail_tokens": totals["dropped_tail_tokens"],
-        "shard_bytes": totals["bytes"],
-        "tokenize_tokens": counts.get("tokenize", {}).get("tokens", 0),
+        **harness.shard_summary(result),
         "archives_read": result["inputs"]["archives"]["archives"],
         "compressed_bytes": result["inputs"]["archives"]["compressed_bytes"],
         "files_read": counts.get("read", {}).get("kept", 0),
@@ -384,28 +291,8 @@ def output_summary(result: dict) -> dict:
     }
 
 
-def median(values):
-    return statistics.median(values) if values else None
-
-
 # --------------------------------------------------------------------------------------------
 # References outside Beam
-
-
-def read_side_outputs(folder: str):
-    import pyarrow.parquet as pq
-
-    doc_files = sorted(glob.glob(os.path.join(folder, "documents", "*.parquet")))
-    texts = []
-    for path in doc_files:
-        texts.extend(pq.read_table(path, columns=["text"]).column("text").to_pylist())
-    skipped = set()  # repositories dropped before their archive is read
-    for path in sorted(glob.glob(os.path.join(folder, "rejects", "*.parquet"))):
-        table = pq.read_table(path, columns=["id", "stage"]).to_pydict()
-        for record_id, stage in zip(table["id"], table["stage"]):
-            if stage in ("manifest", "stars", "license"):
-                skipped.add(record_id)
-    return texts, skipped
 
 
 def read_reference(repos: list[dict], skipped: set) -> dict:
@@ -438,57 +325,8 @@ def read_reference(repos: list[dict], skipped: set) -> dict:
             "compressed_bytes": compressed, "seconds": time.perf_counter() - started}
 
 
-class EncodeReference:
-    """SentencePiece encode of the curated texts, one document per call, single thread: the raw
-    ``SentencePieceProcessor.encode`` and Sluice's ``Tokenizer.encode_array`` (what the tokenize
-    DoFn calls). One pass of each per timed pipeline run, interleaved with the runs, so that both
-    medians see the same machine conditions."""
-
-    def __init__(self, texts: list[str], model_path: str):
-        import sentencepiece as spm
-
-        from schemas.tokenizer import Tokenizer
-
-        self.texts = texts
-        self.sp = spm.SentencePieceProcessor(model_file=model_path)
-        self.wrapper = Tokenizer.from_file(model_path)
-        self.raw_seconds, self.wrapper_seconds, self.raw_cpu_seconds = [], [], []
-        self.raw_tokens = self.wrapper_tokens = 0
-
-    def one_pass(self):
-        cpu, started = time.process_time(), time.perf_counter()
-        self.raw_tokens = sum(len(self.sp.encode(text)) for text in self.texts)
-        self.raw_seconds.append(time.perf_counter() - started)
-        self.raw_cpu_seconds.append(time.process_time() - cpu)
-        started = time.perf_counter()
-        self.wrapper_tokens = sum(int(self.wrapper.encode_array(text).size) for text in self.texts)
-        self.wrapper_seconds.append(time.perf_counter() - started)
-
-    def summary(self) -> dict:
-        return {
-            "documents": len(self.texts),
-            "bytes": sum(len(text.encode("utf-8")) for text in self.texts),
-            "raw_tokens": self.raw_tokens,
-            "raw_seconds": self.raw_seconds,
-            "raw_seconds_median": median(self.raw_seconds),
-            "raw_cpu_seconds": self.raw_cpu_seconds,
-            "raw_cpu_seconds_median": median(self.raw_cpu_seconds),
-            "wrapper_tokens": self.wrapper_tokens,
-            "wrapper_seconds": self.wrapper_seconds,
-            "wrapper_seconds_median": median(self.wrapper_seconds),
-        }
-
-
 # --------------------------------------------------------------------------------------------
 # Report
-
-
-def fmt_int(n) -> str:
-    return f"{n:,}"
-
-
-def fmt_s(values) -> str:
-    return "[" + " ".join(f"{v:.2f}" for v in values) + "]"
 
 
 def throughput(wall: float, cpu: float, inputs: dict, out: dict, encode: dict) -> dict:
@@ -504,12 +342,13 @@ def throughput(wall: float, cpu: float, inputs: dict, out: dict, encode: dict) -
     }
 
 
-def render(r: dict) -> str:
+def render_header(r: dict) -> list[str]:
+    """Command, machine, software, input, pipeline, load, and the one-time costs."""
     m, cfg, inp, out = r["machine"], r["config"], r["input"], r["output"]
     lines = []
     add = lines.append
     add(f"Sluice Mono pipeline benchmark, {m['date_utc']}: {cfg['command']}")
-    add(f"machine   {m['nproc']} CPUs (nproc), {m['cpu_model']}, {m['mem_gib']} GiB RAM, {m['platform']}")
+    add(harness.machine_line(m))
     add(f"software  Python {m['python']}, apache-beam {m['apache_beam']}, sentencepiece "
         f"{m['sentencepiece']}, pyarrow {m['pyarrow']}; sluice {m['sluice_git_commit'][:12]}")
     add(f"input     {cfg['input']} x{cfg['scale']}: {inp['repositories']} repositories in the manifest")
@@ -521,13 +360,7 @@ def render(r: dict) -> str:
         + " (" + ", ".join(f"{k} {'on' if v else 'off'}" for k, v in out["optional_stages"].items())
         + "), FnApiRunner in process; "
         f"{cfg['repeat']} timed run{'s' if cfg['repeat'] > 1 else ''} per worker count")
-    b = r["background"]
-    add(f"load      other processes used {b['other_cpu_seconds']:.0f} CPU-s during the bench's "
-        f"{b['wall_seconds']:.0f} s ({b['other_cpus']:.2f} of {m['nproc']} CPUs; steal {b['steal_seconds']:.0f} s); "
-        "loadavg " + " -> ".join(b["loadavg"]))
-    if b["other_cpus"] > 0.2:
-        add("          WARNING: other processes competed for the CPUs; wall times are inflated and noisy. "
-            "Rerun on an idle machine (CPU-time figures are less affected).")
+    lines.extend(harness.load_lines(r["background"], m["nproc"]))
     add("")
     add(f"tokenizer training (pipelines.tokenizer --vocab_size {cfg['vocab_size']}, once, on "
         f"{os.path.relpath(cfg['tokenizer_input'], REPO)}): "
@@ -535,28 +368,36 @@ def render(r: dict) -> str:
            else f"skipped, --tokenizer {cfg['tokenizer']}"))
     add(f"import pipelines.mono (paid by every CLI run, not in the wall times): {r['import_seconds']:.2f} s")
     add(f"warm-up run with --write_documents --write_rejects: {r['side_output_run_seconds']:.2f} s")
-    add("")
-    add("Input (MB = 10^6 bytes)")
-    add(f"  archives read                     {inp['archives_read']:>12}   "
-        f"(repositories past the star and license filters)")
-    add(f"  compressed archive bytes read     {inp['compressed_bytes'] / MB:>9.2f} MB   "
-        "(manifest inputs.archives.compressed_bytes)")
-    add(f"  files read, uncompressed          {inp['uncompressed_file_bytes'] / MB:>9.2f} MB   "
-        f"({fmt_int(inp['files_read'])} files; summed with iter_members)")
-    add(f"  curated documents kept            {fmt_int(out['documents']):>12}   (kept by stage: "
-        + " > ".join(f"{stage} {fmt_int(n)}" for stage, n in out["funnel"]) + ")")
-    add(f"  curated text, UTF-8               {inp['curated_bytes'] / MB:>9.2f} MB   "
-        "(the text that is tokenized)")
-    add("Output")
-    add(f"  tokens in shards                  {fmt_int(out['tokens']):>12}   "
+    return lines
+
+
+def render_data(inp: dict, out: dict) -> list[str]:
+    """What went in and what came out."""
+    return [
+        "Input (MB = 10^6 bytes)",
+        f"  archives read                     {inp['archives_read']:>12}   "
+        f"(repositories past the star and license filters)",
+        f"  compressed archive bytes read     {inp['compressed_bytes'] / MB:>9.2f} MB   "
+        "(manifest inputs.archives.compressed_bytes)",
+        f"  files read, uncompressed          {inp['uncompressed_file_bytes'] / MB:>9.2f} MB   "
+        f"({fmt_int(inp['files_read'])} files; summed with iter_members)",
+        f"  curated documents kept            {fmt_int(out['documents']):>12}   (kept by stage: "
+        + " > ".join(f"{stage} {fmt_int(n)}" for stage, n in out["funnel"]) + ")",
+        f"  curated text, UTF-8               {inp['curated_bytes'] / MB:>9.2f} MB   "
+        "(the text that is tokenized)",
+        "Output",
+        f"  tokens in shards                  {fmt_int(out['tokens']):>12}   "
         f"({fmt_int(out['records'])} sequences x {out['seq_len']}; {fmt_int(out['dropped_tail_tokens'])} "
-        "tail tokens dropped)")
-    add(f"  document tokens, with EOT         {fmt_int(out['document_tokens']):>12}")
-    add(f"  shard files                       {out['shard_bytes'] / MB:>9.2f} MB")
-    add("")
-    cols = list(r["runs"].keys())
+        "tail tokens dropped)",
+        f"  document tokens, with EOT         {fmt_int(out['document_tokens']):>12}",
+        f"  shard files                       {out['shard_bytes'] / MB:>9.2f} MB",
+    ]
+
+
+def render_throughput(runs: dict) -> list[str]:
+    """One column per worker count."""
+    cols = list(runs.keys())
     header = "".join(f"{c:>22}" for c in cols)
-    add(f"Throughput{'':26}{header}")
     rows = [
         ("wall s, median", lambda t: f"{t['wall_seconds_median']:.2f}"),
         ("wall s, all runs", lambda t: fmt_s(t["wall_seconds"])),
@@ -568,29 +409,35 @@ def render(r: dict) -> str:
         ("wall / raw encode wall (ratio)", lambda t: f"{t['ratio_to_raw_encode']:.2f}x"),
         ("CPU / raw encode CPU (ratio)", lambda t: f"{t['cpu_ratio_to_raw_encode']:.2f}x"),
     ]
-    for name, cell in rows:
-        add(f"  {name:<34}" + "".join(f"{cell(r['runs'][c]):>22}" for c in cols))
-    add("")
-    e = r["encode"]
+    return [f"Throughput{'':26}{header}"] + [
+        f"  {name:<34}" + "".join(f"{cell(runs[c]):>22}" for c in cols) for name, cell in rows]
+
+
+def render_references(e: dict, rr: dict, out: dict) -> list[str]:
+    """SentencePiece encode alone, and the read stage's own work outside Beam."""
     raw_s, wrap_s = e["raw_seconds_median"], e["wrapper_seconds_median"]
-    add(f"SentencePiece encode, same {fmt_int(e['documents'])} curated texts ({e['bytes'] / MB:.2f} MB), "
-        f"one call per document, single thread, median of {len(e['raw_seconds'])}")
-    add(f"  raw SentencePieceProcessor.encode  {raw_s:>7.2f} s  {e['bytes'] / MB / raw_s:>7.3f} MB/s  "
+    return [
+        f"SentencePiece encode, same {fmt_int(e['documents'])} curated texts ({e['bytes'] / MB:.2f} MB), "
+        f"one call per document, single thread, median of {len(e['raw_seconds'])}",
+        f"  raw SentencePieceProcessor.encode  {raw_s:>7.2f} s  {e['bytes'] / MB / raw_s:>7.3f} MB/s  "
         f"{fmt_int(round(e['raw_tokens'] / raw_s)):>10} tokens/s   {fmt_s(e['raw_seconds'])}; "
-        f"CPU {e['raw_cpu_seconds_median']:.2f} s")
-    add(f"  Sluice Tokenizer.encode_array      {wrap_s:>7.2f} s  {e['bytes'] / MB / wrap_s:>7.3f} MB/s  "
-        f"{fmt_int(round(e['wrapper_tokens'] / wrap_s)):>10} tokens/s   {fmt_s(e['wrapper_seconds'])}")
-    add(f"  tokens: raw {fmt_int(e['raw_tokens'])}, pipeline's tokenize counter "
-        f"{fmt_int(out['tokenize_tokens'])}")
-    rr = r["read_reference"]
-    add(f"Read stage's own work outside Beam (iter_members + UTF-8 + sha256, {rr['archives']} archives): "
-        f"{rr['seconds']:.2f} s, {rr['compressed_bytes'] / MB / rr['seconds']:.2f} compressed MB/s")
-    add("")
-    p = r["profile"]
+        f"CPU {e['raw_cpu_seconds_median']:.2f} s",
+        f"  Sluice Tokenizer.encode_array      {wrap_s:>7.2f} s  {e['bytes'] / MB / wrap_s:>7.3f} MB/s  "
+        f"{fmt_int(round(e['wrapper_tokens'] / wrap_s)):>10} tokens/s   {fmt_s(e['wrapper_seconds'])}",
+        f"  tokens: raw {fmt_int(e['raw_tokens'])}, pipeline's tokenize counter "
+        f"{fmt_int(out['tokenize_tokens'])}",
+        f"Read stage's own work outside Beam (iter_members + UTF-8 + sha256, {rr['archives']} archives): "
+        f"{rr['seconds']:.2f} s, {rr['compressed_bytes'] / MB / rr['seconds']:.2f} compressed MB/s",
+    ]
+
+
+def render_profile(p: dict, unprofiled: float, encode_alone: float) -> list[str]:
+    """The share of time per stage, Sluice's stages then Beam's overhead, and the hottest frames."""
+    lines = []
+    add = lines.append
     runs_text = "one extra 1-worker run" if p["runs"] == 1 else f"{p['runs']} extra 1-worker runs"
     add(f"Share of time per stage: {runs_text} under a sampling profiler (every {p['interval_ms']:g} ms, "
         f"{fmt_int(p['samples'])} samples, time-weighted;")
-    unprofiled = r["runs"]["1 worker"]["wall_seconds_median"]
     add(f"wall {fmt_s(p['wall_seconds'])} s vs {unprofiled:.2f} s unprofiled median). "
         "Stage = innermost Sluice frame on the pipeline thread's stack; see bench/README.md.")
     add(f"  {'stage':<62}{'s/run':>8}{'share':>8}")
@@ -614,9 +461,20 @@ def render(r: dict) -> str:
     for h in p["hotspots"][:6]:
         add(f"    {h['seconds'] / p['runs']:6.2f}  {h['frame']} ({h['stage']})")
     add(f"  tokenize stage in the pipeline {p['seconds'].get('tokenize', 0.0) / p['runs']:.2f} s/run vs "
-        f"Tokenizer.encode_array alone {wrap_s:.2f} s; samples of Sluice code on other threads: "
+        f"Tokenizer.encode_array alone {encode_alone:.2f} s; samples of Sluice code on other threads: "
         f"{p['off_thread_samples']}")
-    return "\n".join(lines)
+    return lines
+
+
+def render(r: dict) -> str:
+    return "\n".join([
+        *render_header(r), "",
+        *render_data(r["input"], r["output"]), "",
+        *render_throughput(r["runs"]), "",
+        *render_references(r["encode"], r["read_reference"], r["output"]), "",
+        *render_profile(r["profile"], r["runs"]["1 worker"]["wall_seconds_median"],
+                        r["encode"]["wrapper_seconds_median"]),
+    ])
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,180 +508,153 @@ def parse_args(argv=None):
     return args
 
 
-def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
+class MonoRuns:
+    """The ``pipelines.mono`` runs of one benchmark, all on the same input and tokenizer; every
+    run's manifest is kept, to check that they all produced the same dataset."""
+
+    def __init__(self, args, workdir: str, manifest: str, model: str, log):
+        self.args, self.workdir, self.manifest, self.model, self.log = args, workdir, manifest, model, log
+        self.configs = {"1 worker": []}
+        if args.workers > 1:
+            self.configs[f"{args.workers} workers"] = ["--direct_running_mode=multi_processing",
+                                                       f"--direct_num_workers={args.workers}"]
+        self.walls = {name: [] for name in self.configs}
+        self.cpus = {name: [] for name in self.configs}
+        self.results = []
+
+    def run(self, output: str, extra=()):
+        return run_mono(self.manifest, os.path.join(self.workdir, output), self.model, self.args.num_shards,
+                        [*self.args.mono_args, *extra])
+
+    def timed(self, name: str, i: int) -> None:
+        self.log(f"timed run {i + 1}/{self.args.repeat}, {name}")
+        wall, cpu, result = self.run("mono", self.configs[name])
+        self.walls[name].append(wall)
+        self.cpus[name].append(cpu)
+        self.results.append(result)
+
+    def measure(self, encoder: EncodeReference) -> tuple[StageSampler, list[float]]:
+        """Steps 3 to 5 of the module's docstring: (the profiler's totals, the profiled runs' walls)."""
+        for i in range(self.args.repeat):
+            self.timed("1 worker", i)
+            encoder.one_pass()  # SentencePiece alone, right after the run it is compared with
+        interval = self.args.sample_interval_ms / 1000
+        sampler = StageSampler(interval)  # totals over the profiled runs
+        profile_walls = []
+        for i in range(self.args.profile_runs):
+            self.log(f"profiled run {i + 1}/{self.args.profile_runs}")
+            one = StageSampler(interval)
+            with one:
+                wall, _, result = self.run("mono")
+            profile_walls.append(wall)
+            self.results.append(result)
+            sampler.add(one)
+        for name in list(self.configs)[1:]:
+            for i in range(self.args.repeat):
+                self.timed(name, i)
+        return sampler, profile_walls
+
+    def check_same_output(self, reference: dict) -> None:
+        for result in self.results:  # every run must have produced the same dataset
+            if result["totals"] != reference["totals"] or [s["files"] for s in result["shards"]] != [
+                    s["files"] for s in reference["shards"]]:
+                raise SystemExit("bench: runs produced different outputs; figures would not compare")
+
+    def summary(self, inputs: dict, out: dict, encode: dict) -> dict:
+        return {
+            name: {"wall_seconds": self.walls[name], "cpu_seconds": self.cpus[name],
+                   **throughput(median(self.walls[name]), median(self.cpus[name]), inputs, out, encode)}
+            for name in self.configs
+        }
 
 
-def publish_report(report: dict, render, json_path, bench_seconds: float) -> dict:
-    """Print the rendered report and, with --json, save every figure."""
-    print(render(report))
-    print(f"\n(bench total {bench_seconds:.0f} s)")
-    if json_path:
-        with open(json_path, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, sort_keys=True)
-            f.write("\n")
-    return report
+def input_summary(repos: list[dict], out: dict, read_ref: dict, encode: dict, log) -> dict:
+    inputs = {
+        "repositories": len(repos),
+        "archives_read": out["archives_read"],
+        "compressed_bytes": out["compressed_bytes"],
+        "files_read": out["files_read"],
+        "uncompressed_file_bytes": read_ref["uncompressed_file_bytes"],
+        "curated_bytes": encode["bytes"],
+    }
+    if read_ref["compressed_bytes"] != out["compressed_bytes"] or read_ref["files"] < out["files_read"]:
+        log(f"warning: the read reference saw {read_ref['compressed_bytes']} compressed bytes and "
+            f"{read_ref['files']} files, the pipeline {out['compressed_bytes']} and {out['files_read']}")
+    return inputs
 
 
-def remove_workdir(workdir: str, keep: bool) -> None:
-    if keep:
-        print(f"outputs kept in {workdir}", file=sys.stderr)
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
+def profile_summary(sampler: StageSampler, args, walls: list[float]) -> dict:
+    total = sum(sampler.seconds.values())
+    beam_s = sum(sampler.seconds[k] for k in BEAM_STAGES)
+    sluice_s = total - beam_s - sampler.seconds["driver"]
+    return {
+        "interval_ms": args.sample_interval_ms,
+        "runs": args.profile_runs,
+        "wall_seconds": walls,
+        "total_seconds": total,
+        "samples": sum(sampler.samples.values()),
+        "seconds": dict(sampler.seconds),
+        "share": {k: v / total for k, v in sampler.seconds.items()},
+        "sluice_seconds": sluice_s,
+        "sluice_share": sluice_s / total,
+        "beam_seconds": beam_s,
+        "beam_share": beam_s / total,
+        "off_thread_samples": sampler.off_thread_samples,
+        "hotspots": [{"stage": stage, "frame": leaf, "seconds": seconds}
+                     for (stage, leaf), seconds in sampler.hotspots.most_common(20)],
+    }
+
+
+def config_summary(args, command: str) -> dict:
+    input_manifest = os.path.abspath(args.input)
+    return {"command": command, "input": os.path.relpath(input_manifest, REPO),
+            "scale": args.scale, "repeat": args.repeat, "workers": args.workers,
+            "profile_runs": args.profile_runs, "num_shards": args.num_shards,
+            "mono_args": args.mono_args, "vocab_size": args.vocab_size,
+            "tokenizer": args.tokenizer, "tokenizer_input": input_manifest}
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    command = " ".join(["python bench/mono_pipeline.py", *(sys.argv[1:] if argv is None else argv)])
-    started = time.perf_counter()
-    load_before, (busy_before, steal_before), cpu_before = loadavg(), machine_busy_seconds(), cpu_seconds()
+    command = harness.command_line(__file__, argv)
+    load = harness.MachineLoad()
     t0 = time.perf_counter()
     import pipelines.mono  # noqa: F401 - timed: the import cost every CLI run pays
     import_seconds = time.perf_counter() - t0
-
-    workdir = args.workdir or tempfile.mkdtemp(prefix="sluice-bench-")
-    os.makedirs(workdir, exist_ok=True)
+    log = harness.elapsed_logger(load.started)
     input_manifest = os.path.abspath(args.input)
-
-    def log(message):
-        print(f"[{time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-    def mono(output, extra=()):
-        return run_mono(manifest, os.path.join(workdir, output), model, args.num_shards,
-                        [*args.mono_args, *extra])
-
-    try:
-        machine = machine_info()
+    with harness.work_folder(args.workdir, "sluice-bench-", keep=bool(args.workdir or args.keep)) as workdir:
+        machine = harness.pipeline_machine_info()
         manifest, repos = build_input(input_manifest, args.scale, workdir)
-
-        if args.tokenizer:
-            model, tokenizer_seconds = os.path.abspath(args.tokenizer), None
-        else:
-            log("training the tokenizer")
-            tokenizer_seconds = train_tokenizer(input_manifest, os.path.join(workdir, "tok"), args.vocab_size)
-            model = os.path.join(workdir, "tok", "tokenizer.model")
-
+        model, tokenizer_seconds = harness.tokenizer_model(args.tokenizer, input_manifest, workdir,
+                                                           args.vocab_size, log)
+        runs = MonoRuns(args, workdir, manifest, model, log)
         log("warm-up run with side outputs")
-        side_seconds, _, side_result = mono("mono-side", ["--write_documents", "--write_rejects"])
+        side_seconds, _, side_result = runs.run("mono-side", ["--write_documents", "--write_rejects"])
         out = output_summary(side_result)
-        texts, skipped = read_side_outputs(os.path.join(workdir, "mono-side"))
+        texts, skipped = harness.read_side_outputs(os.path.join(workdir, "mono-side"))
         encoder = EncodeReference(texts, model)
-
-        configs = {"1 worker": []}
-        if args.workers > 1:
-            configs[f"{args.workers} workers"] = ["--direct_running_mode=multi_processing",
-                                                  f"--direct_num_workers={args.workers}"]
-        walls = {name: [] for name in configs}
-        cpus = {name: [] for name in configs}
-        results = []
-
-        def timed(name, i):
-            log(f"timed run {i + 1}/{args.repeat}, {name}")
-            wall, cpu, result = mono("mono", configs[name])
-            walls[name].append(wall)
-            cpus[name].append(cpu)
-            results.append(result)
-
-        for i in range(args.repeat):
-            timed("1 worker", i)
-            encoder.one_pass()  # SentencePiece alone, right after the run it is compared with
-
-        sampler = StageSampler(args.sample_interval_ms / 1000)  # totals over the profiled runs
-        profile_walls = []
-        for i in range(args.profile_runs):
-            log(f"profiled run {i + 1}/{args.profile_runs}")
-            one = StageSampler(args.sample_interval_ms / 1000)
-            with one:
-                wall, _, result = mono("mono")
-            profile_walls.append(wall)
-            results.append(result)
-            for name in ("seconds", "samples", "hotspots"):
-                getattr(sampler, name).update(getattr(one, name))
-            sampler.off_thread_samples += one.off_thread_samples
-
-        for name in list(configs)[1:]:
-            for i in range(args.repeat):
-                timed(name, i)
-
-        for result in results:  # every run must have produced the same dataset
-            if result["totals"] != side_result["totals"] or [s["files"] for s in result["shards"]] != [
-                    s["files"] for s in side_result["shards"]]:
-                raise SystemExit("bench: runs produced different outputs; figures would not compare")
-
+        sampler, profile_walls = runs.measure(encoder)
+        runs.check_same_output(side_result)
         log("reference outside Beam: the read stage's own work")
         read_ref = read_reference(repos, skipped)
         encode = encoder.summary()
-
-        inputs = {
-            "repositories": len(repos),
-            "archives_read": out["archives_read"],
-            "compressed_bytes": out["compressed_bytes"],
-            "files_read": out["files_read"],
-            "uncompressed_file_bytes": read_ref["uncompressed_file_bytes"],
-            "curated_bytes": encode["bytes"],
-        }
-        if read_ref["compressed_bytes"] != out["compressed_bytes"] or read_ref["files"] < out["files_read"]:
-            log(f"warning: the read reference saw {read_ref['compressed_bytes']} compressed bytes and "
-                f"{read_ref['files']} files, the pipeline {out['compressed_bytes']} and {out['files_read']}")
-
-        runs = {
-            name: {"wall_seconds": walls[name], "cpu_seconds": cpus[name],
-                   **throughput(median(walls[name]), median(cpus[name]), inputs, out, encode)}
-            for name in configs
-        }
-
-        total = sum(sampler.seconds.values())
-        beam_s = sum(sampler.seconds[k] for k in BEAM_STAGES)
-        sluice_s = total - beam_s - sampler.seconds["driver"]
-        profile = {
-            "interval_ms": args.sample_interval_ms,
-            "runs": args.profile_runs,
-            "wall_seconds": profile_walls,
-            "total_seconds": total,
-            "samples": sum(sampler.samples.values()),
-            "seconds": dict(sampler.seconds),
-            "share": {k: v / total for k, v in sampler.seconds.items()},
-            "sluice_seconds": sluice_s,
-            "sluice_share": sluice_s / total,
-            "beam_seconds": beam_s,
-            "beam_share": beam_s / total,
-            "off_thread_samples": sampler.off_thread_samples,
-            "hotspots": [{"stage": stage, "frame": leaf, "seconds": seconds}
-                         for (stage, leaf), seconds in sampler.hotspots.most_common(20)],
-        }
-        bench_seconds = time.perf_counter() - started
-        busy_after, steal_after = machine_busy_seconds()
-        other_cpu = max(0.0, (busy_after - busy_before) - (cpu_seconds() - cpu_before))
+        inputs = input_summary(repos, out, read_ref, encode, log)
         report = {
             "machine": machine,
-            "config": {"command": command, "input": os.path.relpath(input_manifest, REPO),
-                       "scale": args.scale, "repeat": args.repeat, "workers": args.workers,
-                       "profile_runs": args.profile_runs, "num_shards": args.num_shards,
-                       "mono_args": args.mono_args, "vocab_size": args.vocab_size,
-                       "tokenizer": args.tokenizer, "tokenizer_input": input_manifest},
-            "background": {"wall_seconds": bench_seconds, "other_cpu_seconds": other_cpu,
-                           "other_cpus": other_cpu / bench_seconds,
-                           "steal_seconds": steal_after - steal_before,
-                           "loadavg": [load_before, loadavg()]},
+            "config": config_summary(args, command),
             "tokenizer_seconds": tokenizer_seconds,
             "import_seconds": import_seconds,
             "side_output_run_seconds": side_seconds,
             "input": inputs,
             "output": {k: v for k, v in out.items() if k != "counts"},
             "counts": out["counts"],
-            "runs": runs,
+            "runs": runs.summary(inputs, out, encode),
             "encode": encode,
             "read_reference": read_ref,
-            "profile": profile,
-            "bench_seconds": bench_seconds,
+            "profile": profile_summary(sampler, args, profile_walls),
         }
-        return publish_report(report, render, args.json, bench_seconds)
-    finally:
-        remove_workdir(workdir, keep=bool(args.workdir or args.keep))
+        return harness.publish_report(report, render, args.json, load)
 
 
 if __name__ == "__main__":

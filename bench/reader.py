@@ -17,27 +17,19 @@ training.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
-import sys
 import tempfile
 import time
 
-import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+import harness  # first: it puts the repository on sys.path
 from schemas import dataset_version as dv  # noqa: E402
 from training import data  # noqa: E402
 
 
-def synthetic(folder: str, rows: int, seq_len: int, shards: int, vocab: int = 51200) -> None:
-    rng = np.random.default_rng(0)
-    per = [rows // shards + (1 if i < rows % shards else 0) for i in range(shards)]
-    dv.write_version(folder, [{"input_ids": rng.integers(0, vocab, size=(n, seq_len), dtype=np.int32)} for n in per],
-                     dataset="synthetic", tokenizer={"sha256": "none", "vocab_size": vocab}, batch_rows=1024)
+def synthetic(folder: str, rows: int, seq_len: int, shards: int) -> None:
+    """``rows`` sequences spread evenly over ``shards`` shards."""
+    harness.write_synthetic_version(
+        folder, [rows // shards + (1 if i < rows % shards else 0) for i in range(shards)], seq_len)
 
 
 def one_pass(folder: str, fmt: str, batch_size: int, workers: int) -> dict:
@@ -74,7 +66,8 @@ def main(argv=None) -> dict:
         if not args.data:
             synthetic(folder, args.rows, args.seq_len, args.shards)
         manifest = dv.read_manifest(folder)
-        report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        machine = harness.machine_info()
+        report = {"machine": {"cpus": machine["cpu_count"], "python": machine["python"]},
                   "data": folder if args.data else "synthetic", "sequences": manifest["totals"]["records"],
                   "tokens": manifest["totals"]["tokens"], "batch_size": args.batch_size, "results": []}
         for fmt in formats:
@@ -83,14 +76,13 @@ def main(argv=None) -> dict:
                 runs = [one_pass(folder, fmt, args.batch_size, workers) for _ in range(args.repeat)]
                 row = {"format": fmt, "workers": workers, "runs": runs}
                 for key in ("tokens_per_s", "first_batch_s", "steady_tokens_per_s"):
-                    row[key] = statistics.median(r[key] for r in runs)
+                    row[key] = harness.median([r[key] for r in runs])
                 report["results"].append(row)
                 print(f"{fmt:9s} workers={workers}  {row['tokens_per_s'] / 1e6:7.2f} M tokens/s overall  "
                       f"{row['steady_tokens_per_s'] / 1e6:7.2f} M tokens/s after the first batch  "
                       f"first batch {row['first_batch_s']:.3f} s  (median of {len(runs)})", flush=True)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
+        harness.write_json(args.json, report)
     return report
 
 

@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-# Worker processes (--direct_running_mode=multi_processing) import this module and Sluice too.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [str(ROOT), str(ROOT / "bench")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-
+# First: it puts the repository on sys.path, and it and bench/ on PYTHONPATH, since worker
+# processes (--direct_running_mode=multi_processing) import this module and Sluice too.
+import harness  # noqa: F401
 import apache_beam as beam  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 

@@ -23,23 +23,20 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+import harness  # first: it puts the repository on sys.path
 from schemas import dataset_version as dv  # noqa: E402
 from training import data, train  # noqa: E402
 from training import model as model_lib  # noqa: E402
 
-VOCAB = 51200
+VOCAB = harness.CODEGEN_VOCAB
 
 
-def main(argv=None) -> dict:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=os.path.join(model_lib.CONFIG_DIR, "mono.json"))
     parser.add_argument("--batch_size", type=int, default=16)
@@ -53,56 +50,77 @@ def main(argv=None) -> dict:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first.")
     parser.add_argument("--data", help="A dataset version to read instead of synthetic tokens.")
     parser.add_argument("--json")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
-    autocast = device.type == "cuda"
+
+def pick_device(name: str) -> torch.device:
+    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available()
+                          else ("cpu" if name == "auto" else name))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
+    return device
+
+
+def synthetic(folder: str, args) -> None:
+    """Enough random sequences for every step, in 4 shards."""
+    rows = args.batch_size * args.grad_accum * (args.steps + args.warmup + 2)
+    harness.write_synthetic_version(folder, [rows // 4 + 1] * 4, args.seq_len, VOCAB, batch_rows=64)
+
+
+def build_model(config: dict, vocab: int, args, device: torch.device):
+    """The config's model at ``--seq_len`` at least, SDPA (Sluice's) or eager (stock transformers)."""
+    mcfg = model_lib.model_config({**config["model"], "n_positions": max(config["model"].get("n_positions", 0),
+                                                                           args.seq_len)}, vocab, eos_token_id=2)
+    if args.attention == "eager":
+        from transformers import CodeGenForCausalLM
+
+        torch.manual_seed(0)
+        mcfg._attn_implementation_internal = "eager"
+        model = CodeGenForCausalLM(mcfg)
+    else:
+        model = model_lib.build(mcfg, seed=0)
+    model.to(device).train()
+    return model
+
+
+def measure_steps(model, train_cfg: dict, folder: str, args, device: torch.device) -> tuple[dict, list]:
+    """Step time, data wait and tokens over the steps after the warm-up, and every step's loss."""
+    optimizer, scheduler = train.make_optimizer(model, train_cfg)
+    dataset = data.PackedDataset(folder, args.batch_size, seed=0, epochs=None)
+    batches = iter(data.loader(dataset, num_workers=args.workers, pin_memory=device.type == "cuda"))
+    timed = {"time": 0.0, "wait": 0.0, "tokens": 0}
+    losses = []
+    for step in range(args.warmup + args.steps):
+        t0 = time.perf_counter()
+        micro = [next(batches) for _ in range(args.grad_accum)]
+        t1 = time.perf_counter()
+        stats = train.train_step(model, optimizer, scheduler, micro, device, device.type == "cuda", 1.0)
+        t2 = time.perf_counter()
+        losses.append(stats["loss"])
+        if step >= args.warmup:
+            timed["time"] += t2 - t0
+            timed["wait"] += t1 - t0
+            timed["tokens"] += stats["tokens"]
+    return timed, losses
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    device = pick_device(args.device)
     config = model_lib.read_config_file(args.config)
     train_cfg = {**config["train"], "max_steps": args.steps + args.warmup, "warmup_steps": 2}
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data
         if not folder:
             folder = os.path.join(tmp, "version")
-            rows = args.batch_size * args.grad_accum * (args.steps + args.warmup + 2)
-            rng = np.random.default_rng(0)
-            dv.write_version(folder, [{"input_ids": rng.integers(0, VOCAB, size=(rows // 4 + 1, args.seq_len),
-                                                                 dtype=np.int32)} for _ in range(4)],
-                             dataset="synthetic", tokenizer={"sha256": "none", "vocab_size": VOCAB}, batch_rows=64)
+            synthetic(folder, args)
         manifest = dv.read_manifest(folder)
         vocab = int(manifest["tokenizer"].get("vocab_size") or VOCAB)
-        mcfg = model_lib.model_config({**config["model"], "n_positions": max(config["model"].get("n_positions", 0),
-                                                                               args.seq_len)}, vocab, eos_token_id=2)
-        if args.attention == "eager":
-            from transformers import CodeGenForCausalLM
-
-            torch.manual_seed(0)
-            mcfg._attn_implementation_internal = "eager"
-            model = CodeGenForCausalLM(mcfg)
-        else:
-            model = model_lib.build(mcfg, seed=0)
-        model.to(device).train()
+        model = build_model(config, vocab, args, device)
         params = sum(p.numel() for p in model.parameters())
         if args.compile:
             model.transformer.compile()  # as training.train --compile does
-        optimizer, scheduler = train.make_optimizer(model, train_cfg)
-        dataset = data.PackedDataset(folder, args.batch_size, seed=0, epochs=None)
-        batches = iter(data.loader(dataset, num_workers=args.workers, pin_memory=device.type == "cuda"))
-        timed = {"time": 0.0, "wait": 0.0, "tokens": 0}
-        losses = []
-        for step in range(args.warmup + args.steps):
-            t0 = time.perf_counter()
-            micro = [next(batches) for _ in range(args.grad_accum)]
-            t1 = time.perf_counter()
-            stats = train.train_step(model, optimizer, scheduler, micro, device, autocast, 1.0)
-            t2 = time.perf_counter()
-            losses.append(stats["loss"])
-            if step >= args.warmup:
-                timed["time"] += t2 - t0
-                timed["wait"] += t1 - t0
-                timed["tokens"] += stats["tokens"]
+        timed, losses = measure_steps(model, train_cfg, folder, args, device)
         report = {
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
             "torch": torch.__version__, "config": os.path.basename(args.config), "parameters": params,
@@ -114,8 +132,7 @@ def main(argv=None) -> dict:
         }
     print(json.dumps(report), flush=True)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
+        harness.write_json(args.json, report)
     return report
 
 
