@@ -107,11 +107,11 @@ def utc_now() -> str:
 
 def pipeline_machine_info(*distributions: str) -> dict:
     """``machine_info()`` with the date, Sluice's commit and the versions its pipelines run on."""
-    from pipelines import common
+    from pipelines.manifests import git_commit
 
     found = versions("apache-beam", "sentencepiece", "pyarrow", *distributions)
     return {"date_utc": utc_now(), **machine_info(), **{k.replace("-", "_"): v for k, v in found.items()},
-            "sluice_git_commit": common.git_commit()}
+            "sluice_git_commit": git_commit()}
 
 
 def machine_line(m: dict) -> str:

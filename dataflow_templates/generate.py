@@ -5,7 +5,7 @@
 
 The parameters are the parser's flags, so a flag added to a pipeline is one command away from its
 template, and the template can never describe flags the pipeline does not have. Adding a pipeline:
-one line in PIPELINES, then this command.
+one line in ``pipelines.cli.TEMPLATES``, then this command.
 """
 
 from __future__ import annotations
@@ -16,15 +16,9 @@ import json
 import os
 import sys
 
+from pipelines.cli import TEMPLATES
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Launch order is CodeGen's (see the DAG); the description is the template's.
-PIPELINES = {
-    "tokenizer": "Sluice tokenizer: a SentencePiece BPE model trained on a deterministic corpus sample.",
-    "nl": "Sluice NL corpus: The Pile's JSON Lines release to packed TFRecord and Arrow streams.",
-    "multi": "Sluice Multi corpus: GitHub files in six languages (one BigQuery SQL query) to packed streams.",
-    "mono": "Sluice Mono corpus: permissively licensed GitHub Python repositories to packed streams.",
-    "instruct": "Sluice instruction mixtures (FLAN): task registry to packed streams per held-out split.",
-}
 BEAM_IMAGE = "apache/beam_python3.11_sdk:2.77.0"  # the SDK of setup.py's apache-beam pin
 LAUNCHER_IMAGE = "gcr.io/dataflow-templates-base/python311-template-launcher-base:latest"
 INT = r"^-?[0-9]+$"
@@ -104,7 +98,7 @@ def parameters(name: str) -> list[dict]:
 
 
 def metadata(name: str) -> dict:
-    return {"name": f"sluice-{name}", "description": PIPELINES[name], "streaming": False,
+    return {"name": f"sluice-{name}", "description": TEMPLATES[name], "streaming": False,
             "sdkInfo": {"language": "PYTHON"}, "parameters": parameters(name)}
 
 
@@ -135,7 +129,7 @@ ENTRYPOINT ["/opt/google/dataflow/python_template_launcher"]
 def files() -> dict:
     """{path relative to the repository root: content} of every generated file."""
     out = {}
-    for name in PIPELINES:
+    for name in TEMPLATES:
         out[f"dataflow_templates/{name}/metadata.json"] = json.dumps(metadata(name), indent=2) + "\n"
         out[f"dataflow_templates/{name}/Dockerfile"] = dockerfile(name)
     return out

@@ -21,7 +21,8 @@ import sys
 if __package__ in (None, ""):  # run as a file by the launcher: the repository root is one up
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines import common  # noqa: E402
+from pipelines.driver import UsageError  # noqa: E402
+from pipelines.run import RunMode  # noqa: E402
 
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -55,7 +56,7 @@ def translate(parser, argv: list[str]) -> list[str]:
                 if off:
                     out.append(off)
             else:
-                raise common.UsageError(f"{name}: expected true or false, got {value!r}")
+                raise UsageError(f"{name}: expected true or false, got {value!r}")
         else:
             out.append(arg)
     return out
@@ -73,11 +74,11 @@ def main(argv=None) -> int:
     module = importlib.import_module(f"pipelines.{known.pipeline}")
     try:
         rest = translate(pipeline_parser(module, rest), rest)
-    except common.UsageError as err:
+    except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    common.RUN_MODE.update(mode="finalize" if known.dataflow_job_id else "submit", job_id=known.dataflow_job_id)
-    return module.run(rest)
+    mode = RunMode("finalize", known.dataflow_job_id) if known.dataflow_job_id else RunMode("submit")
+    return module.run(rest, mode=mode)
 
 
 if __name__ == "__main__":

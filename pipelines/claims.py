@@ -32,7 +32,6 @@ CLAIM_PATH = "_run/claim.json"
 RENEW_S = 60.0
 LEASE_S = 600.0
 
-_RENEWERS: dict = {}  # staging folder -> (threading.Event that stops its renewal, the renewing thread)
 
 
 def _path(staging: str) -> str:
@@ -122,39 +121,47 @@ def owner_alive(claim: dict, now: Optional[datetime.datetime] = None) -> Optiona
     return None
 
 
-def take(staging: str) -> dict:
-    """Write this run's claim into the (empty) staging folder and keep renewing it."""
-    claim = {**this_process(), "run_id": uuid.uuid4().hex, "started": _now().isoformat(timespec="seconds")}
-    claim["renewed"] = claim["started"]
-    _write(staging, claim)
-    stop = threading.Event()
-    thread = threading.Thread(target=_renew, args=(staging, claim, stop), name="sluice-claim", daemon=True)
-    _RENEWERS[staging.rstrip("/")] = (stop, thread)
-    thread.start()
-    return claim
+class Claim:
+    """This run's claim on a staging folder, renewed by a daemon thread until ``release``."""
 
+    def __init__(self, staging: str, record: dict):
+        self.staging = staging.rstrip("/")
+        self.record = record
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="sluice-claim", daemon=True)
 
-def _renew(staging: str, claim: dict, stop: threading.Event) -> None:
-    while not stop.wait(RENEW_S):
-        try:
-            current = read(staging)
-            if not current or current.get("run_id") != claim["run_id"]:
-                return  # taken over: publish will refuse
-            _write(staging, {**claim, "renewed": _now().isoformat(timespec="seconds")})
-        except Exception as err:  # noqa: BLE001 - a failed renewal (a storage hiccup) is retried next time
-            logging.warning("could not renew the claim on %s (retrying in %.0f s): %s", staging, RENEW_S, err)
+    @classmethod
+    def take(cls, staging: str) -> "Claim":
+        """Write this run's claim into the (empty) staging folder and keep renewing it."""
+        record = {**this_process(), "run_id": uuid.uuid4().hex, "started": _now().isoformat(timespec="seconds")}
+        record["renewed"] = record["started"]
+        _write(staging, record)
+        claim = cls(staging, record)
+        claim._thread.start()
+        return claim
 
+    @property
+    def run_id(self) -> str:
+        return self.record["run_id"]
 
-def still_ours(staging: str, claim: dict) -> bool:
-    current = read(staging)
-    return bool(current) and current.get("run_id") == claim["run_id"]
+    def _renew(self) -> None:
+        while not self._stop.wait(RENEW_S):
+            try:
+                current = read(self.staging)
+                if not current or current.get("run_id") != self.run_id:
+                    return  # taken over: publish will refuse
+                _write(self.staging, {**self.record, "renewed": _now().isoformat(timespec="seconds")})
+            except Exception as err:  # noqa: BLE001 - a failed renewal (a storage hiccup) is retried next time
+                logging.warning("could not renew the claim on %s (retrying in %.0f s): %s",
+                                self.staging, RENEW_S, err)
 
+    def still_ours(self) -> bool:
+        current = read(self.staging)
+        return bool(current) and current.get("run_id") == self.run_id
 
-def release(staging: str) -> None:
-    """Stop renewing, and wait until no renewal is under way (the claim file then goes with the
-    staging folder's ``_run/`` at publish, and no late renewal can write it back)."""
-    renewer = _RENEWERS.pop(staging.rstrip("/"), None)
-    if renewer is not None:
-        stop, thread = renewer
-        stop.set()
-        thread.join(timeout=60)
+    def release(self) -> None:
+        """Stop renewing, and wait until no renewal is under way (the claim file then goes with the
+        staging folder's ``_run/`` at publish, and no late renewal can write it back)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)

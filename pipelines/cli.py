@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+# Every command, with its line in ``sluice --help``.
 PIPELINES = {
     "datasets": "Inspect dataset versions: list ROOT, show V, diff V1 V2, verify V.",
     "instruct": "Instruction-tuning mixtures (FLAN): task registry to packed streams per held-out split.",
@@ -13,6 +14,15 @@ PIPELINES = {
     "nl": "The NL corpus: The Pile's JSON Lines files to packed streams.",
     "report": "Write a self-contained HTML report (charts) of one dataset version.",
     "tokenizer": "Train the SentencePiece tokenizer on a corpus sample.",
+}
+# The pipelines that run as Dataflow Flex Templates, in CodeGen's launch order (see the DAG), with
+# each template's description (dataflow_templates/generate.py writes their metadata from these).
+TEMPLATES = {
+    "tokenizer": "Sluice tokenizer: a SentencePiece BPE model trained on a deterministic corpus sample.",
+    "nl": "Sluice NL corpus: The Pile's JSON Lines release to packed TFRecord and Arrow streams.",
+    "multi": "Sluice Multi corpus: GitHub files in six languages (one BigQuery SQL query) to packed streams.",
+    "mono": "Sluice Mono corpus: permissively licensed GitHub Python repositories to packed streams.",
+    "instruct": "Sluice instruction mixtures (FLAN): task registry to packed streams per held-out split.",
 }
 
 

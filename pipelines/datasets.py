@@ -21,7 +21,8 @@ import sys
 import fsspec
 import pyarrow as pa
 
-from pipelines import claims, common, summary
+from pipelines import claims, summary, versions
+from pipelines.driver import UsageError, run_main
 from schemas import dataset_version
 from schemas import manifest as manifest_schema
 from schemas import tfrecord
@@ -34,7 +35,7 @@ def filesystem(url: str):
     try:
         return fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as err:
-        raise common.UsageError(f"{url}: no filesystem for it ({err})") from None
+        raise UsageError(f"{url}: no filesystem for it ({err})") from None
 
 
 def load_manifest(version: str) -> dict:
@@ -43,7 +44,7 @@ def load_manifest(version: str) -> dict:
     try:
         return dataset_version.read_manifest(version)
     except dataset_version.DatasetError as err:
-        raise common.UsageError(str(err)) from None
+        raise UsageError(str(err)) from None
 
 
 def list_versions(root: str) -> list[dict]:
@@ -51,7 +52,7 @@ def list_versions(root: str) -> list[dict]:
     fs, path = filesystem(root)
     base = path.rstrip("/")
     if not fs.isdir(base):
-        raise common.UsageError(f"{root}: no such folder")
+        raise UsageError(f"{root}: no such folder")
     rows = []
     for manifest_path in sorted(fs.glob(f"{base}/*/*/{manifest_schema.MANIFEST_NAME}")):
         folder = manifest_path.rsplit("/", 1)[0]
@@ -64,11 +65,11 @@ def list_versions(root: str) -> list[dict]:
                      "shards": totals.get("shards"), "records": totals.get("records"),
                      "tokens": totals.get("tokens"), "config": manifest.get("config_fingerprint", "")[:12]})
     published = {(r["dataset"], r["version"]) for r in rows}
-    for folder in sorted(fs.glob(f"{base}/*/{common.STAGING_DIR}/*")):
+    for folder in sorted(fs.glob(f"{base}/*/{versions.STAGING_DIR}/*")):
         dataset_folder, _, version = folder.rsplit("/", 3)[-3:]
         rows.append({"dataset": dataset_folder, "version": version, "kind": None,
                      "status": staging_status(fs, folder)})
-    for marker in sorted(fs.glob(f"{base}/*/*/{common.PUBLISHING_MARKER}")):
+    for marker in sorted(fs.glob(f"{base}/*/*/{versions.PUBLISHING_MARKER}")):
         dataset_folder, version = marker.rsplit("/", 3)[-3:-1]
         if (dataset_folder, version) not in published:
             rows.append({"dataset": dataset_folder, "version": version, "kind": None,
@@ -288,7 +289,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"list": 1, "show": 1, "diff": 2, "verify": 1}
     if not argv or argv[0] not in commands or len(argv) - 1 != commands[argv[0]]:
-        raise common.UsageError("usage: " + " | ".join(
+        raise UsageError("usage: " + " | ".join(
             line.strip().split("  ")[0] for line in USAGE.splitlines() if line.strip()))
     command, args = argv[0], argv[1:]
     if command == "list":
@@ -311,7 +312,7 @@ def main(argv=None) -> int:
 
 
 def run(argv=None) -> int:
-    return common.run_main(main, argv)
+    return run_main(main, argv)
 
 
 if __name__ == "__main__":

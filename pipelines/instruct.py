@@ -25,14 +25,18 @@ import sys
 
 import apache_beam as beam
 
-from pipelines import common, flags
+from pipelines import flags, versions
+from pipelines.driver import ArgumentParser, UsageError, pipeline_options, positive_int, require_file, run_main
+from pipelines.manifests import file_sha256, stream_sections
+from pipelines.run import RUN, Run
 from schemas import instruct as schema
+from schemas.dataset_version import join
 from transforms.decontamination import MIN_ITEM_TOKENS, Decontaminate
 from transforms.decontamination import tokens as decontamination_tokens
 from transforms.instruct.examples import ReadAndRender
-from transforms.instruct.mixing import CapPerTask, MixSplit
-from transforms.instruct.streams import EVAL_STAGE, PACK_STAGE, TokenizeExamples, WriteEvalSet, WriteMixture
-from transforms.stats.side_outputs import WriteExamples
+from transforms.instruct.mixing import CapPerTask
+from transforms.instruct.splits import StreamSettings, WriteSplit
+from transforms.instruct.streams import TokenizeExamples
 from transforms.stats.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
 DATASET = "instruct"
@@ -41,22 +45,22 @@ EVAL_TEXTS = "eval_texts.jsonl"
 
 def build_parser():
     """Every flag of the pipeline (the Flex Template's parameters are generated from it)."""
-    parser = common.ArgumentParser(prog="sluice instruct", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="sluice instruct", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", required=True, help="Task registry (YAML or JSON; any fsspec path).")
     holdout = parser.add_mutually_exclusive_group()
     holdout.add_argument("--holdout_cluster", help="Leave this cluster (and its close clusters) out of training.")
     holdout.add_argument("--all_holdouts", action="store_true",
                          help="Build every leave-one-cluster-out split, each in holdout-<cluster>/ of the"
                               " one version.")
-    parser.add_argument("--max_examples_per_task", type=common.positive_int, default=30000,
+    parser.add_argument("--max_examples_per_task", type=positive_int, default=30000,
                         help="Training examples kept per task, by hash rank (FLAN: 30,000).")
-    parser.add_argument("--mixing_cap", type=common.positive_int, default=3000,
+    parser.add_argument("--mixing_cap", type=positive_int, default=3000,
                         help="Examples-proportional mixing cap K: rate_t = min(n_t, K) / sum_j min(n_j, K).")
-    parser.add_argument("--mixture_size", type=common.positive_int, default=None,
+    parser.add_argument("--mixture_size", type=positive_int, default=None,
                         help="Training examples per split (default: sum_j min(n_j, K), no repeats).")
-    parser.add_argument("--max_input_tokens", type=common.positive_int, default=1024)
-    parser.add_argument("--max_target_tokens", type=common.positive_int, default=256)
-    parser.add_argument("--eval_shards", type=common.positive_int, default=1)
+    parser.add_argument("--max_input_tokens", type=positive_int, default=1024)
+    parser.add_argument("--max_target_tokens", type=positive_int, default=256)
+    parser.add_argument("--eval_shards", type=positive_int, default=1)
     parser.add_argument("--write_examples", action="store_true",
                         help="Write every rendered example as Parquet under examples/ (audit).")
     flags.add_stream_flags(parser)
@@ -69,22 +73,21 @@ def parse_args(argv):
     flags.check_stream_flags(args)
     given = sys.argv[1:] if argv is None else argv
     if any(a == "--pack_tail" or a.startswith("--pack_tail=") for a in given) and args.pack_tail != "pad":
-        raise common.UsageError("--pack_tail: instruct rows hold whole examples and are always padded (pad)")
+        raise UsageError("--pack_tail: instruct rows hold whole examples and are always padded (pad)")
     args.pack_tail = "pad"  # rows hold whole examples and are padded; nothing is dropped
-    args.write_documents = args.write_rejects = False  # the shared manifest sections read these
     if args.seq_len < args.max_input_tokens + args.max_target_tokens + 1:
-        raise common.UsageError(
+        raise UsageError(
             f"--seq_len: {args.seq_len} cannot hold an example of --max_input_tokens {args.max_input_tokens}"
             f" + --max_target_tokens {args.max_target_tokens} + end-of-text")
     return args, beam_args
 
 
 def load_registry(args) -> schema.Registry:
-    common.require_file(args.tasks, "--tasks")
+    require_file(args.tasks, "--tasks")
     try:
         return schema.load_registry(args.tasks)
     except schema.RegistryError as err:
-        raise common.UsageError(f"--tasks: {err}") from None
+        raise UsageError(f"--tasks: {err}") from None
 
 
 def eval_texts(registry: schema.Registry) -> list:
@@ -158,10 +161,6 @@ def _is_split(example, split_name):
     return example.split == split_name
 
 
-def _in_tasks(tokenized, tasks):
-    return tokenized.task in tasks
-
-
 def source_sizes(registry: schema.Registry) -> list:
     """Path and size of every source file; not hashed, as NL does not hash its inputs (task
     datasets can be large Parquet sets). The registry itself is hashed."""
@@ -172,18 +171,9 @@ def source_sizes(registry: schema.Registry) -> list:
     return [{"path": p, "bytes": FileSystems.match([p])[0].metadata_list[0].size_in_bytes} for p in paths]
 
 
-# With --all_holdouts one job writes every split's streams. Their counters carry the split's name
-# (``pack@holdout-nli``), so a split's manifest counts its own shards plus the shared stages
-# (reading, rendering, capping, tokenizing), and the index manifest counts the whole job.
-SPLIT_STAGE = "{stage}@{split}"
-
-
-def split_stage(args, stage: str, split: schema.Split) -> str:
-    return SPLIT_STAGE.format(stage=stage, split=split.name) if args.all_holdouts else stage
-
-
 def split_counts(counts: dict, split_name: str) -> dict:
-    """A split's view of the job's counts: the shared stages, and its own under their plain names."""
+    """A split's view of the job's counts: the shared stages, and its own under their plain names
+    (``transforms/instruct/splits.py`` names a split's counters ``stage@split``)."""
     own = {}
     for stage, values in counts.items():
         base, marker, name = stage.partition("@")
@@ -194,104 +184,114 @@ def split_counts(counts: dict, split_name: str) -> dict:
     return dict(sorted(own.items()))
 
 
-def split_output(args, split: schema.Split) -> str:
+def split_output(run: Run, args, split: schema.Split) -> str:
     """Where a split is written: the version's (staging) root, or its subfolder with --all_holdouts."""
-    return common.join(args.output, split.name) if args.all_holdouts else args.output
+    return join(run.staging, split.name) if args.all_holdouts else run.staging
 
 
-def main(argv=None):
-    args, beam_args = parse_args(argv)
-    registry = load_registry(args)
+def split_stats_dir(run: Run, args, split: schema.Split) -> str:
+    return join(split_output(run, args, split), versions.RUN_STATS_DIR)
+
+
+def plan_splits(registry: schema.Registry, args) -> list:
     try:
-        splits = schema.plan_splits(registry, args.holdout_cluster, args.all_holdouts)
+        return schema.plan_splits(registry, args.holdout_cluster, args.all_holdouts)
     except schema.RegistryError as err:
-        raise common.UsageError(str(err)) from None
-    decontamination = flags.decontamination_config(args)
-    tokenizer, stats_dir, started = flags.start_run(args)  # args.output is now the staging folder
-    if decontamination is not None:
-        texts_path = common.join(stats_dir, EVAL_TEXTS)
-        write_eval_texts(texts_path, eval_texts(registry))
-        decontamination = dict(decontamination, extra_paths=[*decontamination["extra_paths"], texts_path])
+        raise UsageError(str(err)) from None
 
-    pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
+
+def with_eval_texts(run: Run, registry: schema.Registry, decontamination: dict | None) -> dict | None:
+    """Training examples are decontaminated against every evaluation split too: their texts are
+    written under the run's statistics and added to the benchmarks."""
+    if decontamination is None:
+        return None
+    texts_path = run.stats_path(EVAL_TEXTS)
+    write_eval_texts(texts_path, eval_texts(registry))
+    return dict(decontamination, extra_paths=[*decontamination["extra_paths"], texts_path])
+
+
+def build_graph(pipeline, run: Run, args, registry, splits: list, decontamination, tokenizer) -> bool:
+    """Read, render, decontaminate, cap and tokenize once; then one ``WriteSplit`` per split.
+    Returns whether code tasks read archives (their fingerprint goes in the manifest)."""
     examples, archives = pipeline | "ReadAndRender" >> ReadAndRender(registry, args.seed)
     train = examples | "TrainSplit" >> beam.Filter(_is_split, "train")
     held = examples | "EvalSplit" >> beam.Filter(_is_split, "eval")
     if decontamination is not None:
         train, _ = train | "Decontaminate" >> Decontaminate(**decontamination)
     capped, smallest = train | "CapPerTask" >> CapPerTask(args.seed, args.max_examples_per_task)
-    tokenized = capped | "Tokenize" >> TokenizeExamples(args.tokenizer, args.max_input_tokens,
-                                                        args.max_target_tokens)
-    eval_tokenized = held | "TokenizeEval" >> TokenizeExamples(args.tokenizer, args.max_input_tokens,
-                                                               args.max_target_tokens)
+    lengths = (args.tokenizer, args.max_input_tokens, args.max_target_tokens)
+    streams = {"train": capped | "Tokenize" >> TokenizeExamples(*lengths),
+               "eval": held | "TokenizeEval" >> TokenizeExamples(*lengths)}
+    settings = StreamSettings(
+        seq_len=args.seq_len, num_shards=args.num_shards, eval_shards=args.eval_shards, seed=args.seed,
+        mixing_cap=args.mixing_cap, mixture_size=args.mixture_size, eot_id=tokenizer.eot_id,
+        pad_id=tokenizer.pad_id, write_examples=args.write_examples, per_split_stages=args.all_holdouts)
     for i, split in enumerate(splits):
-        folder = split_output(args, split)
-        run_dir = common.join(folder, common.RUN_STATS_DIR)
-        label = f"S{i}"
-        mixture, plan = tokenized | f"{label}Mix" >> MixSplit(
-            split.train_tasks, smallest, args.seed, args.mixing_cap, args.mixture_size)
-        plan | f"{label}WritePlan" >> WriteJson(common.join(run_dir, "plan.json"))
-        (mixture | f"{label}TaskOf" >> beam.Map(lambda t: (t.task, 1))
-         | f"{label}PerTask" >> beam.CombinePerKey(sum)
-         | f"{label}AllTasks" >> beam.combiners.ToList()
-         | f"{label}Sorted" >> beam.Map(lambda pairs: dict(sorted(pairs)))
-         | f"{label}WriteRealised" >> WriteJson(common.join(run_dir, "realised.json")))
-        mixture | f"{label}Write" >> WriteMixture(
-            folder, seq_len=args.seq_len, num_shards=args.num_shards, seed=args.seed,
-            eot_id=tokenizer.eot_id, pad_id=tokenizer.pad_id, stats_path=common.join(run_dir, "shards.json"),
-            stage=split_stage(args, PACK_STAGE, split))
-        audit = [mixture]
-        if split.eval_tasks:
-            eval_set = eval_tokenized | f"{label}EvalTasks" >> beam.Filter(_in_tasks, set(split.eval_tasks))
-            eval_set | f"{label}WriteEval" >> WriteEvalSet(
-                common.join(folder, "eval"), num_shards=args.eval_shards, seed=args.seed,
-                stats_path=common.join(run_dir, "eval.json"), stage=split_stage(args, EVAL_STAGE, split))
-            audit.append(eval_set)
-        if args.write_examples:
-            audit | f"{label}Audit" >> beam.Flatten() | f"{label}WriteExamples" >> WriteExamples(folder)
+        streams | f"S{i}" >> WriteSplit(split, split_output(run, args, split), split_stats_dir(run, args, split),
+                                        smallest, settings)
     if archives:
         ((archives | "AllArchives" >> beam.Flatten()) | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
-         | "WriteArchiveStats" >> WriteJson(common.join(stats_dir, "archives.json")))
-    result = common.run_pipeline(pipeline)
-    counts = common.counts_from_metrics(result)
+         | "WriteArchiveStats" >> WriteJson(run.stats_path("archives.json")))
+    return bool(archives)
 
-    inputs = {"registry": common.file_sha256(args.tasks), "sources": source_sizes(registry)}
-    if archives:
-        inputs["code_archives"] = read_json(common.join(stats_dir, "archives.json"))
-    sections = flags.stream_manifest_sections(args, tokenizer)
-    sections["stream"]["segment_ids"] = True
-    sections["side_outputs"] = {"examples": "examples/" if args.write_examples else None}
+
+def by_shard(path: str) -> list:
+    return sorted(read_json(path), key=lambda s: s["shard"])
+
+
+def split_fields(run: Run, args, registry, split: schema.Split) -> dict:
+    """The manifest sections that are a split's own: shards, held-out clusters, mixture, eval set."""
+    stats = split_stats_dir(run, args, split)
+    eval_stats = by_shard(join(stats, "eval.json")) if split.eval_tasks else []
+    eval_tasks: dict = {}
+    for shard in eval_stats:
+        for task, n in shard["tasks"].items():
+            eval_tasks[task] = eval_tasks.get(task, 0) + n
+    return dict(
+        shards=by_shard(join(stats, "shards.json")),
+        holdout={"cluster": split.holdout, "excluded_clusters": list(split.excluded_clusters),
+                 "train_tasks": list(split.train_tasks), "eval_tasks": list(split.eval_tasks)},
+        mixture={"max_examples_per_task": args.max_examples_per_task, "mixing_cap": args.mixing_cap,
+                 **mixture_section(registry, read_json(join(stats, "plan.json")),
+                                   read_json(join(stats, "realised.json")))},
+        eval={"examples": sum(s["examples"] for s in eval_stats), "tasks": eval_tasks,
+              "files": [{k: s[k] for k in ("path", "examples", "bytes", "sha256")} for s in eval_stats]},
+    )
+
+
+def publish(run: Run, args, registry, splits: list, decontamination, shared: dict) -> dict:
+    """One split in the version's root, or (--all_holdouts) every split's manifest in its folder
+    under an index manifest that lists them; the version appears at once either way."""
     manifests = {}
     for split in splits:
-        folder = split_output(args, split)
-        run_dir = common.join(folder, common.RUN_STATS_DIR)
-        shards = sorted(read_json(common.join(run_dir, "shards.json")), key=lambda s: s["shard"])
-        eval_stats = (sorted(read_json(common.join(run_dir, "eval.json")), key=lambda s: s["shard"])
-                      if split.eval_tasks else [])
-        eval_tasks: dict = {}
-        for shard in eval_stats:
-            for task, n in shard["tasks"].items():
-                eval_tasks[task] = eval_tasks.get(task, 0) + n
-        fields = dict(
-            dataset=DATASET, started=started, config=run_config(args, registry, split, decontamination),
-            counts=split_counts(counts, split.name), inputs=inputs, shards=shards, **sections,
-            holdout={"cluster": split.holdout, "excluded_clusters": list(split.excluded_clusters),
-                     "train_tasks": list(split.train_tasks), "eval_tasks": list(split.eval_tasks)},
-            mixture={"max_examples_per_task": args.max_examples_per_task, "mixing_cap": args.mixing_cap,
-                     **mixture_section(registry, read_json(common.join(run_dir, "plan.json")),
-                                       read_json(common.join(run_dir, "realised.json")))},
-            eval={"examples": sum(s["examples"] for s in eval_stats), "tasks": eval_tasks,
-                  "files": [{k: s[k] for k in ("path", "examples", "bytes", "sha256")} for s in eval_stats]},
-        )
+        fields = dict(shared, dataset=DATASET, config=run_config(args, registry, split, decontamination),
+                      counts=split_counts(shared["counts"], split.name), **split_fields(run, args, registry, split))
         if not args.all_holdouts:
-            return {split.name: common.publish_manifest(args.output, **fields)}
-        common.remove_tree(run_dir)
-        manifests[split.name] = common.build_manifest(args.output, split=split.name, **fields)
-    top = common.publish_manifest(
-        args.output, nested=manifests, dataset=DATASET, started=started,
-        config=run_config(args, registry, None, decontamination, splits), counts=counts, inputs=inputs,
-        shards=[], **sections, splits=splits_section(manifests))
-    return {"version": top, **manifests}
+            return {split.name: run.publish(run.manifest(**fields))}
+        versions.remove_tree(split_stats_dir(run, args, split))
+        manifests[split.name] = run.manifest(split=split.name, **fields)
+    top = run.manifest(**shared, dataset=DATASET, config=run_config(args, registry, None, decontamination, splits),
+                       shards=[], splits=splits_section(manifests))
+    return {"version": run.publish(top, nested=manifests), **manifests}
+
+
+def main(argv=None, mode=RUN):
+    args, beam_args = parse_args(argv)
+    registry = load_registry(args)
+    splits = plan_splits(registry, args)
+    decontamination = flags.decontamination_config(args)
+    tokenizer = flags.stream_tokenizer(args)  # checked before the output is touched
+    with Run(args.output, mode) as run:
+        decontamination = with_eval_texts(run, registry, decontamination)
+        pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+        has_archives = build_graph(pipeline, run, args, registry, splits, decontamination, tokenizer)
+        counts = run.counts(run.execute(pipeline))
+        inputs = {"registry": file_sha256(args.tasks), "sources": source_sizes(registry)}
+        if has_archives:
+            inputs["code_archives"] = read_json(run.stats_path("archives.json"))
+        sections = stream_sections(args, tokenizer, {"examples": "examples/" if args.write_examples else None})
+        sections["stream"]["segment_ids"] = True
+        return publish(run, args, registry, splits, decontamination, dict(counts=counts, inputs=inputs, **sections))
 
 
 def splits_section(manifests: dict) -> dict:
@@ -300,7 +300,7 @@ def splits_section(manifests: dict) -> dict:
     out = {}
     for name, manifest in sorted(manifests.items()):
         out[name] = {
-            "path": name, "manifest_sha256": hashlib.sha256(common.json_bytes(manifest)).hexdigest(),
+            "path": name, "manifest_sha256": hashlib.sha256(versions.json_bytes(manifest)).hexdigest(),
             "holdout": manifest["holdout"]["cluster"],
             "excluded_clusters": manifest["holdout"]["excluded_clusters"],
             "totals": manifest["totals"], "eval_examples": manifest["eval"]["examples"],
@@ -309,8 +309,8 @@ def splits_section(manifests: dict) -> dict:
     return out
 
 
-def run(argv=None) -> int:
-    return common.run_main(main, argv)
+def run(argv=None, mode=RUN) -> int:
+    return run_main(main, argv, mode=mode)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,15 @@ import dataclasses
 
 import apache_beam as beam
 
-from pipelines import common, flags
-from transforms.sources.archive_stream import ArchiveLimits
+from pipelines import flags
+from pipelines.corpus import CorpusRun
+from pipelines.driver import ArgumentParser, UsageError, comma_list, non_negative_int, positive_int, require_file
+from pipelines.driver import run_main
+from pipelines.manifests import file_sha256
+from pipelines.run import RUN
 from transforms.curation.github import CurateGithubRepos, CurationConfig
 from transforms.filters.licenses import DEFAULT_ALLOWED, DEFAULT_MIN_CONFIDENCE, normalize_allow_list
-from transforms.filters.quality import QualityThresholds
+from transforms.sources.archive_stream import ArchiveLimits
 from transforms.stats.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
 DATASET = "mono"
@@ -28,35 +32,31 @@ DATASET = "mono"
 
 def add_curation_flags(parser: argparse.ArgumentParser) -> None:
     """Flags of the GitHub read and filter stages (shared with the tokenizer pipeline)."""
-    q, limits = QualityThresholds(), ArchiveLimits()
+    limits = ArchiveLimits()
     parser.add_argument("--input", required=True, help="Manifest JSONL of repositories (any Beam filesystem).")
-    parser.add_argument("--licenses", type=common.comma_list, default=DEFAULT_ALLOWED,
+    parser.add_argument("--licenses", type=comma_list, default=DEFAULT_ALLOWED,
                         help="Comma-separated allowed licenses (SPDX ids or GitHub keys).")
     parser.add_argument("--license_min_confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                         help="Lowest license-detector score accepted for undeclared licenses.")
-    parser.add_argument("--min_stars", type=common.non_negative_int, default=0)
-    parser.add_argument("--extensions", type=common.comma_list, default=(".py",),
+    parser.add_argument("--min_stars", type=non_negative_int, default=0)
+    parser.add_argument("--extensions", type=comma_list, default=(".py",),
                         help="Comma-separated file extensions to keep.")
-    parser.add_argument("--max_file_bytes", type=common.positive_int, default=limits.max_file_bytes)
-    parser.add_argument("--max_archive_bytes", type=common.positive_int, default=limits.max_archive_bytes,
+    parser.add_argument("--max_file_bytes", type=positive_int, default=limits.max_file_bytes)
+    parser.add_argument("--max_archive_bytes", type=positive_int, default=limits.max_archive_bytes,
                         help="Bound on the declared size of all members of one archive (bomb guard).")
-    parser.add_argument("--max_archive_members", type=common.positive_int, default=limits.max_members)
-    parser.add_argument("--max_avg_line_length", type=float, default=q.max_avg_line_length)
-    parser.add_argument("--max_line_length", type=common.positive_int, default=q.max_line_length)
-    parser.add_argument("--max_digit_fraction", type=float, default=q.max_digit_fraction)
-    parser.add_argument("--generated_scan_lines", type=common.non_negative_int, default=q.generated_scan_lines)
+    parser.add_argument("--max_archive_members", type=positive_int, default=limits.max_members)
+    flags.add_quality_flags(parser)
 
 
 def curation_config(args) -> CurationConfig:
-    common.require_file(args.input, "--input")
+    require_file(args.input, "--input")
     try:
         normalize_allow_list(args.licenses)
     except ValueError as err:
-        raise common.UsageError(str(err)) from None
+        raise UsageError(str(err)) from None
     if not 0.0 <= args.license_min_confidence <= 1.0:
-        raise common.UsageError("--license_min_confidence: must be between 0 and 1")
-    if not 0.0 < args.max_digit_fraction <= 1.0:
-        raise common.UsageError("--max_digit_fraction: must be in (0, 1]")
+        raise UsageError("--license_min_confidence: must be between 0 and 1")
+    quality = flags.quality_thresholds(args)
     return CurationConfig(
         manifest=args.input,
         licenses=tuple(args.licenses),
@@ -64,19 +64,13 @@ def curation_config(args) -> CurationConfig:
         min_stars=args.min_stars,
         extensions=tuple(args.extensions),
         limits=ArchiveLimits(args.max_file_bytes, args.max_archive_bytes, args.max_archive_members),
-        quality=dataclasses.replace(
-            QualityThresholds(),
-            max_avg_line_length=args.max_avg_line_length,
-            max_line_length=args.max_line_length,
-            max_digit_fraction=args.max_digit_fraction,
-            generated_scan_lines=args.generated_scan_lines,
-        ),
+        quality=quality,
     )
 
 
 def build_parser():
     """Every flag of the pipeline (the Flex Template's parameters are generated from it)."""
-    parser = common.ArgumentParser(prog="sluice mono", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="sluice mono", description=__doc__.split("\n\n")[0])
     add_curation_flags(parser)
     return flags.add_corpus_flags(parser, near_dedup_default=True, decontamination=True)
 
@@ -96,41 +90,29 @@ def run_config(args, curation: CurationConfig, near_dedup, decontamination) -> d
     return config
 
 
-def main(argv=None):
+def main(argv=None, mode=RUN):
     args, beam_args = parse_args(argv)
     curation = curation_config(args)
     near_dedup = flags.near_dedup_config(args)
     decontamination = flags.decontamination_config(args)
-    tokenizer, stats_dir, started = flags.start_run(args)
-
-    pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
-    curated = pipeline | "Curate" >> CurateGithubRepos(curation)
-    documents, rejects = flags.clean_code(curated.documents, [curated.rejects], decontamination, near_dedup)
-    rejects = rejects | "AllRejects" >> beam.Flatten()
-    documents | "WriteStreams" >> flags.packed_streams(args, tokenizer, common.join(stats_dir, "shards.json"))
-    (curated.archives | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
-     | "WriteArchiveStats" >> WriteJson(common.join(stats_dir, "archives.json")))
-    flags.write_side_outputs(args, documents, rejects)
-    result = common.run_pipeline(pipeline)
-    counts, shards, sections = flags.finished_run(result, near_dedup, stats_dir)
-    return common.publish_manifest(
-        args.output,
-        dataset=DATASET,
-        started=started,
-        config=run_config(args, curation, near_dedup, decontamination),
-        counts=counts,
-        inputs={
-            "manifest": common.file_sha256(args.input),
-            "archives": read_json(common.join(stats_dir, "archives.json")),
-        },
-        shards=shards,
-        **flags.stream_manifest_sections(args, tokenizer),
-        **sections,
-    )
+    with CorpusRun(DATASET, args, beam_args, mode) as corpus:
+        curated = corpus.pipeline | "Curate" >> CurateGithubRepos(curation)
+        documents, rejects = corpus.clean(curated.documents, [curated.rejects], decontamination, near_dedup)
+        rejects = rejects | "AllRejects" >> beam.Flatten()
+        corpus.write(documents, rejects)
+        (curated.archives | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
+         | "WriteArchiveStats" >> WriteJson(corpus.stats_path("archives.json")))
+        counts, shards, sections = corpus.execute()
+        return corpus.publish(
+            config=run_config(args, curation, near_dedup, decontamination), counts=counts, shards=shards,
+            inputs={"manifest": file_sha256(args.input),
+                    "archives": read_json(corpus.stats_path("archives.json"))},
+            **sections,
+        )
 
 
-def run(argv=None) -> int:
-    return common.run_main(main, argv)
+def run(argv=None, mode=RUN) -> int:
+    return run_main(main, argv, mode=mode)
 
 
 if __name__ == "__main__":

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import NamedTuple
 
 import apache_beam as beam
 
-from pipelines import common, flags
-from transforms.sources import bigquery
-from transforms.sources import github_sql
-from transforms.dedup.exact import ExactDedup
-from transforms.sources.github_rows import RowRules, RowsToDocuments
-from transforms.stats.language_stats import WriteLanguageStats, languages_report
+from pipelines import flags
+from pipelines.corpus import CorpusRun
+from pipelines.driver import ArgumentParser, UsageError, comma_list, non_negative_int, positive_int, require_file
+from pipelines.driver import run_main
+from pipelines.run import RUN, RunMode
+from schemas.dataset_version import join
+from transforms.curation.multi import CuratedRows, CurateMultiRows, Selection
 from transforms.filters.licenses import DEFAULT_ALLOWED, normalize_allow_list
-from transforms.filters.quality import FilterCodeQuality, QualityThresholds
+from transforms.sources import bigquery, github_sql
+from transforms.stats.language_stats import WriteLanguageStats, languages_report
 from transforms.stats.run_stats import read_json
 
 DATASET = "multi"
@@ -46,30 +47,26 @@ def add_source_flags(parser) -> None:
     parser.add_argument("--bigquery_dataset", default=github_sql.LIVE_DATASET,
                         help="Dataset holding the github_repos tables (live query).")
     parser.add_argument("--bigquery_priority", choices=("BATCH", "INTERACTIVE"), default="BATCH")
-    parser.add_argument("--bigquery_timeout_s", type=common.positive_int, default=3600,
+    parser.add_argument("--bigquery_timeout_s", type=positive_int, default=3600,
                         help="Timeout of every BigQuery client call (live query).")
-    parser.add_argument("--bigquery_maximum_bytes_billed", type=common.positive_int, default=None,
+    parser.add_argument("--bigquery_maximum_bytes_billed", type=positive_int, default=None,
                         help="The live query fails rather than bill more bytes than this.")
     parser.add_argument("--bigquery_export",
                         help="Parquet or Avro files of an EXPORT DATA of the query (any Beam filesystem glob).")
 
 
 def add_selection_flags(parser) -> None:
-    q = QualityThresholds()
-    parser.add_argument("--languages", type=common.comma_list, default=tuple(github_sql.DEFAULT_EXTENSIONS),
+    parser.add_argument("--languages", type=comma_list, default=tuple(github_sql.DEFAULT_EXTENSIONS),
                         help=f"Comma-separated languages ({', '.join(github_sql.DEFAULT_EXTENSIONS)}).")
-    parser.add_argument("--licenses", type=common.comma_list, default=DEFAULT_ALLOWED,
+    parser.add_argument("--licenses", type=comma_list, default=DEFAULT_ALLOWED,
                         help="Comma-separated allowed licenses (SPDX ids or GitHub keys).")
-    parser.add_argument("--min_stars", type=common.non_negative_int, default=0)
+    parser.add_argument("--min_stars", type=non_negative_int, default=0)
     parser.add_argument("--stars_table", default=github_sql.STARS_PLACEHOLDER,
                         help="Table of (repo_name, watch_count): one of the dataset's, or"
                              " project.dataset.table.")
-    parser.add_argument("--min_file_bytes", type=common.non_negative_int, default=1)
-    parser.add_argument("--max_file_bytes", type=common.positive_int, default=1 << 20)
-    parser.add_argument("--max_avg_line_length", type=float, default=q.max_avg_line_length)
-    parser.add_argument("--max_line_length", type=common.positive_int, default=q.max_line_length)
-    parser.add_argument("--max_digit_fraction", type=float, default=q.max_digit_fraction)
-    parser.add_argument("--generated_scan_lines", type=common.non_negative_int, default=q.generated_scan_lines)
+    parser.add_argument("--min_file_bytes", type=non_negative_int, default=1)
+    parser.add_argument("--max_file_bytes", type=positive_int, default=1 << 20)
+    flags.add_quality_flags(parser)
 
 
 def add_read_flags(parser) -> None:
@@ -80,7 +77,7 @@ def add_read_flags(parser) -> None:
 
 def build_parser():
     """Every flag of the pipeline (the Flex Template's parameters are generated from it)."""
-    parser = common.ArgumentParser(prog="sluice multi", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="sluice multi", description=__doc__.split("\n\n")[0])
     add_read_flags(parser)
     parser.add_argument("--language_tags", action=argparse.BooleanOptionalAction, default=True,
                         help="Prepend each file's language-tag token, as CodeGen did (on by default).")
@@ -94,16 +91,14 @@ def parse_args(argv):
 def query_params(args) -> tuple[github_sql.QueryParams, frozenset]:
     unknown = [lang for lang in args.languages if lang not in github_sql.DEFAULT_EXTENSIONS]
     if unknown:
-        raise common.UsageError(f"--languages: unknown {', '.join(unknown)} (known:"
+        raise UsageError(f"--languages: unknown {', '.join(unknown)} (known:"
                                 f" {', '.join(github_sql.DEFAULT_EXTENSIONS)})")
     try:
         allowed = normalize_allow_list(args.licenses)
     except ValueError as err:
-        raise common.UsageError(str(err)) from None
+        raise UsageError(str(err)) from None
     if args.min_file_bytes > args.max_file_bytes:
-        raise common.UsageError("--min_file_bytes: larger than --max_file_bytes")
-    if not 0.0 < args.max_digit_fraction <= 1.0:
-        raise common.UsageError("--max_digit_fraction: must be in (0, 1]")
+        raise UsageError("--min_file_bytes: larger than --max_file_bytes")
     # licenses.license holds GitHub's keys: the lowercase SPDX ids ("mit", "apache-2.0").
     params = github_sql.QueryParams(
         languages=tuple(sorted(set(args.languages))), licenses=tuple(sorted(s.lower() for s in allowed)),
@@ -115,10 +110,10 @@ def source_mode(args) -> str:
     chosen = [name for name, value in (("snapshot", args.bigquery_snapshot), ("query", args.bigquery_project),
                                        ("export", args.bigquery_export)) if value]
     if len(chosen) != 1:
-        raise common.UsageError("give exactly one of --bigquery_snapshot DIR, --bigquery_project PROJECT"
+        raise UsageError("give exactly one of --bigquery_snapshot DIR, --bigquery_project PROJECT"
                                 " or --bigquery_export GLOB")
     if chosen[0] == "query" and not args.bigquery_destination:
-        raise common.UsageError("--bigquery_project: needs --bigquery_destination project.dataset.table")
+        raise UsageError("--bigquery_project: needs --bigquery_destination project.dataset.table")
     return chosen[0]
 
 
@@ -129,16 +124,16 @@ def stage_rows(args, mode: str, params: github_sql.QueryParams, stats_dir: str):
     if mode == "snapshot":
         try:
             tables = github_sql.snapshot_tables(args.bigquery_snapshot)
-            folder = common.join(stats_dir, "query")
+            folder = join(stats_dir, "query")
             result = github_sql.export_snapshot_query(args.bigquery_snapshot, params, folder, args.stars_table)
         except ValueError as err:
-            raise common.UsageError(f"--bigquery_snapshot: {err}") from None
+            raise UsageError(f"--bigquery_snapshot: {err}") from None
         inputs = {"source": "snapshot", "snapshot": args.bigquery_snapshot,
                   "tables": {name: {k: v for k, v in t.items() if k != "path"} for name, t in tables.items()},
                   "query": {**query, "rows": result["rows"], "bytes": result["bytes"]}}
-        return bigquery.read_files(common.join(folder, "part-*.parquet")), inputs
+        return bigquery.read_files(join(folder, "part-*.parquet")), inputs
     if mode == "export":
-        common.require_file(args.bigquery_export, "--bigquery_export")
+        require_file(args.bigquery_export, "--bigquery_export")
         return bigquery.read_files(args.bigquery_export), {
             "source": "export", "pattern": args.bigquery_export, "query": query}
     live = bigquery.LiveQuery(
@@ -148,60 +143,34 @@ def stage_rows(args, mode: str, params: github_sql.QueryParams, stats_dir: str):
     try:
         job = bigquery.materialise_query(live, params)
     except ValueError as err:
-        raise common.UsageError(f"--bigquery_project: {err}") from None
+        raise UsageError(f"--bigquery_project: {err}") from None
     return bigquery.read_table(live.destination, live.timeout_s), {
         "source": "bigquery", "project": live.project, "dataset": live.dataset, "query": {**query, **job}}
 
 
-@dataclasses.dataclass(frozen=True)
-class Selection:
-    """What the source and selection flags choose, checked before any output is touched."""
-
-    mode: str  # snapshot, query or export
-    params: github_sql.QueryParams
-    stars_table: str
-    licenses: tuple  # the SPDX allow-list the row rules apply (normalize_allow_list)
-    quality: QualityThresholds
-
-
-def read_config(args) -> Selection:
+def read_config(args, mode: RunMode = RUN) -> Selection:
     """The checked source and selection flags; a bad one is a UsageError."""
-    mode = source_mode(args)
-    if mode == "query" and common.RUN_MODE["mode"] != "run":
+    source = source_mode(args)
+    if source == "query" and mode.mode != "run":
         # A template's publish step reruns this driver: it must not run (and bill) the query again.
-        raise common.UsageError("--bigquery_project: a Flex Template run takes --bigquery_export (or"
-                                " --bigquery_snapshot); run the live query from a driver that waits")
+        raise UsageError("--bigquery_project: a Flex Template run takes --bigquery_export (or"
+                         " --bigquery_snapshot); run the live query from a driver that waits")
     params, allowed = query_params(args)
+    quality = flags.quality_thresholds(args)
     try:  # a --stars_table that is not a plain table name fails here, before any work
-        github_sql.render("duckdb" if mode == "snapshot" else "bigquery",
-                          None if mode == "snapshot" else args.bigquery_dataset, args.stars_table)
+        github_sql.render("duckdb" if source == "snapshot" else "bigquery",
+                          None if source == "snapshot" else args.bigquery_dataset, args.stars_table)
     except ValueError as err:
-        raise common.UsageError(f"--stars_table: {err}") from None
-    quality = dataclasses.replace(
-        QualityThresholds(), max_avg_line_length=args.max_avg_line_length,
-        max_line_length=args.max_line_length, max_digit_fraction=args.max_digit_fraction,
-        generated_scan_lines=args.generated_scan_lines)
-    return Selection(mode=mode, params=params, stars_table=args.stars_table,
+        raise UsageError(f"--stars_table: {err}") from None
+    return Selection(mode=source, params=params, stars_table=args.stars_table,
                      licenses=tuple(sorted(allowed)), quality=quality)
 
 
-class CuratedRows(NamedTuple):
-    documents: beam.PCollection
-    rejects: list  # the reject PCollections of the row rules, quality filter and exact dedup
-    row_ids: beam.PCollection  # (id, (language, bytes)) of every row read
-    inputs: dict  # the manifest's inputs section (stage_rows)
-
-
-def curate(pipeline, args, selection: Selection, stats_dir: str) -> CuratedRows:
-    """Query (where needed), read, row rules, code quality and exact dedup: the curated documents."""
+def curate(pipeline, args, selection: Selection, stats_dir: str) -> tuple[CuratedRows, dict]:
+    """Run the query where needed, then read and curate its rows: (the curated rows, the
+    manifest's inputs section)."""
     read, inputs = stage_rows(args, selection.mode, selection.params, stats_dir)
-    rows = pipeline | "ReadRows" >> read
-    params = selection.params
-    rules = RowRules(params.languages, frozenset(selection.licenses), params.min_bytes, params.max_bytes)
-    documents, read_rejects, row_ids = rows | "ToDocuments" >> RowsToDocuments(rules)
-    documents, quality_rejects = documents | "FilterQuality" >> FilterCodeQuality(selection.quality)
-    documents, dedup_rejects = documents | "ExactDedup" >> ExactDedup()
-    return CuratedRows(documents, [read_rejects, quality_rejects, dedup_rejects], row_ids, inputs)
+    return pipeline | "Curate" >> CurateMultiRows(read, selection), inputs
 
 
 def run_config(args, params, near_dedup, decontamination, quality) -> dict:
@@ -212,48 +181,37 @@ def run_config(args, params, near_dedup, decontamination, quality) -> dict:
             "decontamination": decontamination}
 
 
-def main(argv=None):
+def languages_section(corpus: CorpusRun, languages) -> dict:
+    """Per language: rows read, documents and tokens kept, rejects per stage and reason."""
+    read, kept, rejects = (read_json(corpus.stats_path(f"languages_{part}.json"))
+                           for part in ("read", "kept", "rejects"))
+    return languages_report(read, kept, rejects, languages)
+
+
+def main(argv=None, mode=RUN):
     args, beam_args = parse_args(argv)
-    selection = read_config(args)
-    params, quality = selection.params, selection.quality
+    selection = read_config(args, mode)
     near_dedup = flags.near_dedup_config(args)
     if near_dedup is not None:
         near_dedup = dataclasses.replace(near_dedup, per_language=True)
     decontamination = flags.decontamination_config(args)
-    tokenizer, stats_dir, started = flags.start_run(args)
-
-    pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
-    curated = curate(pipeline, args, selection, stats_dir)
-    row_ids = curated.row_ids
-    documents, rejects = flags.clean_code(curated.documents, curated.rejects, decontamination, near_dedup)
-    rejects = rejects | "AllRejects" >> beam.Flatten()
-    documents | "WriteStreams" >> flags.packed_streams(
-        args, tokenizer, common.join(stats_dir, "shards.json"), prefix_language_tag=args.language_tags,
-        language_stats_path=common.join(stats_dir, "languages_kept.json"))
-    (row_ids, rejects) | "LanguageStats" >> WriteLanguageStats(
-        common.join(stats_dir, "languages_read.json"), common.join(stats_dir, "languages_rejects.json"))
-    flags.write_side_outputs(args, documents, rejects)
-    result = common.run_pipeline(pipeline)
-    counts, shards, sections = flags.finished_run(result, near_dedup, stats_dir)
-    sections["languages"] = languages_report(
-        read_json(common.join(stats_dir, "languages_read.json")),
-        read_json(common.join(stats_dir, "languages_kept.json")),
-        read_json(common.join(stats_dir, "languages_rejects.json")), params.languages)
-    return common.publish_manifest(
-        args.output,
-        dataset=DATASET,
-        started=started,
-        config=run_config(args, params, near_dedup, decontamination, quality),
-        counts=counts,
-        inputs=curated.inputs,
-        shards=shards,
-        **flags.stream_manifest_sections(args, tokenizer),
-        **sections,
-    )
+    with CorpusRun(DATASET, args, beam_args, mode) as corpus:
+        curated, inputs = curate(corpus.pipeline, args, selection, corpus.run.stats_dir)
+        documents, rejects = corpus.clean(curated.documents, curated.rejects, decontamination, near_dedup)
+        rejects = rejects | "AllRejects" >> beam.Flatten()
+        corpus.write(documents, rejects, prefix_language_tag=args.language_tags,
+                     language_stats_path=corpus.stats_path("languages_kept.json"))
+        (curated.row_ids, rejects) | "LanguageStats" >> WriteLanguageStats(
+            corpus.stats_path("languages_read.json"), corpus.stats_path("languages_rejects.json"))
+        counts, shards, sections = corpus.execute()
+        sections["languages"] = languages_section(corpus, selection.params.languages)
+        return corpus.publish(
+            config=run_config(args, selection.params, near_dedup, decontamination, selection.quality),
+            counts=counts, inputs=inputs, shards=shards, **sections)
 
 
-def run(argv=None) -> int:
-    return common.run_main(main, argv)
+def run(argv=None, mode=RUN) -> int:
+    return run_main(main, argv, mode=mode)
 
 
 if __name__ == "__main__":

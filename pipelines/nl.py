@@ -17,10 +17,12 @@ import dataclasses
 
 import apache_beam as beam
 
-from pipelines import common, flags
+from pipelines import flags
+from pipelines.corpus import CorpusRun
+from pipelines.driver import ArgumentParser, DryRun, Submitted, UsageError, comma_list, positive_int, run_main
+from pipelines.run import RUN
 from schemas.pile import canonical_set_names
 from transforms.dedup.near import STAGE as NEAR_DEDUP_STAGE
-from transforms.dedup.near import NearDedup
 from transforms.curation.pile import CuratePile, PileConfig
 from transforms.sources.pile_reader import DEFAULT_MAX_LINE_BYTES, ON_DAMAGE, damage_message, match_inputs
 from transforms.stats.run_stats import WriteJson, read_json
@@ -31,19 +33,19 @@ DATASET = "nl"
 
 def add_read_flags(parser) -> None:
     """Flags of the Pile read and filter stages (shared with the tokenizer pipeline)."""
-    parser.add_argument("--input", required=True, type=common.comma_list,
+    parser.add_argument("--input", required=True, type=comma_list,
                         help="Pile files: comma-separated globs or paths (.jsonl.zst, .jsonl.gz, .jsonl;"
                              " any Beam filesystem).")
-    parser.add_argument("--include_sets", type=common.comma_list, default=(),
+    parser.add_argument("--include_sets", type=comma_list, default=(),
                         help="Comma-separated pile_set_name values to keep (default: all 22).")
-    parser.add_argument("--exclude_sets", type=common.comma_list, default=(),
+    parser.add_argument("--exclude_sets", type=comma_list, default=(),
                         help="Comma-separated pile_set_name values to drop.")
     parser.add_argument("--on_damage", choices=ON_DAMAGE, default="fail",
                         help="A truncated or corrupt file fails the run (default), or its lines read"
                              " before the damage are kept and the file is reported (continue).")
     parser.add_argument("--exact_dedup", action=argparse.BooleanOptionalAction, default=True,
                         help="Exact dedup by content (on by default; --no-exact_dedup turns it off).")
-    parser.add_argument("--max_line_bytes", type=common.positive_int, default=DEFAULT_MAX_LINE_BYTES,
+    parser.add_argument("--max_line_bytes", type=positive_int, default=DEFAULT_MAX_LINE_BYTES,
                         help="Longer lines are rejected as they stream by (bounds a worker's memory).")
 
 
@@ -51,16 +53,16 @@ def read_config(args) -> PileConfig:
     try:
         match_inputs(args.input)
     except ValueError as err:
-        raise common.UsageError(f"--input: {err}") from None
+        raise UsageError(f"--input: {err}") from None
     selected = {}
     for flag in ("include_sets", "exclude_sets"):
         try:
             selected[flag] = canonical_set_names(getattr(args, flag))
         except ValueError as err:
-            raise common.UsageError(f"--{flag}: {err}") from None
+            raise UsageError(f"--{flag}: {err}") from None
     both = sorted(set(selected["include_sets"]) & set(selected["exclude_sets"]))
     if both:
-        raise common.UsageError(f"--include_sets/--exclude_sets: {', '.join(both)} is in both")
+        raise UsageError(f"--include_sets/--exclude_sets: {', '.join(both)} is in both")
     return PileConfig(
         inputs=tuple(args.input), include_sets=selected["include_sets"],
         exclude_sets=selected["exclude_sets"], on_damage=args.on_damage,
@@ -68,17 +70,17 @@ def read_config(args) -> PileConfig:
     )
 
 
-def run_job(pipeline):
+def run_job(run, pipeline):
     """Run and wait; a damaged input under --on_damage fail becomes one line naming the file."""
     try:
-        result = common.run_pipeline(pipeline)
-    except (common.DryRun, common.Submitted):
+        result = run.execute(pipeline)
+    except (DryRun, Submitted):
         raise
     except Exception as err:  # runners wrap a worker's exception in their own types
         message = damage_message(err)
         if message is None:
             raise
-        raise common.UsageError(
+        raise UsageError(
             f"--input: {message}; nothing was published (--on_damage continue keeps the lines read"
             " before the damage and reports the file in the manifest)"
         ) from None
@@ -87,7 +89,7 @@ def run_job(pipeline):
 
 def build_parser():
     """Every flag of the pipeline (the Flex Template's parameters are generated from it)."""
-    parser = common.ArgumentParser(prog="sluice nl", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="sluice nl", description=__doc__.split("\n\n")[0])
     add_read_flags(parser)
     return flags.add_corpus_flags(parser, near_dedup_default=False, decontamination=False)
 
@@ -115,46 +117,31 @@ def inputs_section(patterns, files: list) -> dict:
     }
 
 
-def main(argv=None):
+def main(argv=None, mode=RUN):
     args, beam_args = parse_args(argv)
     pile = read_config(args)
     near_dedup = flags.near_dedup_config(args)
-    tokenizer, stats_dir, started = flags.start_run(args)
-
-    pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
-    curated = pipeline | "Curate" >> CuratePile(pile)
-    documents, rejects = curated.documents, [curated.rejects]
-    tallies, boundaries = list(curated.tallies), list(curated.boundaries)
-    if near_dedup is not None:
-        documents, near_duplicates = documents | "NearDedup" >> NearDedup(near_dedup)
-        rejects.append(near_duplicates)
-        tallies.append(documents | "TallyNearDedup" >> TallyBySet(NEAR_DEDUP_STAGE))
-        boundaries.append(NEAR_DEDUP_STAGE)
-    rejects = rejects | "AllRejects" >> beam.Flatten()
-    documents | "WriteStreams" >> flags.packed_streams(args, tokenizer, common.join(stats_dir, "shards.json"))
-    (curated.files | "AllFileReports" >> beam.combiners.ToList()
-     | "WriteFileReports" >> WriteJson(common.join(stats_dir, "files.json")))
-    (tallies | "AllTallies" >> beam.Flatten()
-     | "WriteSetStats" >> WriteSetStats(common.join(stats_dir, "sets.json")))
-    flags.write_side_outputs(args, documents, rejects)
-    result = run_job(pipeline)
-    counts, shards, sections = flags.finished_run(result, near_dedup, stats_dir)
-    sections["sets"] = sets_report(read_json(common.join(stats_dir, "sets.json")), boundaries)
-    return common.publish_manifest(
-        args.output,
-        dataset=DATASET,
-        started=started,
-        config=run_config(args, pile, near_dedup),
-        counts=counts,
-        inputs=inputs_section(args.input, read_json(common.join(stats_dir, "files.json"))),
-        shards=shards,
-        **flags.stream_manifest_sections(args, tokenizer),
-        **sections,
-    )
+    with CorpusRun(DATASET, args, beam_args, mode) as corpus:
+        curated = corpus.pipeline | "Curate" >> CuratePile(pile)
+        documents, rejects = corpus.clean(curated.documents, [curated.rejects], None, near_dedup)
+        tallies, boundaries = list(curated.tallies), list(curated.boundaries)
+        if near_dedup is not None:
+            tallies.append(documents | "TallyNearDedup" >> TallyBySet(NEAR_DEDUP_STAGE))
+            boundaries.append(NEAR_DEDUP_STAGE)
+        corpus.write(documents, rejects | "AllRejects" >> beam.Flatten())
+        (curated.files | "AllFileReports" >> beam.combiners.ToList()
+         | "WriteFileReports" >> WriteJson(corpus.stats_path("files.json")))
+        (tallies | "AllTallies" >> beam.Flatten()
+         | "WriteSetStats" >> WriteSetStats(corpus.stats_path("sets.json")))
+        counts, shards, sections = corpus.execute(run_job)
+        sections["sets"] = sets_report(read_json(corpus.stats_path("sets.json")), boundaries)
+        return corpus.publish(
+            config=run_config(args, pile, near_dedup), counts=counts, shards=shards,
+            inputs=inputs_section(args.input, read_json(corpus.stats_path("files.json"))), **sections)
 
 
-def run(argv=None) -> int:
-    return common.run_main(main, argv)
+def run(argv=None, mode=RUN) -> int:
+    return run_main(main, argv, mode=mode)
 
 
 if __name__ == "__main__":

@@ -25,48 +25,104 @@ import json
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines import common, mono, multi, nl
+from pipelines import mono, multi, nl
+from pipelines.driver import ArgumentParser, UsageError, pipeline_options, positive_int, run_main
+from pipelines.manifests import file_sha256
+from pipelines.run import RUN, Run, RunMode
+from schemas.dataset_version import join
 from schemas.tokenizer import Tokenizer
 from transforms.curation.github import CurateGithubRepos
 from transforms.curation.pile import CuratePile
-from transforms.streams.shuffle import shuffle_key
 from transforms.stats.run_stats import WriteJson, read_json
-from transforms.streams.tokenize import load_tokenizer
 from transforms.streams.sentencepiece_trainer import train_sentencepiece
+from transforms.streams.shuffle import shuffle_key
+from transforms.streams.tokenize import load_tokenizer
 
 DATASET = "tokenizer"
 MODEL_NAME = "tokenizer.model"
 VOCAB_NAME = "tokenizer.vocab"
-# Per corpus: its read/filter flags, and the config they give.
-SOURCES = {
-    "mono": (mono.add_curation_flags, mono.curation_config),
-    "nl": (nl.add_read_flags, nl.read_config),
-    "multi": (multi.add_read_flags, multi.read_config),
-}
-# The flag a run with no document left reports, per --source multi mode.
-MULTI_SOURCE_FLAGS = {"snapshot": "--bigquery_snapshot", "query": "--bigquery_project",
-                      "export": "--bigquery_export"}
+
+
+class MonoSource:
+    """``--source mono``: the GitHub curation of ``pipelines.mono``."""
+
+    add_flags = staticmethod(mono.add_curation_flags)
+
+    def __init__(self, args, mode: RunMode):
+        self.args = args
+        self.config = mono.curation_config(args)
+        self.empty_flag = "--input"  # the flag a run with no document left names
+
+    def curate(self, pipeline, run: Run):
+        return (pipeline | "Curate" >> CurateGithubRepos(self.config)).documents
+
+    def inputs(self, run: Run) -> dict:
+        return {"manifest": file_sha256(self.args.input)}
+
+
+class NLSource:
+    """``--source nl``: the Pile reader and set filter of ``pipelines.nl``."""
+
+    add_flags = staticmethod(nl.add_read_flags)
+
+    def __init__(self, args, mode: RunMode):
+        self.args = args
+        self.config = nl.read_config(args)
+        self.empty_flag = "--input"
+
+    def curate(self, pipeline, run: Run):
+        curated = pipeline | "Curate" >> CuratePile(self.config)
+        (curated.files | "AllFileReports" >> beam.combiners.ToList()
+         | "WriteFileReports" >> WriteJson(run.stats_path("files.json")))
+        return curated.documents
+
+    def inputs(self, run: Run) -> dict:
+        return nl.inputs_section(self.args.input, read_json(run.stats_path("files.json")))
+
+
+class MultiSource:
+    """``--source multi``: the query (snapshot, live or export), row rules and quality filter of
+    ``pipelines.multi``; the query's scratch Parquet goes under the run's statistics, removed on publish."""
+
+    add_flags = staticmethod(multi.add_read_flags)
+    EMPTY_FLAGS = {"snapshot": "--bigquery_snapshot", "query": "--bigquery_project", "export": "--bigquery_export"}
+
+    def __init__(self, args, mode: RunMode):
+        self.args = args
+        self.config = multi.read_config(args, mode)
+        self.empty_flag = self.EMPTY_FLAGS[self.config.mode]
+        self._inputs: dict | None = None
+
+    def curate(self, pipeline, run: Run):
+        curated, self._inputs = multi.curate(pipeline, self.args, self.config, run.stats_dir)
+        return curated.documents
+
+    def inputs(self, run: Run) -> dict:
+        return self._inputs
+
+
+SOURCES = {"mono": MonoSource, "nl": NLSource, "multi": MultiSource}
 
 
 def build_parser(source: str | None = None):
     """The flags for one --source (its read flags follow from it; none when source is None)."""
-    parser = common.ArgumentParser(prog="sluice tokenizer", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="sluice tokenizer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", choices=tuple(SOURCES), required=True,
                         help="Which corpus reader feeds the sample (its read flags follow from it).")
     if source is not None:
-        SOURCES[source][0](parser)
+        SOURCES[source].add_flags(parser)
     parser.add_argument("--output", required=True,
                         help="The tokenizer version to publish, ROOT/DATASET/VERSION (tokenizer.model,"
                              " tokenizer.vocab, manifest.json); never overwritten.")
-    parser.add_argument("--vocab_size", type=common.positive_int, default=32000)
-    parser.add_argument("--sample_docs", type=common.positive_int, default=50000)
+    parser.add_argument("--vocab_size", type=positive_int, default=32000)
+    parser.add_argument("--sample_docs", type=positive_int, default=50000)
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
 
 def parse_args(argv):
     # --source decides which read flags exist, so it is read first (a missing one is reported below).
-    peek = common.ArgumentParser(add_help=False)
+    peek = ArgumentParser(add_help=False)
     peek.add_argument("--source", choices=tuple(SOURCES))
     source = peek.parse_known_args(argv)[0].source
     return build_parser(source).parse_known_args(argv)
@@ -94,71 +150,44 @@ class _TrainFn(beam.DoFn):
                 f"{len(texts)} documents ({err}); a smaller --vocab_size or more text is needed"
             ) from None
         tokenizer = Tokenizer(model)
-        with FileSystems.create(common.join(self._output, MODEL_NAME)) as handle:
+        with FileSystems.create(join(self._output, MODEL_NAME)) as handle:
             handle.write(model)
         # One JSON string a line (id = line number): pieces may hold newlines and tabs.
         vocab = "".join(f"{json.dumps(tokenizer.id_to_piece(i))}\t{i}\n" for i in range(tokenizer.vocab_size))
-        with FileSystems.create(common.join(self._output, VOCAB_NAME)) as handle:
+        with FileSystems.create(join(self._output, VOCAB_NAME)) as handle:
             handle.write(vocab.encode("utf-8"))
         return {"documents": len(texts), "characters": sum(len(t) for t in texts),
                "vocab_size": tokenizer.vocab_size}
 
 
-def main(argv=None):
+def main(argv=None, mode=RUN):
     args, beam_args = parse_args(argv)
-    curation = SOURCES[args.source][1](args)
-    args.output = common.prepare_output(args.output)  # the staging folder, published at the end
-    stats_dir = common.join(args.output, common.RUN_STATS_DIR)
-    started = common.started_at()
-    seed = args.seed
-
-    pipeline = beam.Pipeline(options=common.pipeline_options(beam_args))
-    multi_inputs = None
-    if args.source == "mono":
-        curated = pipeline | "Curate" >> CurateGithubRepos(curation)
-    elif args.source == "multi":  # the query's scratch Parquet goes under stats_dir, removed on publish
-        curated = multi.curate(pipeline, args, curation, stats_dir)
-        multi_inputs = curated.inputs
-    else:
-        curated = pipeline | "Curate" >> CuratePile(curation)
-        (curated.files | "AllFileReports" >> beam.combiners.ToList()
-         | "WriteFileReports" >> WriteJson(common.join(stats_dir, "files.json")))
-    (
-        curated.documents
-        | "SampleKey" >> beam.Map(lambda doc: (shuffle_key(seed, doc.id), doc.id, doc.text))
-        | "Sample" >> beam.combiners.Top.Smallest(args.sample_docs)
-        | "Train" >> beam.ParDo(_TrainFn(args.output, args.vocab_size, args.seed))
-        | "WriteTrainStats" >> WriteJson(common.join(stats_dir, "train.json"))
-    )
-    result = nl.run_job(pipeline)
-
-    model_path = common.join(args.output, MODEL_NAME)
-    if not FileSystems.exists(model_path):
-        flag = MULTI_SOURCE_FLAGS[curation.mode] if args.source == "multi" else "--input"
-        raise common.UsageError(f"{flag}: no document passed the filters, nothing to train on")
-    if args.source == "multi":
-        inputs = multi_inputs
-    elif args.source == "nl":
-        inputs = nl.inputs_section(args.input, read_json(common.join(stats_dir, "files.json")))
-    else:
-        inputs = {"manifest": common.file_sha256(args.input)}
-    return common.publish_manifest(
-        args.output,
-        dataset=DATASET,
-        started=started,
-        config={"source": args.source, "curation": dataclasses.asdict(curation),
-                "vocab_size": args.vocab_size, "sample_docs": args.sample_docs, "seed": args.seed},
-        counts=common.counts_from_metrics(result),
-        inputs=inputs,
-        tokenizer={**common.file_sha256(model_path),
-                   "vocab_size": load_tokenizer(model_path).vocab_size},
-        sample=read_json(common.join(stats_dir, "train.json")),
-        shards=[],
-    )
+    source = SOURCES[args.source](args, mode)
+    with Run(args.output, mode) as run:
+        pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+        seed = args.seed
+        (
+            source.curate(pipeline, run)
+            | "SampleKey" >> beam.Map(lambda doc: (shuffle_key(seed, doc.id), doc.id, doc.text))
+            | "Sample" >> beam.combiners.Top.Smallest(args.sample_docs)
+            | "Train" >> beam.ParDo(_TrainFn(run.staging, args.vocab_size, args.seed))
+            | "WriteTrainStats" >> WriteJson(run.stats_path("train.json"))
+        )
+        result = nl.run_job(run, pipeline)
+        model_path = join(run.staging, MODEL_NAME)
+        if not FileSystems.exists(model_path):
+            raise UsageError(f"{source.empty_flag}: no document passed the filters, nothing to train on")
+        return run.publish(run.manifest(
+            dataset=DATASET,
+            config={"source": args.source, "curation": dataclasses.asdict(source.config),
+                    "vocab_size": args.vocab_size, "sample_docs": args.sample_docs, "seed": args.seed},
+            counts=run.counts(result), inputs=source.inputs(run),
+            tokenizer={**file_sha256(model_path), "vocab_size": load_tokenizer(model_path).vocab_size},
+            sample=read_json(run.stats_path("train.json")), shards=[]))
 
 
-def run(argv=None) -> int:
-    return common.run_main(main, argv)
+def run(argv=None, mode=RUN) -> int:
+    return run_main(main, argv, mode=mode)
 
 
 if __name__ == "__main__":

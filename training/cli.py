@@ -1,6 +1,6 @@
 """What every training command line shares: one-line usage errors (exit status 2), never a traceback.
 
-``training/`` cannot use ``pipelines.common`` (GPU images carry no Beam), so it keeps its own small copy
+``training/`` cannot use ``pipelines.driver`` (GPU images carry no Beam), so it keeps its own small copy
 of the same contract.
 """
 

@@ -98,7 +98,7 @@ def cloud_run_script():
 def test_cloud_run_job_runs_and_verifies_a_dated_nl_version():
     from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
-    from pipelines import common, nl
+    from pipelines import nl, versions
 
     job, container = cloud_run_script()
     script = container["args"][0]
@@ -108,7 +108,7 @@ def test_cloud_run_job_runs_and_verifies_a_dated_nl_version():
     run = shlex.split(lines[2].replace("$version", today))
     assert run[:2] == ["sluice", "nl"]
     args, beam_args = nl.parse_args(run[2:])
-    assert args.output.endswith(f"/nl/{today}") and common.split_version(args.output)[1] == today
+    assert args.output.endswith(f"/nl/{today}") and versions.split_version(args.output)[1] == today
     options = PipelineOptions(beam_args)
     assert options.get_all_options(retain_unknown_options=True, drop_default=True).keys() <= set(
         options.get_all_options().keys())  # every flag is a Beam option, none unknown

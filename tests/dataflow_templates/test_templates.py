@@ -9,9 +9,12 @@ import os
 import re
 
 import pytest
+from apache_beam.options.pipeline_options import StandardOptions
 
 from dataflow_templates import generate, launch
-from pipelines import common
+from pipelines import versions
+from pipelines.cli import TEMPLATES
+from pipelines.driver import DryRun, UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INSTRUCT_REGISTRY = os.path.join(ROOT, "samples", "instruct", "tasks.yaml")
@@ -20,7 +23,7 @@ INSTRUCT_REGISTRY = os.path.join(ROOT, "samples", "instruct", "tasks.yaml")
 def test_committed_files_equal_the_generated_ones():
     assert generate.main(["--check"]) == 0, "run: python -m dataflow_templates.generate"
     assert sorted(os.listdir(os.path.join(ROOT, "dataflow_templates"))) == sorted(
-        ["__init__.py", "generate.py", "launch.py", "README.md", "scheduling", *generate.PIPELINES,
+        ["__init__.py", "generate.py", "launch.py", "README.md", "scheduling", *TEMPLATES,
          *(["__pycache__"] if os.path.isdir(os.path.join(ROOT, "dataflow_templates", "__pycache__")) else [])])
 
 
@@ -33,7 +36,7 @@ def flags_of(parser) -> dict:
     return out
 
 
-@pytest.mark.parametrize("name", list(generate.PIPELINES))
+@pytest.mark.parametrize("name", list(TEMPLATES))
 def test_parameters_match_the_parser(name):
     with open(os.path.join(ROOT, "dataflow_templates", name, "metadata.json")) as handle:
         meta = json.load(handle)
@@ -65,7 +68,7 @@ def test_regexes_accept_the_defaults_and_reject_bad_values():
     assert regex["dedup_threshold"].match("0.8") and not regex["dedup_threshold"].match("high")
 
 
-@pytest.mark.parametrize("name", list(generate.PIPELINES))
+@pytest.mark.parametrize("name", list(TEMPLATES))
 def test_entry_point_is_an_existing_module(name):
     with open(os.path.join(ROOT, "dataflow_templates", name, "Dockerfile")) as handle:
         text = handle.read()
@@ -89,17 +92,14 @@ def test_switch_parameters_become_the_pipelines_flags():
                           "--no-near_dedup", "--decontaminate"]
     args, beam_args = mono.parse_args(translated)
     assert args.write_documents and not args.write_rejects and not args.near_dedup and args.decontaminate
-    with pytest.raises(common.UsageError, match="--near_dedup: expected true or false"):
+    with pytest.raises(UsageError, match="--near_dedup: expected true or false"):
         launch.translate(mono.build_parser(), ["--near_dedup=maybe"])
 
 
 def test_finalize_refuses_a_version_no_job_wrote(tmp_path, capsys, sample_tokenizer, sample_manifest):
-    try:
-        status = launch.main(["--pipeline=mono", "--dataflow_job_id=2026-11-26_01_02_03-123",
-                              f"--input={sample_manifest}", f"--output={tmp_path}/mono/v1",
-                              f"--tokenizer={sample_tokenizer}"])
-    finally:
-        common.RUN_MODE.update(mode="run", job_id=None, started=None)
+    status = launch.main(["--pipeline=mono", "--dataflow_job_id=2026-11-26_01_02_03-123",
+                          f"--input={sample_manifest}", f"--output={tmp_path}/mono/v1",
+                          f"--tokenizer={sample_tokenizer}"])
     assert status == 2
     assert "no submitted job" in capsys.readouterr().err
     assert not (tmp_path / "mono" / "v1").exists()
@@ -118,7 +118,7 @@ def offline_dataflow(monkeypatch):
     monkeypatch.setenv("NO_GCE_CHECK", "True")
 
 
-@pytest.mark.parametrize("name", list(generate.PIPELINES))
+@pytest.mark.parametrize("name", list(TEMPLATES))
 def test_graph_translates_for_dataflow(name, offline_dataflow, tmp_path, sample_manifest, sample_tokenizer,
                                        nl_input, multi_snapshot):
     argv = {
@@ -131,23 +131,20 @@ def test_graph_translates_for_dataflow(name, offline_dataflow, tmp_path, sample_
     }[name]
     module = importlib.import_module(f"pipelines.{name}")
     output = tmp_path / name / "v1"
-    with pytest.raises(common.DryRun) as dry:
+    with pytest.raises(DryRun) as dry:
         module.main([*argv, f"--output={output}", *dataflow_args()])
     job = dry.value.result.job
     names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
     expected = {"tokenizer": "Train", "mono": "WriteStreams", "nl": "WriteStreams", "multi": "WriteStreams",
-                "instruct": "S0Write"}[name]
+                "instruct": "S0/Write"}[name]
     assert expected in names
-    assert job.options.view_as(common.StandardOptions).runner == "DataflowRunner"
+    assert job.options.view_as(StandardOptions).runner == "DataflowRunner"
     assert not output.exists()  # nothing published
 
 
 def test_multi_template_refuses_the_live_query(tmp_path, capsys, sample_tokenizer):
-    try:
-        status = launch.main(["--pipeline=multi", "--bigquery_project=p", "--bigquery_destination=p.d.t",
-                              f"--output={tmp_path}/multi/v1", f"--tokenizer={sample_tokenizer}"])
-    finally:
-        common.RUN_MODE.update(mode="run", job_id=None, started=None)
+    status = launch.main(["--pipeline=multi", "--bigquery_project=p", "--bigquery_destination=p.d.t",
+                          f"--output={tmp_path}/multi/v1", f"--tokenizer={sample_tokenizer}"])
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--bigquery_export" in err[0]
@@ -156,17 +153,14 @@ def test_multi_template_refuses_the_live_query(tmp_path, capsys, sample_tokenize
 
 def test_finalize_refuses_another_jobs_staging_folder(tmp_path, capsys, sample_tokenizer, sample_manifest):
     """The publish step only takes over a staging folder whose job.json names its job."""
-    run_dir = tmp_path / "mono" / common.STAGING_DIR / "v1" / common.RUN_STATS_DIR
+    run_dir = tmp_path / "mono" / versions.STAGING_DIR / "v1" / versions.RUN_STATS_DIR
     run_dir.mkdir(parents=True)
-    (run_dir / common.JOB_FILE).write_text(json.dumps(
+    (run_dir / versions.JOB_FILE).write_text(json.dumps(
         {"job_id": "2026-11-26_01_00_00-1", "started": "2026-11-26T01:00:00Z", "version": "x"}))
-    try:
-        status = launch.main(["--pipeline=mono", "--dataflow_job_id=2026-11-26_02_00_00-2",
-                              f"--input={sample_manifest}", f"--output={tmp_path}/mono/v1",
-                              f"--tokenizer={sample_tokenizer}"])
-    finally:
-        common.RUN_MODE.update(mode="run", job_id=None, started=None)
+    status = launch.main(["--pipeline=mono", "--dataflow_job_id=2026-11-26_02_00_00-2",
+                          f"--input={sample_manifest}", f"--output={tmp_path}/mono/v1",
+                          f"--tokenizer={sample_tokenizer}"])
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "belongs to job 2026-11-26_01_00_00-1" in err[0]
-    assert (run_dir / common.JOB_FILE).exists() and not (tmp_path / "mono" / "v1").exists()
+    assert (run_dir / versions.JOB_FILE).exists() and not (tmp_path / "mono" / "v1").exists()

@@ -15,15 +15,15 @@ from pipelines import claims
 def test_a_claim_is_renewed_until_released(tmp_path, monkeypatch):
     monkeypatch.setattr(claims, "RENEW_S", 0.1)
     staging = str(tmp_path / "staging")
-    claim = claims.take(staging)
+    claim = claims.Claim.take(staging)
     try:
         deadline = time.monotonic() + 10
-        while claims.read(staging)["renewed"] == claim["started"] and time.monotonic() < deadline:
+        while claims.read(staging)["renewed"] == claim.record["started"] and time.monotonic() < deadline:
             time.sleep(0.1)  # renewals carry whole seconds: wait for the next second
-        assert claims.read(staging)["renewed"] > claim["started"]
-        assert claims.still_ours(staging, claim)
+        assert claims.read(staging)["renewed"] > claim.record["started"]
+        assert claim.still_ours()
     finally:
-        claims.release(staging)
+        claim.release()
     (tmp_path / "staging" / claims.CLAIM_PATH).unlink()
     time.sleep(0.4)
     assert claims.read(staging) is None  # no renewal after release
@@ -32,12 +32,12 @@ def test_a_claim_is_renewed_until_released(tmp_path, monkeypatch):
 def test_a_renewer_stops_once_its_claim_is_replaced(tmp_path, monkeypatch):
     monkeypatch.setattr(claims, "RENEW_S", 0.05)
     staging = str(tmp_path / "staging")
-    claim = claims.take(staging)
-    other = {**claim, "run_id": "another-run"}
+    claim = claims.Claim.take(staging)
+    other = {**claim.record, "run_id": "another-run"}
     (tmp_path / "staging" / claims.CLAIM_PATH).write_text(json.dumps(other))
     time.sleep(0.3)
-    assert claims.read(staging) == other and not claims.still_ours(staging, claim)
-    claims.release(staging)
+    assert claims.read(staging) == other and not claim.still_ours()
+    claim.release()
 
 
 def test_owner_alive_by_process_on_this_host_and_by_lease_elsewhere():
@@ -61,15 +61,18 @@ def test_owner_alive_by_process_on_this_host_and_by_lease_elsewhere():
 def test_a_rerun_in_the_same_process_takes_over_from_its_failed_run(tmp_path):
     """A driver (a notebook, a test) whose run failed before publishing reruns the version: its own
     earlier claim is stale, not another live run."""
-    from pipelines import common
+    import pytest
+
+    from pipelines.run import Run
 
     output = str(tmp_path / "ds" / "v1")
-    staging = common.prepare_output(output)
-    first = claims.read(staging)
-    (tmp_path / "ds" / "_staging" / "v1" / "train-00000-of-00001.arrow").write_bytes(b"half a shard")
-    try:
-        assert common.prepare_output(output) == staging
+    with pytest.raises(RuntimeError, match="the job failed"):
+        with Run(output) as failed:
+            first = claims.read(failed.staging)
+            (tmp_path / "ds" / "_staging" / "v1" / "train-00000-of-00001.arrow").write_bytes(b"half a shard")
+            raise RuntimeError("the job failed")
+    assert claims.read(failed.staging)["run_id"] == first["run_id"]  # the failed run's folder stays
+    with Run(output) as rerun:
+        assert rerun.staging == failed.staging
         assert not (tmp_path / "ds" / "_staging" / "v1" / "train-00000-of-00001.arrow").exists()
-        assert claims.read(staging)["run_id"] != first["run_id"]
-    finally:
-        claims.release(staging)
+        assert claims.read(rerun.staging)["run_id"] != first["run_id"]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.common import counts_from_metrics
+from pipelines.job_metrics import counts_from_metrics
 from schemas import instruct as schema
 from transforms.instruct.examples import ReadAndRender, code_split
 
