@@ -58,6 +58,8 @@ STAGE_OF_FILE = {
     "transforms/dedup/minhash.py": "near_dedup",
     "transforms/dedup/connected_components.py": "near_dedup",
     "transforms/decontamination.py": "decontamination",
+    "transforms/decontamination_matcher.py": "decontamination",
+    "schemas/benchmarks/__init__.py": "decontamination",
     "transforms/streams/tokenize.py": "tokenize",
     "schemas/tokenizer.py": "tokenize",
     "transforms/streams/shuffle.py": "shuffle",
