@@ -180,14 +180,15 @@ def multi_input_summary(manifest: dict) -> dict:
 def nl_read_reference(files: list[str]) -> dict:
     """NL's read stage's own work, outside Beam: the functions ``_ReadPileFileFn`` calls (stream
     decompression, line split, JSON parse and checks, sha256 of each text)."""
-    from transforms.sources.pile_reader import (DEFAULT_MAX_LINE_BYTES, _CountingReader, compression_of,
-                                        decompressed_chunks, iter_lines, parse_line)
+    from schemas.pile import compression_of
+    from transforms.sources.pile_reader import DEFAULT_MAX_LINE_BYTES, parse_line
+    from transforms.sources.pile_stream import CountingReader, decompressed_chunks, iter_lines
 
     lines = compressed = 0
     with harness.Stopwatch() as watch:
         for path in files:
             with open(path, "rb") as handle:
-                raw = _CountingReader(handle)
+                raw = CountingReader(handle)
                 chunks = decompressed_chunks(raw, compression_of(os.path.basename(path)))
                 for line, _ in iter_lines(chunks, DEFAULT_MAX_LINE_BYTES):
                     lines += 1

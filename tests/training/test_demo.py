@@ -12,6 +12,7 @@ import json
 import math
 
 
+from schemas.benchmarks import mtpb_problems
 from training import demo
 from training.eval import humaneval, mtpb
 from training.eval.generate import Generator
@@ -61,7 +62,7 @@ def test_generation_is_seeded_and_truncated(demo_run, tmp_path):
 
 def test_prompt_perplexity_is_finite_and_deterministic(demo_run):
     out, _ = demo_run
-    prompt = mtpb.comment(mtpb.turn_prompts(mtpb.problems()["1"], 0)[0])
+    prompt = mtpb.comment(mtpb.turn_prompts(mtpb_problems()["1"], 0)[0])
     values = []
     for _ in range(2):
         nll, count = Generator(str(out / "instruct"), "cpu").token_nll(mtpb.PREFIX, prompt)

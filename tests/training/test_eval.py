@@ -17,6 +17,7 @@ import sys
 import threading
 
 
+from schemas.benchmarks import humaneval_problems, mtpb_problems
 from training.eval import humaneval, mtpb, passk, sandbox
 
 
@@ -152,7 +153,7 @@ def write_jsonl(path, rows):
 
 
 def test_canonical_solutions_pass_and_broken_ones_fail(tmp_path):
-    problems = humaneval.problems()
+    problems = humaneval_problems()
     assert len(problems) == 164
     good = tmp_path / "good.jsonl"
     write_jsonl(good, [{"task_id": t, "completion": p["canonical_solution"]} for t, p in problems.items()])
@@ -170,7 +171,7 @@ def test_canonical_solutions_pass_and_broken_ones_fail(tmp_path):
 
 
 def test_score_command_prints_pass_at_k_json_last(tmp_path):
-    problems = humaneval.problems()
+    problems = humaneval_problems()
     rows = []
     for t in list(problems)[:2]:
         rows += [{"task_id": t, "completion": problems[t]["canonical_solution"]}, {"task_id": t, "completion": "  pass\n"}]
@@ -210,13 +211,13 @@ def filled(problem, case, turns):
 
 
 def test_mtpb_data_is_the_115_problems():
-    problems = mtpb.problems()
+    problems = mtpb_problems()
     assert len(problems) == 115 and sum(len(p["prompts"]) for p in problems.values()) == 514
     assert mtpb.turn_prompts(problems["1"], 1)[0] == 'Assign the string "abcdecadeCADE" to a variable named "my_string".'
 
 
 def test_mtpb_scores_correct_programs_and_fails_wrong_ones(tmp_path):
-    problems = mtpb.problems()
+    problems = mtpb_problems()
     rows = []
     for pid, turns in SOLUTIONS.items():
         for case in range(5):
@@ -233,7 +234,7 @@ def test_mtpb_scores_correct_programs_and_fails_wrong_ones(tmp_path):
 
 
 def test_mtpb_single_turn(tmp_path):
-    problems = mtpb.problems()
+    problems = mtpb_problems()
     program = "\n".join(filled(problems["1"], 2, SOLUTIONS["1"]))
     path = tmp_path / "s.jsonl"
     write_jsonl(path, [{"id": "1", "case": 2, "turns": [program]}, {"id": "1", "case": 3, "turns": [program]}])
@@ -247,12 +248,12 @@ def test_mtpb_rules():
     assert mtpb.truncate("\nif a:\n    r = a\nelse:\n    r = b\n\n\n\n#") == "\nif a:\n    r = a\nelse:\n    r = b"
     assert mtpb.with_final_print("a = 1\na + 1") == "a = 1\nprint(a + 1)"
     assert mtpb.with_final_print("print(3)") == "print(3)"
-    program = mtpb.build_program(mtpb.problems()["1"], 0, ["a = 1"] * 5)
+    program = mtpb.build_program(mtpb_problems()["1"], 0, ["a = 1"] * 5)
     assert program.startswith(mtpb.PREFIX + '# Assign the string "abcde" to a variable named "my_string".\na = 1\n\n')
 
 
 def test_mtpb_float_tolerance_and_bad_samples(tmp_path):
-    problems = mtpb.problems()
+    problems = mtpb_problems()
     # Problem 2's outputs are strings; compare a float answer through a problem of our own.
     custom = tmp_path / "p.jsonl"
     write_jsonl(custom, [{"id": "1", "prompts": ["Compute."], "inputs": [{}], "outputs": [0.3]}])

@@ -15,6 +15,8 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 
 from transforms.stats.counting import NAMESPACE_PREFIX
+from transforms.sources.archive_reader import decode_source
+from transforms.sources.archive_stream import ArchiveLimits, iter_members
 from transforms.sources.repo_list import parse_manifest_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +61,35 @@ def sample_repos():
             repos.append(parse_manifest_line(line, f"manifest.jsonl:{number}", str(MANIFEST)))
     assert len(repos) == 14
     return repos
+
+
+@pytest.fixture(scope="session")
+def sample_python_files() -> dict[str, str]:
+    """{"<archive>:<path>": text} of every UTF-8 .py file of every sample archive."""
+    files = {}
+    for archive in sorted(ARCHIVES.glob("*.tar.gz")):
+        for member in iter_members(str(archive), ArchiveLimits(), want=lambda p: p.endswith(".py")):
+            text, reason = decode_source(member.data)
+            assert reason is None
+            files[f"{archive.name}:{member.path}"] = text
+    assert len(files) > 400
+    return files
+
+
+def _plant(text: str, snippet: str) -> str:
+    lines = text.splitlines(keepends=True)
+    tops = [i for i, line in enumerate(lines) if line.startswith(("def ", "class "))]
+    at = min(tops, key=lambda i: abs(i - len(lines) // 2)) if tops else len(lines)
+    if at and not lines[at - 1].endswith("\n"):
+        lines[at - 1] += "\n"
+    return "".join(lines[:at]) + snippet.rstrip("\n") + "\n\n\n" + "".join(lines[at:])
+
+
+@pytest.fixture
+def plant():
+    """plant(text, snippet): the file with the snippet inserted before the top-level definition
+    nearest its middle, as a copied benchmark problem would sit in a real file."""
+    return _plant
 
 
 def new_pipeline() -> beam.Pipeline:

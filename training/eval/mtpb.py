@@ -25,25 +25,18 @@ from __future__ import annotations
 import ast
 import collections
 import json
-import os
 import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from schemas.benchmarks import mtpb_problems
 from training.eval import sandbox
 from training.cli import ArgumentParser, UsageError, run_main
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mtpb", "mtpb.jsonl")
 PREFIX = "# Import libraries.\n\nimport numpy as np\n\n"
 DEFAULT_MAX_GEN_LENGTH = 256
 TOLERANCE = 1e-6
 _TERMINALS = [re.compile(p, re.MULTILINE) for p in (r"^#", re.escape("<|endoftext|>"), r"^'''", r'^"""', r"\n\n\n")]
-
-
-def problems(path: str = DATA) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
-    return {row["id"]: row for row in sorted(rows, key=lambda r: int(r["id"]))}
 
 
 def turn_prompts(problem: dict, case: int) -> list:
@@ -165,8 +158,8 @@ def check(problem: dict, case: int, turns: list, single_turn: bool, timeout_s: f
 
 
 def score(samples_path: str, single_turn: bool = False, timeout_s: float = 20.0, workers: int = 2,
-          data: str = DATA) -> dict:
-    table = problems(data)
+          data: str | None = None) -> dict:
+    table = mtpb_problems(data)
     with open(samples_path, encoding="utf-8") as handle:
         samples = [json.loads(line) for line in handle if line.strip()]
     for i, s in enumerate(samples):
@@ -199,7 +192,7 @@ def generate(checkpoint: str, output: str, *, n=1, single_turn=False, temperatur
 
     gen = Generator(checkpoint, device)
     rows = []
-    for pid, problem in list(problems().items())[:limit]:
+    for pid, problem in list(mtpb_problems().items())[:limit]:
         budget = problem.get("max_gen_length", DEFAULT_MAX_GEN_LENGTH)
         if max_length_cap:
             budget = min(budget, max_length_cap)

@@ -20,6 +20,7 @@ import sys
 
 import numpy as np
 
+from schemas.benchmarks import mtpb_problems
 from training.eval import mtpb
 from training.cli import ArgumentParser, UsageError, run_main
 
@@ -46,7 +47,7 @@ def summarize(values: list) -> dict:
 
 
 def table(gen, results_path: str, single_turn: bool) -> dict:
-    problems = mtpb.problems()
+    problems = mtpb_problems()
     groups = {"passed": [], "not_passed": []}
     with open(results_path, encoding="utf-8") as handle:
         for line in handle:

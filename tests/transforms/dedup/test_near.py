@@ -156,9 +156,9 @@ def test_per_language_scope_keeps_copies_in_other_languages(real_files):
 def test_lsh_shards_and_batch_flushes_do_not_change_the_result(real_files, monkeypatch, shards, flush):
     """Buckets are the same whether the band keys of a bundle travel in one batch or are flushed
     every three documents, and whatever the number of LSH shards they spread over."""
-    from transforms.dedup import near
+    from transforms.dedup.lsh import BandKeysFn
 
-    monkeypatch.setattr(near._BandKeysFn, "_BATCH", flush)
+    monkeypatch.setattr(BandKeysFn, "_BATCH", flush)
     names = sorted(real_files)[:10]
     docs = [doc(f"orig/{i}:{n}", real_files[n]) for i, n in enumerate(names)]
     docs += [doc(f"fork/{i}:{n}", edited(real_files[n])) for i, n in enumerate(names[:4])]
@@ -173,42 +173,3 @@ def test_lsh_shards_and_batch_flushes_do_not_change_the_result(real_files, monke
 def test_lsh_shards_must_be_positive():
     with pytest.raises(ValueError, match="lsh_shards"):
         NearDedup(NearDedupConfig(lsh_shards=0))
-
-
-class _Group:
-    """A re-iterable GroupByKey value that makes its members as it is read, as Dataflow pages a
-    large group in, instead of holding them all."""
-
-    def __init__(self, own, members, similar_every, num_perm):
-        self._own, self._members, self._every, self._num_perm = own, members, similar_every, num_perm
-
-    def __iter__(self):
-        for i in range(self._members):
-            if i == self._members // 2:
-                yield 0, self._own  # the center's own node, in the middle of its members
-            if i % self._every == 0:
-                signature = self._own[1]
-            else:
-                signature = np.random.default_rng(i).integers(0, 2**32, self._num_perm, dtype=np.uint32).tobytes()
-            yield 1, (b"\x00member-%08d" % i, signature, None, "python")
-
-
-def test_verifying_a_huge_bucket_holds_one_member_at_a_time(real_files):
-    import tracemalloc
-
-    from transforms.dedup.near import _VerifyFn
-
-    config = NearDedupConfig()
-    text = next(iter(sorted(real_files.values())))
-    own = (b"\x00center", MinHasher(config.num_perm, config.seed).signature_of_text(text).tobytes(), None, "python")
-    members = 20_000  # 20 MB of signatures if the group were copied into a list
-    group = _Group(own, members, similar_every=3, num_perm=config.num_perm)
-    fn = _VerifyFn(config)
-    tracemalloc.start()
-    try:
-        kept = sum(1 for _ in fn.process((b"\x00center", group)))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert kept == len(range(0, members, 3))
-    assert peak < 2_000_000, peak

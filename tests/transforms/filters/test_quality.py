@@ -6,42 +6,25 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-from pathlib import Path
 
 import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Document
-from transforms.sources.archive_reader import decode_source
-from transforms.sources.archive_stream import ArchiveLimits, iter_members
 from transforms.filters.quality import FilterCodeQuality, QualityThresholds, check_quality
 
-ARCHIVES = Path(__file__).resolve().parents[3] / "samples" / "mono" / "archives"
 DEFAULT = QualityThresholds()
 
 
-@pytest.fixture(scope="module")
-def real_python_files() -> dict[str, str]:
-    """{"<archive>:<path>": text} of every UTF-8 .py file in the sample archives."""
-    files = {}
-    for archive in sorted(ARCHIVES.glob("*.tar.gz")):
-        for member in iter_members(str(archive), ArchiveLimits(), want=lambda p: p.endswith(".py")):
-            text, reason = decode_source(member.data)
-            assert reason is None
-            files[f"{archive.name}:{member.path}"] = text
-    assert len(files) > 400
-    return files
-
-
-def test_real_source_files_mostly_pass(real_python_files):
-    verdicts = {name: check_quality(text, DEFAULT) for name, text in real_python_files.items()}
+def test_real_source_files_mostly_pass(sample_python_files):
+    verdicts = {name: check_quality(text, DEFAULT) for name, text in sample_python_files.items()}
     reasons = collections.Counter(v[0] if v else "pass" for v in verdicts.values())
-    nonempty = [n for n, t in real_python_files.items() if t.strip()]
+    nonempty = [n for n, t in sample_python_files.items() if t.strip()]
     assert reasons["pass"] >= 0.95 * len(nonempty)
     # Every empty file (__init__.py placeholders) and only those are "empty".
     assert {n for n, v in verdicts.items() if v and v[0] == "empty"} == {
-        n for n, t in real_python_files.items() if not t.strip()}
+        n for n, t in sample_python_files.items() if not t.strip()}
     assert reasons["empty"] >= 5
     # idna's Unicode tables say "automatically generated" in their first lines.
     for name in ("idna-3.7.tar.gz:idna/idnadata.py", "idna-3.7.tar.gz:idna/uts46data.py"):
@@ -52,8 +35,8 @@ def test_real_source_files_mostly_pass(real_python_files):
         assert verdicts[name] is None, name
 
 
-def test_real_file_breaks_rules_when_thresholds_tighten(real_python_files):
-    text = real_python_files["six-1.16.0.tar.gz:six.py"]
+def test_real_file_breaks_rules_when_thresholds_tighten(sample_python_files):
+    text = sample_python_files["six-1.16.0.tar.gz:six.py"]
     lines = text.splitlines()
     longest = max(map(len, lines))
     average = sum(map(len, lines)) / len(lines)
@@ -140,10 +123,10 @@ def _doc(i: int, text: str) -> Document:
                     license_source=None, license_confidence=None, ref=None)
 
 
-def test_filter_code_quality_pipeline(real_python_files, beam_helpers):
+def test_filter_code_quality_pipeline(sample_python_files, beam_helpers):
     new_pipeline, run, counters = beam_helpers
-    texts = [real_python_files["six-1.16.0.tar.gz:six.py"],
-             real_python_files["idna-3.7.tar.gz:idna/idnadata.py"],
+    texts = [sample_python_files["six-1.16.0.tar.gz:six.py"],
+             sample_python_files["idna-3.7.tar.gz:idna/idnadata.py"],
              "", "q" * 1001 + "\n", "print('ok')\n"]
     docs = [_doc(i, t) for i, t in enumerate(texts)]
     p = new_pipeline()

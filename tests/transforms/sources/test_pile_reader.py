@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import pickle
-import random
 from pathlib import Path
 
 import apache_beam as beam
@@ -17,7 +16,7 @@ import zstandard
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Reject
-from transforms.sources.pile_reader import ReadPile, iter_lines, match_inputs, parse_line, pile_document
+from transforms.sources.pile_reader import ReadPile, match_inputs, parse_line, pile_document
 
 ROOT = Path(__file__).resolve().parents[3]
 NL = ROOT / "samples" / "nl"
@@ -248,21 +247,6 @@ def test_truncated_gzip_keeps_the_lines_before_the_damage(read, tmp_path):
 def test_a_file_matched_twice_is_read_once(read):
     docs, _, reports, _ = read([str(SAMPLES[2]), str(NL / "val.*")])
     assert len(reports) == 1 and len(docs) == len({d.id for d in docs}) == reports[0]["lines"]
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_iter_lines_is_independent_of_chunk_boundaries(seed):
-    content = zst_content(SAMPLES[2])[:200_000] + b"\n\nlast line without newline"
-    rng = random.Random(seed)
-    chunks, at = [], 0
-    while at < len(content):
-        size = rng.choice([1, 2, 7, 100, 4096, 65536])
-        chunks.append(content[at:at + size])
-        at += size
-    lines = content.split(b"\n")
-    assert list(iter_lines(chunks, 1 << 20)) == [(line, len(line)) for line in lines]
-    limit = 600
-    assert list(iter_lines(chunks, limit)) == [(None if len(x) > limit else x, len(x)) for x in lines]
 
 
 def test_match_inputs_refuses_what_would_break_ids(tmp_path):
