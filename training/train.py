@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from schemas import dataset_version as dv
+from schemas.files import sha256_of
 from schemas.manifest import fingerprint
 from schemas.tokenizer import Tokenizer
 from schemas.version import __version__
@@ -119,10 +120,8 @@ def tokenizer_version(manifest: dict):
 
 
 def file_sha256(path: str) -> str:
-    import hashlib
-
     with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+        return sha256_of(handle)[1]
 
 
 def resolve_tokenizer(args, manifest: dict) -> str:
