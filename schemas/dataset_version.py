@@ -215,6 +215,20 @@ def iter_arrow_batches(url: str) -> Iterator[dict]:
             yield {name: _column_array(batch.column(i), name) for i, name in enumerate(batch.schema.names)}
 
 
+def _add_example(rows: dict, data: bytes, example: Example, url: str, check: bool) -> None:
+    """Parse one TFRecord Example into ``rows`` (``{feature: [row arrays]}``); with ``check``, refuse
+    one whose features differ from those already in ``rows`` (a chunk must stack)."""
+    example.Clear()
+    example.ParseFromString(data)
+    fmap = example.features.feature
+    if check and set(fmap.keys()) != set(rows):
+        raise DatasetError(f"{url}: records carry different features")
+    for name in fmap.keys():
+        values = fmap[name].int64_list.value
+        dtype = COLUMN_DTYPES.get(name, np.int64)
+        rows.setdefault(name, []).append(np.fromiter(values, dtype=dtype, count=len(values)))
+
+
 def iter_tfrecord_batches(url: str, batch_rows: int = 256) -> Iterator[dict]:
     """A TFRecord shard in batches of ``batch_rows`` Examples: every int64 feature as a column."""
     example = Example()
@@ -222,15 +236,7 @@ def iter_tfrecord_batches(url: str, batch_rows: int = 256) -> Iterator[dict]:
     count = 0
     with fsspec.open(url, "rb") as handle:
         for data in tfrecord.read_records(handle):
-            example.Clear()
-            example.ParseFromString(data)
-            fmap = example.features.feature
-            if count and set(fmap.keys()) != set(rows):
-                raise DatasetError(f"{url}: records carry different features")
-            for name in fmap.keys():
-                values = fmap[name].int64_list.value
-                rows.setdefault(name, []).append(
-                    np.fromiter(values, dtype=COLUMN_DTYPES.get(name, np.int64), count=len(values)))
+            _add_example(rows, data, example, url, check=count > 0)
             count += 1
             if count == batch_rows:
                 yield {name: np.stack(v) for name, v in rows.items()}
@@ -262,15 +268,7 @@ def iter_selected(url: str, fmt: str, wanted: np.ndarray, records: int, chunk_ro
             for data in tfrecord.read_records(handle):
                 if position < len(wanted) and wanted[position] == seen:
                     position += 1
-                    example.Clear()
-                    example.ParseFromString(data)
-                    fmap = example.features.feature
-                    if picked and set(fmap.keys()) != set(rows):
-                        raise DatasetError(f"{url}: records carry different features")
-                    for name in fmap.keys():
-                        values = fmap[name].int64_list.value
-                        rows.setdefault(name, []).append(
-                            np.fromiter(values, dtype=COLUMN_DTYPES.get(name, np.int64), count=len(values)))
+                    _add_example(rows, data, example, url, check=bool(picked))
                     picked.append(seen)
                     if len(picked) == chunk_rows:
                         yield np.asarray(picked), {k: np.stack(v) for k, v in rows.items()}
