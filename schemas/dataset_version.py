@@ -3,7 +3,8 @@
 A version is a folder (local path or any fsspec URL) with ``manifest.json`` and the shards it
 lists. Readers find shard files, record counts and checksums in the manifest and nowhere else,
 and check a shard's bytes against its sha256 before trusting it, since a silently damaged shard
-would train on garbage without any error.
+would train on garbage without any error. ``verify_version`` is the one full check of a version
+(``sluice datasets verify`` prints its lines); ``verify_file`` the trainer's per-shard one.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _parse_manifest(version: str, raw: bytes, validate: bool) -> dict:
 
 def read_manifest_file(version: str, validate: bool = True) -> ManifestFile:
     """A version folder's manifest (validated unless ``validate`` is false: listings show what is
-    there) and the sha256 of its bytes. Raises NoManifest, or DatasetError when invalid."""
+    there) and the sha256 of its bytes. Raises one of MISSING when there is none, DatasetError when invalid."""
     raw = _manifest_bytes(version)
     return ManifestFile(_parse_manifest(version, raw, validate), hashlib.sha256(raw).hexdigest())
 
