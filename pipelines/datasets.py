@@ -14,18 +14,16 @@ does not match, so a scheduler can gate training on it; a bad argument exits 2 w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 
 import fsspec
-import pyarrow as pa
 
 from pipelines import claims, summary, versions
 from pipelines.driver import UsageError, run_main
 from schemas import dataset_version
 from schemas import manifest as manifest_schema
-from schemas import tfrecord
+from schemas.files import join
 
 USAGE = __doc__.split("\n\n")[1]
 
@@ -38,13 +36,18 @@ def filesystem(url: str):
         raise UsageError(f"{url}: no filesystem for it ({err})") from None
 
 
-def load_manifest(version: str) -> dict:
-    """The validated manifest of a published version (schemas.dataset_version reads it), or a UsageError."""
+def _checked(read, version: str, *args):
+    """``read(version, *args)`` (schemas.dataset_version), its DatasetError a UsageError."""
     filesystem(version)  # a URL with no filesystem installed is named as such
     try:
-        return dataset_version.read_manifest(version)
+        return read(version, *args)
     except dataset_version.DatasetError as err:
         raise UsageError(str(err)) from None
+
+
+def load_manifest(version: str) -> dict:
+    """The validated manifest of a published version, or a UsageError."""
+    return _checked(dataset_version.read_manifest, version)
 
 
 def list_versions(root: str) -> list[dict]:
@@ -55,10 +58,9 @@ def list_versions(root: str) -> list[dict]:
         raise UsageError(f"{root}: no such folder")
     rows = []
     for manifest_path in sorted(fs.glob(f"{base}/*/*/{manifest_schema.MANIFEST_NAME}")):
-        folder = manifest_path.rsplit("/", 1)[0]
-        dataset_folder, version = folder.rsplit("/", 2)[-2:]
-        with fs.open(manifest_path, "rb") as handle:
-            manifest = json.loads(handle.read())
+        dataset_folder, version = manifest_path.rsplit("/", 3)[-3:-1]
+        folder = join(root, f"{dataset_folder}/{version}")  # unvalidated: list every manifest there is
+        manifest = dataset_version.read_manifest_file(folder, validate=False).manifest
         totals = split_totals(manifest) if manifest.get("splits") else manifest.get("totals", {})
         rows.append({"dataset": dataset_folder, "version": version, "kind": manifest.get("dataset"),
                      "status": "published", "finished": manifest.get("created", {}).get("finished"),
@@ -192,86 +194,9 @@ def format_diff(result: dict, first: str, second: str) -> str:
     return "\n".join(lines)
 
 
-class _HashingReader:
-    """A read-only file wrapper that hashes and counts every byte read through it."""
-
-    def __init__(self, handle):
-        self._handle = handle
-        self.digest = hashlib.sha256()
-        self.size = 0
-        self.closed = False
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._handle.read(n)
-        self.digest.update(data)
-        self.size += len(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
-
-
-def count_records(fmt: str, handle) -> int:
-    """Records in a shard file (TFRecord framing with its CRCs checked, or Arrow IPC stream rows)."""
-    if fmt == "tfrecord":
-        return sum(1 for _ in tfrecord.read_records(handle, verify=True))
-    if fmt == "arrow":
-        return sum(batch.num_rows for batch in pa.ipc.open_stream(handle))
-    raise ValueError(f"unknown shard format {fmt}")
-
-
 def verify(version: str) -> list[str]:
-    """One line per problem (empty when every shard file matches its manifest entry; for an
-    --all_holdouts version, every split's manifest matches the index and every split verifies)."""
-    manifest = load_manifest(version)
-    fs, path = filesystem(version)
-    base = path.rstrip("/")
-    problems = []
-    for name, entry in manifest.get("splits", {}).items():
-        split_manifest = f"{base}/{entry['path']}/{manifest_schema.MANIFEST_NAME}"
-        if not fs.exists(split_manifest):
-            problems.append(f"{entry['path']}/{manifest_schema.MANIFEST_NAME}: missing")
-            continue
-        with fs.open(split_manifest, "rb") as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()
-        if digest != entry["manifest_sha256"]:
-            problems.append(f"{entry['path']}/{manifest_schema.MANIFEST_NAME}: sha256 {digest[:16]}...,"
-                            f" the version's manifest says {entry['manifest_sha256'][:16]}...")
-            continue
-        folder = f"{version.rstrip('/')}/{entry['path']}"
-        problems += [f"{entry['path']}/{problem}" for problem in verify(folder)]
-    listed = set()
-    for shard in manifest["shards"]:
-        for entry in shard["files"]:
-            name = entry["path"]
-            listed.add(name)
-            file_path = f"{base}/{name}"
-            if not fs.exists(file_path):
-                problems.append(f"{name}: missing")
-                continue
-            with fs.open(file_path, "rb") as handle:
-                reader = _HashingReader(handle)
-                try:
-                    records = count_records(entry["format"], reader)
-                except (ValueError, OSError, pa.ArrowException) as err:
-                    records = None
-                    problems.append(f"{name}: unreadable {entry['format']} ({err})")
-                reader.drain()
-            if reader.size != entry["bytes"]:
-                problems.append(f"{name}: {reader.size} bytes, manifest says {entry['bytes']}")
-            if reader.digest.hexdigest() != entry["sha256"]:
-                problems.append(f"{name}: sha256 {reader.digest.hexdigest()[:16]}..., manifest says"
-                                f" {entry['sha256'][:16]}...")
-            if records is not None and records != shard["records"]:
-                problems.append(f"{name}: {records} records, manifest says {shard['records']}")
-    for extra in sorted(p.rsplit("/", 1)[1] for p in fs.glob(f"{base}/train-*")):
-        if extra not in listed:
-            problems.append(f"{extra}: not in the manifest")
-    return problems
+    """One line per problem (schemas.dataset_version.verify_version), or a UsageError."""
+    return _checked(dataset_version.verify_version, version, load_manifest(version))
 
 
 def shard_count(version: str, manifest: dict) -> tuple[int, int]:
@@ -279,7 +204,7 @@ def shard_count(version: str, manifest: dict) -> tuple[int, int]:
     files = sum(len(s["files"]) for s in manifest["shards"])
     records = manifest["totals"]["records"]
     for entry in manifest.get("splits", {}).values():
-        folder = f"{version.rstrip('/')}/{entry['path']}"
+        folder = join(version, entry["path"])
         more = shard_count(folder, load_manifest(folder))
         files, records = files + more[0], records + more[1]
     return files, records

@@ -30,7 +30,7 @@ from pipelines.driver import ArgumentParser, UsageError, pipeline_options, posit
 from pipelines.manifests import file_sha256, stream_sections
 from pipelines.run import RUN, Run
 from schemas import instruct as schema
-from schemas.dataset_version import join
+from schemas.files import join
 from transforms.decontamination import MIN_ITEM_TOKENS, Decontaminate
 from transforms.decontamination import tokens as decontamination_tokens
 from transforms.instruct.examples import ReadAndRender

@@ -8,28 +8,23 @@ shard statistics the job wrote.
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
 import os
 import subprocess
 
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.versions import split_version
+from schemas import dataset_version
 from schemas import manifest as manifest_schema
-from schemas.dataset_version import join
+from schemas.files import sha256_of
 from schemas.version import __version__
 
 
 def file_sha256(path: str) -> dict:
     """``{path, bytes, sha256}`` of a file on any Beam filesystem, read as a stream."""
-    digest = hashlib.sha256()
-    size = 0
     with FileSystems.open(path, compression_type="uncompressed") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return {"path": path, "bytes": size, "sha256": digest.hexdigest()}
+        size, digest = sha256_of(handle)
+    return {"path": path, "bytes": size, "sha256": digest}
 
 
 def stream_sections(args, tokenizer, side_outputs: dict | None = None) -> dict:
@@ -71,17 +66,15 @@ def utc_now() -> str:
 def parent_version(model_or_folder: str) -> dict | None:
     """The published version a file comes from (its folder's manifest), for the lineage."""
     folder = model_or_folder.rstrip("/")
-    if not FileSystems.exists(join(folder, manifest_schema.MANIFEST_NAME)):
-        folder = folder.rsplit("/", 1)[0]
-    path = join(folder, manifest_schema.MANIFEST_NAME)
-    if not FileSystems.exists(path):
-        return None
-    with FileSystems.open(path, compression_type="uncompressed") as handle:
-        data = handle.read()
-    parent = json.loads(data)
-    return {"dataset": parent.get("dataset"), "version": parent.get("version", {}).get("name"),
-            "path": folder, "manifest_sha256": hashlib.sha256(data).hexdigest(),
-            "config_fingerprint": parent.get("config_fingerprint")}
+    for candidate in (folder, folder.rsplit("/", 1)[0]):
+        try:
+            parent, sha256 = dataset_version.read_manifest_file(candidate, validate=False)
+        except dataset_version.MISSING:
+            continue
+        return {"dataset": parent.get("dataset"), "version": parent.get("version", {}).get("name"),
+                "path": candidate, "manifest_sha256": sha256,
+                "config_fingerprint": parent.get("config_fingerprint")}
+    return None
 
 
 def lineage(inputs: dict, tokenizer: dict, parents: dict | None = None) -> dict:

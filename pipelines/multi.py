@@ -26,7 +26,7 @@ from pipelines.corpus import CorpusRun
 from pipelines.driver import ArgumentParser, UsageError, comma_list, non_negative_int, positive_int, require_file
 from pipelines.driver import run_main
 from pipelines.run import RUN, RunMode
-from schemas.dataset_version import join
+from schemas.files import join
 from transforms.curation.multi import CuratedRows, CurateMultiRows, Selection
 from transforms.filters.licenses import DEFAULT_ALLOWED, normalize_allow_list
 from transforms.sources import bigquery, github_sql

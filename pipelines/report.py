@@ -28,6 +28,11 @@ NOT_REJECTS = {"kept", "tokens", "sequences", "documents", "tail_tokens", "dropp
                "verified_edges", "rejected_candidate_edges", "protected_duplicate", "detected"}
 
 
+def _read_kept(groups: dict, names: list, measure: str) -> dict:
+    """``{"read": [...], "kept": [...]}`` of one measure over the named sets or languages."""
+    return {stage: [groups[name][stage][measure] for name in names] for stage in ("read", "kept")}
+
+
 def source_charts(manifest: dict) -> list[tuple[str, str]]:
     """(heading, svg) per source breakdown the manifest has: NL sets, Multi languages."""
     out = []
@@ -35,20 +40,14 @@ def source_charts(manifest: dict) -> list[tuple[str, str]]:
         sets = manifest["sets"]
         names = sorted(sets, key=lambda s: -sets[s]["read"]["documents"])
         out.append(("Documents per Pile set", bar_chart(
-            "sets-documents", "Documents per Pile set", names,
-            {"read": [sets[s]["read"]["documents"] for s in names],
-             "kept": [sets[s]["kept"]["documents"] for s in names]})))
+            "sets-documents", "Documents per Pile set", names, _read_kept(sets, names, "documents"))))
         out.append(("UTF-8 bytes per Pile set", bar_chart(
-            "sets-bytes", "UTF-8 bytes per Pile set", names,
-            {"read": [sets[s]["read"]["bytes"] for s in names],
-             "kept": [sets[s]["kept"]["bytes"] for s in names]}, unit=" bytes")))
+            "sets-bytes", "UTF-8 bytes per Pile set", names, _read_kept(sets, names, "bytes"), unit=" bytes")))
     if manifest.get("languages"):
         langs = manifest["languages"]
         names = sorted(langs, key=lambda s: -langs[s]["read"]["documents"])
         out.append(("Documents per language", bar_chart(
-            "languages-documents", "Documents per language", names,
-            {"read": [langs[s]["read"]["documents"] for s in names],
-             "kept": [langs[s]["kept"]["documents"] for s in names]})))
+            "languages-documents", "Documents per language", names, _read_kept(langs, names, "documents"))))
         out.append(("Tokens per language", bar_chart(
             "languages-tokens", "Tokens kept per language", names,
             {"tokens": [langs[s]["kept"]["tokens"] for s in names]}, unit=" tokens")))

@@ -26,7 +26,7 @@ from pipelines.driver import DryRun, Submitted, UsageError
 from pipelines.job_metrics import FinishedJob, counts_from_metrics, histograms_from_metrics
 from pipelines.manifests import build_manifest, utc_now
 from schemas import manifest as manifest_schema
-from schemas.dataset_version import join
+from schemas.files import join
 from transforms.stats import progress
 
 MODES = ("run", "submit", "finalize")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
-from apache_beam.io.filesystems import FileSystems
-
+from schemas import dataset_version
 from schemas import manifest as manifest_schema
+from schemas.files import join
 
 
 def summarize(manifest: dict) -> str:
@@ -76,13 +75,12 @@ def main(argv=None) -> int:
     if len(argv) != 1:
         print("usage: python -m pipelines.summary DATASET_DIR", file=sys.stderr)
         return 2
-    path = f"{argv[0].rstrip('/')}/{manifest_schema.MANIFEST_NAME}"
-    if not FileSystems.exists(path):
-        print(f"error: no manifest at {path}", file=sys.stderr)
+    try:
+        manifest = dataset_version.read_manifest_file(argv[0], validate=False).manifest
+    except dataset_version.MISSING:
+        print(f"error: no manifest at {join(argv[0], manifest_schema.MANIFEST_NAME)}", file=sys.stderr)
         return 2
-    with FileSystems.open(path, compression_type="uncompressed") as handle:
-        manifest = json.loads(handle.read())
-    manifest_schema.validate(manifest)
+    manifest_schema.validate(manifest)  # a damaged manifest: a ValueError naming the damage alone
     print(summarize(manifest))
     return 0
 

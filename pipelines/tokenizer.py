@@ -29,7 +29,7 @@ from pipelines import mono, multi, nl
 from pipelines.driver import ArgumentParser, UsageError, pipeline_options, positive_int, run_main
 from pipelines.manifests import file_sha256
 from pipelines.run import RUN, Run, RunMode
-from schemas.dataset_version import join
+from schemas.files import join
 from schemas.tokenizer import Tokenizer
 from transforms.curation.github import CurateGithubRepos
 from transforms.curation.pile import CuratePile

@@ -13,7 +13,7 @@ import re
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.driver import UsageError
-from schemas.dataset_version import join
+from schemas.files import join
 
 STAGING_DIR = "_staging"
 # Marks a version folder whose files are being moved in: it is ours, and without a manifest it is

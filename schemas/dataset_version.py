@@ -3,7 +3,8 @@
 A version is a folder (local path or any fsspec URL) with ``manifest.json`` and the shards it
 lists. Readers find shard files, record counts and checksums in the manifest and nowhere else,
 and check a shard's bytes against its sha256 before trusting it, since a silently damaged shard
-would train on garbage without any error.
+would train on garbage without any error. ``verify_version`` is the one full check of a version
+(``sluice datasets verify`` prints its lines); ``verify_file`` the trainer's per-shard one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
-from typing import Iterator, Optional
+from typing import Iterator, NamedTuple, Optional
 
 import fsspec
 import numpy as np
@@ -20,6 +21,7 @@ import pyarrow.ipc
 
 from schemas import manifest as manifest_schema
 from schemas import packed_stream, tfrecord
+from schemas.files import HashingReader, join, sha256_of
 from schemas.tf_example import Example
 
 FORMATS = ("arrow", "tfrecord")
@@ -31,24 +33,50 @@ class DatasetError(ValueError):
     """A dataset version that cannot be read as published (missing, damaged, inconsistent)."""
 
 
-def join(folder: str, name: str) -> str:
-    return f"{folder.rstrip('/')}/{name}"
+class NoManifest(DatasetError):
+    """No ``manifest.json`` in the folder: not a version, or one not (yet) published."""
+
+
+# What reading a manifest that is not there raises: no such file, or (local paths) a regular file
+# where the version folder should be, as when a model file's folder is tried as a version.
+MISSING = (NoManifest, NotADirectoryError)
+
+
+class ManifestFile(NamedTuple):
+    """A manifest and the sha256 of its bytes: what a lineage records of a parent version and an
+    ``--all_holdouts`` index of each split."""
+    manifest: dict
+    sha256: str
+
+
+def _manifest_bytes(version: str) -> bytes:
+    try:
+        with fsspec.open(join(version, manifest_schema.MANIFEST_NAME), "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise NoManifest(f"{version}: not a published version (no {manifest_schema.MANIFEST_NAME})") from None
+
+
+def _parse_manifest(version: str, raw: bytes, validate: bool) -> dict:
+    manifest = json.loads(raw)
+    if validate:
+        try:
+            manifest_schema.validate(manifest)
+        except ValueError as err:
+            raise DatasetError(f"{version}: invalid manifest ({err})") from None
+    return manifest
+
+
+def read_manifest_file(version: str, validate: bool = True) -> ManifestFile:
+    """A version folder's manifest (validated unless ``validate`` is false: listings show what is
+    there) and the sha256 of its bytes. Raises one of MISSING when there is none, DatasetError when invalid."""
+    raw = _manifest_bytes(version)
+    return ManifestFile(_parse_manifest(version, raw, validate), hashlib.sha256(raw).hexdigest())
 
 
 def read_manifest(version: str) -> dict:
     """The validated manifest of a version folder."""
-    path = join(version, manifest_schema.MANIFEST_NAME)
-    try:
-        with fsspec.open(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
-        raise DatasetError(f"{version}: not a published version (no {manifest_schema.MANIFEST_NAME})") from None
-    manifest = json.loads(raw)
-    try:
-        manifest_schema.validate(manifest)
-    except ValueError as err:
-        raise DatasetError(f"{version}: invalid manifest ({err})") from None
-    return manifest
+    return read_manifest_file(version).manifest
 
 
 def require_stream(manifest: dict, version: str) -> None:
@@ -92,15 +120,86 @@ def shard_files(manifest: dict, fmt: str) -> list[dict]:
     return out
 
 
+# Verification ----------------------------------------------------------------------------------
+
+def count_records(fmt: str, handle) -> int:
+    """Records in a shard file (TFRecord framing with its CRCs checked, or Arrow IPC stream rows)."""
+    if fmt == "tfrecord":
+        return sum(1 for _ in tfrecord.read_records(handle, verify=True))
+    if fmt == "arrow":
+        return sum(batch.num_rows for batch in pa.ipc.open_stream(handle))
+    raise ValueError(f"unknown shard format {fmt}")
+
+
+def file_problems(handle, entry: dict, records: Optional[int] = None) -> list[str]:
+    """What one read of an opened shard file finds wrong against its manifest ``entry`` (``format``,
+    ``bytes``, ``sha256``): unreadable framing, size, sha256 and, given ``records``, the record count.
+    Lines start with ``entry["path"]``; empty when the file matches."""
+    name, reader, counted = entry["path"], HashingReader(handle), None
+    problems = []
+    if records is not None:
+        try:
+            counted = count_records(entry["format"], reader)
+        except (ValueError, OSError, pa.ArrowException) as err:
+            problems.append(f"{name}: unreadable {entry['format']} ({err})")
+    size, sha256 = reader.drain()
+    if size != entry["bytes"]:
+        problems.append(f"{name}: {size} bytes, manifest says {entry['bytes']}")
+    if sha256 != entry["sha256"]:
+        problems.append(f"{name}: sha256 {sha256[:16]}..., manifest says {entry['sha256'][:16]}...")
+    if counted is not None and counted != records:
+        problems.append(f"{name}: {counted} records, manifest says {records}")
+    return problems
+
+
 def verify_file(url: str, expected_bytes: int, expected_sha256: str) -> None:
-    digest, size = hashlib.sha256(), 0
+    """Raise DatasetError unless the file at ``url`` has the manifest's size and sha256 (a trainer's
+    check of a shard before first use; :func:`verify_version` checks a whole version)."""
     with fsspec.open(url, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    if size != expected_bytes or digest.hexdigest() != expected_sha256:
-        raise DatasetError(f"{url}: {size} bytes sha256 {digest.hexdigest()[:12]}..., manifest says "
+        size, sha256 = sha256_of(handle)
+    if size != expected_bytes or sha256 != expected_sha256:
+        raise DatasetError(f"{url}: {size} bytes sha256 {sha256[:12]}..., manifest says "
                            f"{expected_bytes} bytes sha256 {expected_sha256[:12]}... (damaged or replaced shard)")
+
+
+def _split_problems(version: str, entry: dict) -> list[str]:
+    """An ``--all_holdouts`` split: its manifest's sha256 against the index, then its shards."""
+    folder, name = join(version, entry["path"]), manifest_schema.MANIFEST_NAME
+    try:
+        raw = _manifest_bytes(folder)
+    except MISSING:
+        return [f"{name}: missing"]
+    sha256 = hashlib.sha256(raw).hexdigest()
+    if sha256 != entry["manifest_sha256"]:
+        return [f"{name}: sha256 {sha256[:16]}..., the version's manifest says {entry['manifest_sha256'][:16]}..."]
+    return verify_version(folder, _parse_manifest(folder, raw, validate=True))
+
+
+def verify_version(version: str, manifest: Optional[dict] = None) -> list[str]:
+    """Every problem of a published version, one line each, paths relative to ``version``: each
+    shard file's size, sha256 and record count against ``manifest`` (read if not given), shard-like
+    files (``train-*``) it does not list and, for an ``--all_holdouts`` index, each split. Empty
+    when the version is intact; raises DatasetError only for a manifest that cannot be read."""
+    manifest = read_manifest(version) if manifest is None else manifest
+    fs, base = fsspec.core.url_to_fs(version)
+    base = base.rstrip("/")
+    problems = []
+    for entry in manifest.get("splits", {}).values():
+        problems += [f"{entry['path']}/{problem}" for problem in _split_problems(version, entry)]
+    listed = set()
+    for shard in manifest["shards"]:
+        for entry in shard["files"]:
+            listed.add(entry["path"])
+            path = join(base, entry["path"])
+            if not fs.exists(path):
+                problems.append(f"{entry['path']}: missing")
+                continue
+            with fs.open(path, "rb") as handle:
+                problems += file_problems(handle, entry, shard["records"])
+    for extra in sorted(p.rsplit("/", 1)[1] for p in fs.glob(join(base, "train-*"))):
+        if extra not in listed:
+            problems.append(f"{extra}: not in the manifest")
+    return problems
 
 
 def _column_array(column: pa.Array, name: str) -> np.ndarray:
@@ -117,6 +216,20 @@ def iter_arrow_batches(url: str) -> Iterator[dict]:
             yield {name: _column_array(batch.column(i), name) for i, name in enumerate(batch.schema.names)}
 
 
+def _add_example(rows: dict, data: bytes, example: Example, url: str, check: bool) -> None:
+    """Parse one TFRecord Example into ``rows`` (``{feature: [row arrays]}``); with ``check``, refuse
+    one whose features differ from those already in ``rows`` (a chunk must stack)."""
+    example.Clear()
+    example.ParseFromString(data)
+    fmap = example.features.feature
+    if check and set(fmap.keys()) != set(rows):
+        raise DatasetError(f"{url}: records carry different features")
+    for name in fmap.keys():
+        values = fmap[name].int64_list.value
+        dtype = COLUMN_DTYPES.get(name, np.int64)
+        rows.setdefault(name, []).append(np.fromiter(values, dtype=dtype, count=len(values)))
+
+
 def iter_tfrecord_batches(url: str, batch_rows: int = 256) -> Iterator[dict]:
     """A TFRecord shard in batches of ``batch_rows`` Examples: every int64 feature as a column."""
     example = Example()
@@ -124,15 +237,7 @@ def iter_tfrecord_batches(url: str, batch_rows: int = 256) -> Iterator[dict]:
     count = 0
     with fsspec.open(url, "rb") as handle:
         for data in tfrecord.read_records(handle):
-            example.Clear()
-            example.ParseFromString(data)
-            fmap = example.features.feature
-            if count and set(fmap.keys()) != set(rows):
-                raise DatasetError(f"{url}: records carry different features")
-            for name in fmap.keys():
-                values = fmap[name].int64_list.value
-                rows.setdefault(name, []).append(
-                    np.fromiter(values, dtype=COLUMN_DTYPES.get(name, np.int64), count=len(values)))
+            _add_example(rows, data, example, url, check=count > 0)
             count += 1
             if count == batch_rows:
                 yield {name: np.stack(v) for name, v in rows.items()}
@@ -164,15 +269,7 @@ def iter_selected(url: str, fmt: str, wanted: np.ndarray, records: int, chunk_ro
             for data in tfrecord.read_records(handle):
                 if position < len(wanted) and wanted[position] == seen:
                     position += 1
-                    example.Clear()
-                    example.ParseFromString(data)
-                    fmap = example.features.feature
-                    if picked and set(fmap.keys()) != set(rows):
-                        raise DatasetError(f"{url}: records carry different features")
-                    for name in fmap.keys():
-                        values = fmap[name].int64_list.value
-                        rows.setdefault(name, []).append(
-                            np.fromiter(values, dtype=COLUMN_DTYPES.get(name, np.int64), count=len(values)))
+                    _add_example(rows, data, example, url, check=bool(picked))
                     picked.append(seen)
                     if len(picked) == chunk_rows:
                         yield np.asarray(picked), {k: np.stack(v) for k, v in rows.items()}
@@ -224,8 +321,9 @@ def write_version(folder, shards: list, dataset: str, tokenizer: Optional[dict] 
                 tfrecord.write_record(handle, example.SerializeToString(deterministic=True))
         files = []
         for name, fmt in ((tf_name, "tfrecord"), (arrow_name, "arrow")):
-            data = (folder / name).read_bytes()
-            files.append({"path": name, "format": fmt, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+            with open(folder / name, "rb") as handle:
+                size, sha256 = sha256_of(handle)
+            files.append({"path": name, "format": fmt, "bytes": size, "sha256": sha256})
         n = len(columns["input_ids"])
         entries.append({"shard": index, "files": files, "records": n, "tokens": int(columns["input_ids"].size),
                         "padding_tokens": 0, "documents": n, "document_tokens": int(columns["input_ids"].size),

@@ -107,22 +107,16 @@ def multi_expected():
 
 def check_published(out: pathlib.Path, manifest: dict, num_shards: int) -> dict:
     """A published output: manifest.json equals the returned manifest and validates, shard files are
-    exactly train-i-of-N.{arrow,tfrecord}, and each file's size and sha256 match the manifest."""
-    import hashlib
-    import json
+    exactly train-i-of-N.{arrow,tfrecord}, and the version verifies (each file's size, sha256 and
+    record count match the manifest)."""
+    from schemas import dataset_version
 
-    from schemas import manifest as manifest_schema
-
-    on_disk = json.loads((out / "manifest.json").read_text())
+    on_disk = dataset_version.read_manifest(str(out))
     assert on_disk == manifest
-    manifest_schema.validate(on_disk)
     names = sorted(p.name for p in out.glob("train-*"))
     assert names == [f"train-{i:05d}-of-{num_shards:05d}.{ext}"
                      for i in range(num_shards) for ext in ("arrow", "tfrecord")]
-    for shard in manifest["shards"]:
-        for entry in shard["files"]:
-            data = (out / entry["path"]).read_bytes()
-            assert len(data) == entry["bytes"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
+    assert dataset_version.verify_version(str(out), on_disk) == []
     return on_disk
 
 

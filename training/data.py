@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from schemas import dataset_version as dv
+from schemas.files import join
 
 _VERIFIED: set = set()
 
@@ -77,7 +78,7 @@ class PackedDataset(IterableDataset):
 
     # Iteration ---------------------------------------------------------------------------------
     def _url(self, shard: dict) -> str:
-        url = dv.join(self.data, shard["path"])
+        url = join(self.data, shard["path"])
         if self.verify == "first_open" and url not in _VERIFIED:
             dv.verify_file(url, shard["bytes"], shard["sha256"])
             _VERIFIED.add(url)

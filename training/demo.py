@@ -21,6 +21,7 @@ import shutil
 import sys
 
 from schemas import dataset_version as dv
+from schemas.files import join
 from training.cli import ArgumentParser, UsageError, run_main
 from training import model as model_lib
 from training import train
@@ -89,7 +90,7 @@ def instruct_data(version: str, split) -> str:
     name = split or sorted(splits)[0]
     if name not in splits:
         raise UsageError(f"--instruct_split: {version} has no split {name!r}; it has {', '.join(sorted(splits))}")
-    return dv.join(version, splits[name]["path"])
+    return join(version, splits[name]["path"])
 
 
 def run(argv=None) -> int:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from schemas import dataset_version as dv
+from schemas.files import join, sha256_of
 from schemas.manifest import fingerprint
 from schemas.tokenizer import Tokenizer
 from schemas.version import __version__
@@ -119,10 +120,8 @@ def tokenizer_version(manifest: dict):
 
 
 def file_sha256(path: str) -> str:
-    import hashlib
-
     with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+        return sha256_of(handle)[1]
 
 
 def resolve_tokenizer(args, manifest: dict) -> str:
@@ -480,7 +479,7 @@ def init_distributed(device) -> tuple:
 def dataset_has(dataset: data_lib.PackedDataset, column: str) -> bool:
     """Whether the stream has ``column`` (read off its first non-empty shard)."""
     shard = next(s for s in dataset.shards if s["records"])
-    return column in next(dv.iter_batches(dv.join(dataset.data, shard["path"]), dataset.fmt))
+    return column in next(dv.iter_batches(join(dataset.data, shard["path"]), dataset.fmt))
 
 
 def run(argv=None) -> int:

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from pipelines import cli, datasets, nl
+from schemas import dataset_version as dv
 
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -45,10 +46,7 @@ def test_published_version_layout_and_lineage(versions, nl_tokenizer):
     assert v1["version"] == {"name": "v1", "dataset_folder": str(root / "nl")}
     parent = v1["lineage"]["parents"]["tokenizer"]
     assert parent["dataset"] == "tokenizer" and parent["path"] == str(nl_tokenizer.parent)
-    tokenizer_manifest = (nl_tokenizer.parent / "manifest.json").read_bytes()
-    import hashlib
-
-    assert parent["manifest_sha256"] == hashlib.sha256(tokenizer_manifest).hexdigest()
+    assert parent["manifest_sha256"] == dv.read_manifest_file(str(nl_tokenizer.parent)).sha256
     assert v1["lineage"]["tokenizer_sha256"] == v1["tokenizer"]["sha256"]
     assert len(v1["lineage"]["inputs_fingerprint"]) == 64
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -166,7 +164,7 @@ def test_verify_counts_records_not_only_bytes(versions, tmp_path):
     root, _, _ = versions
     copy = tmp_path / "nl" / "v1"
     shutil.copytree(root / "nl" / "v1", copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest = dv.read_manifest(str(copy))
     manifest["shards"][0]["records"] += 1
     from schemas import manifest as manifest_schema
 
@@ -196,7 +194,7 @@ def test_a_local_run_prints_progress_while_it_runs(nl_input, nl_tokenizer, tmp_p
     assert len(lines) >= 2, done.stderr
     assert all("read " in line for line in lines)
     assert lines[0] != lines[-1]
-    published = json.loads((tmp_path / "nl" / "v1" / "manifest.json").read_text())
+    published = dv.read_manifest(str(tmp_path / "nl" / "v1"))
     assert f"tokenize kept={published['counts']['tokenize']['kept']:,}" in lines[-1]
 
 

@@ -153,9 +153,8 @@ def small_registry(tmp_path) -> pathlib.Path:
 def test_all_holdouts_in_one_run(sample_tokenizer, tmp_path, capsys):
     """Every split in one version: a complete dataset per subfolder, indexed by the root manifest
     (published last, no shards of its own), checked by ``sluice datasets`` as one version."""
-    import hashlib
-
     from pipelines import datasets, report, summary
+    from schemas import dataset_version
 
     registry = small_registry(tmp_path)
     out = tmp_path / "instruct" / "v1"
@@ -171,10 +170,10 @@ def test_all_holdouts_in_one_run(sample_tokenizer, tmp_path, capsys):
     assert sorted(manifests) == ["holdout-closed_book_qa", "holdout-sentiment"]
     for name, manifest in manifests.items():
         cluster = name.split("-", 1)[1]
-        data = (out / name / "manifest.json").read_bytes()
-        assert json.loads(data) == manifest and manifest["holdout"]["cluster"] == cluster
+        on_disk, sha256 = dataset_version.read_manifest_file(str(out / name))
+        assert on_disk == manifest and manifest["holdout"]["cluster"] == cluster
         assert manifest["version"] == {"name": "v1", "dataset_folder": str(tmp_path / "instruct"), "split": name}
-        assert top["splits"][name]["manifest_sha256"] == hashlib.sha256(data).hexdigest()
+        assert top["splits"][name]["manifest_sha256"] == sha256
         assert top["splits"][name]["totals"] == manifest["totals"]
         assert datasets.verify(str(out / name)) == []  # a split folder is a dataset of its own
         # A split's counts are its own shards' and eval files', plus the stages every split shares.
@@ -187,7 +186,7 @@ def test_all_holdouts_in_one_run(sample_tokenizer, tmp_path, capsys):
     assert manifests["holdout-sentiment"]["eval"]["tasks"] == {"poem_sentiment": 50}
     assert list(manifests["holdout-closed_book_qa"]["mixture"]["tasks"]) == ["poem_sentiment"]
     assert manifests["holdout-closed_book_qa"]["eval"]["tasks"] == {"nq_open": 100, "web_questions": 50}
-    assert json.loads((out / "manifest.json").read_text()) == top and top["shards"] == []
+    assert dataset_version.read_manifest(str(out)) == top and top["shards"] == []
     assert top["config"]["splits"] == ["holdout-closed_book_qa", "holdout-sentiment"]
     assert top["lineage"]["parents"]["tokenizer"]["path"] == str(sample_tokenizer.parent)
     assert not (out / "_run").exists() and not (tmp_path / "instruct" / "_staging" / "v1").exists()

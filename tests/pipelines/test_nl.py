@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from pipelines import nl
-from schemas import manifest as manifest_schema
+from schemas import dataset_version as dv
 from schemas import tokens
 from schemas.packed_stream import read_arrow_stream
 from schemas.pile import PILE_SET_NAMES
@@ -211,8 +211,7 @@ def test_on_damage_continue_reports_the_file_and_keeps_what_was_read(nl_files, n
 
 
 def test_tokenizer_trained_with_source_nl(nl_tokenizer, nl_files):
-    manifest = json.loads((nl_tokenizer.parent / "manifest.json").read_text())
-    manifest_schema.validate(manifest)
+    manifest = dv.read_manifest(str(nl_tokenizer.parent))
     assert manifest["config"]["source"] == "nl" and manifest["tokenizer"]["vocab_size"] == 2000
     assert manifest["sample"]["documents"] == manifest["counts"]["exact_dedup"]["kept"]
     assert [f["status"] for f in manifest["inputs"]["files"]] == ["complete"] * 3

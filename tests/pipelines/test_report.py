@@ -12,6 +12,7 @@ import pytest
 import zstandard
 
 from pipelines import nl, report
+from schemas import dataset_version as dv
 from transforms.stats import histograms
 
 CHARTS = ("sets-documents", "sets-bytes", "funnel", "rejects", "document-lengths", "cluster-sizes", "packing")
@@ -101,7 +102,7 @@ def test_a_missing_version_is_one_line(tmp_path, capsys):
 
 def test_a_tokenizer_version_reports_without_shards(sample_tokenizer, tmp_path):
     """A tokenizer version has counts but no shards or histograms: the report says so, still valid."""
-    manifest = json.loads((sample_tokenizer.parent / "manifest.json").read_text())
+    manifest = dv.read_manifest(str(sample_tokenizer.parent))
     page = report.render(manifest)
     assert "No shards (a tokenizer version)." in page and "No length histogram" in page
     assert re.findall(r'data-chart="([^"]+)"', page) == ["funnel", "rejects"]

@@ -4,13 +4,12 @@ from the Mono samples and (--source multi) from the Multi snapshot."""
 from __future__ import annotations
 
 import hashlib
-import json
 
 import pyarrow.parquet as pq
 import pytest
 
 from pipelines import tokenizer as tokenizer_pipeline
-from schemas import manifest as manifest_schema
+from schemas import dataset_version as dv
 from schemas import tokens
 from schemas.tokenizer import Tokenizer
 from transforms.sources.archive_reader import decode_source
@@ -51,8 +50,7 @@ def test_model_layout_and_manifest(sample_tokenizer):
     assert tokenizer.vocab_size == 4000
     assert tokenizer.id_to_piece(tokenizer.eot_id) == tokens.END_OF_TEXT
     assert tokenizer.language_tag_id("python") != tokenizer.language_tag_id("java")
-    manifest = json.loads((sample_tokenizer.parent / "manifest.json").read_text())
-    manifest_schema.validate(manifest)
+    manifest = dv.read_manifest(str(sample_tokenizer.parent))
     assert manifest["tokenizer"]["vocab_size"] == 4000
     assert manifest["sample"]["documents"] == manifest["counts"]["exact_dedup"]["kept"]
     assert manifest["counts"]["license"]["license_not_allowed"] == 2
@@ -77,8 +75,7 @@ def multi_tokenizer(multi_snapshot, tmp_path_factory):
 
 def test_tokenizer_trained_with_source_multi(multi_tokenizer, multi_snapshot, multi_expected):
     out = multi_tokenizer.parent
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest_schema.validate(manifest)
+    manifest = dv.read_manifest(str(out))
     assert manifest["dataset"] == "tokenizer" and manifest["config"]["source"] == "multi"
     assert manifest["tokenizer"]["vocab_size"] == MULTI_VOCAB
     assert manifest["tokenizer"]["sha256"] == hashlib.sha256(multi_tokenizer.read_bytes()).hexdigest()

@@ -12,6 +12,7 @@ import json
 import math
 
 
+from schemas import dataset_version as dv
 from schemas.benchmarks import mtpb_problems
 from training import demo
 from training.eval import humaneval, mtpb
@@ -32,7 +33,7 @@ def lines(path):
 
 def test_demo_trains_four_stages_and_evaluates(demo_run, sample_tokenizer):
     out, summary = demo_run
-    tokenizer = json.loads((sample_tokenizer.parent / "manifest.json").read_text())["version"]["name"]
+    tokenizer = dv.read_manifest(str(sample_tokenizer.parent))["version"]["name"]
     # instruct trains on the first split the --all_holdouts index lists, from the mono checkpoint
     assert [(e["stage"], e["data"], e["tokenizer"]) for e in summary["lineage"]] == [
         ("nl", "nl/v1", f"tokenizer/{tokenizer}"), ("multi", "multi/v1", f"tokenizer/{tokenizer}"),

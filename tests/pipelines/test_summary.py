@@ -1,0 +1,44 @@
+"""``python -m pipelines.summary DIR``: the manifest read through schemas.dataset_version."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipelines import summary
+from schemas import dataset_version as dv
+
+
+@pytest.fixture
+def version(tmp_path):
+    folder = tmp_path / "nl" / "v1"
+    dv.write_version(folder, [{"input_ids": np.zeros((3, 4), dtype=np.int32)},
+                              {"input_ids": np.ones((2, 4), dtype=np.int32)}], "nl")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["sluice"]["git_commit"] = "0123456789abcdef"  # a pipeline records it; write_version does not
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_prints_the_summary(version, capsys):
+    assert summary.main([str(version)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("dataset nl  config ") and "sluice test (0123456789)" in out
+    assert "2 shards, 5 sequences, 20 tokens" in out
+
+
+@pytest.mark.parametrize("below", ["", "train-00000-of-00002.arrow"])
+def test_no_manifest_is_one_line_and_status_2(version, tmp_path, capsys, below):
+    folder = version / below if below else tmp_path
+    assert summary.main([str(folder)]) == 2
+    assert capsys.readouterr().err == f"error: no manifest at {folder}/manifest.json\n"
+
+
+def test_a_damaged_manifest_is_refused(version):
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["totals"]["records"] += 1
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="totals do not match the shards"):
+        summary.main([str(version)])
