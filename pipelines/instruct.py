@@ -35,7 +35,7 @@ from transforms.decontamination import MIN_ITEM_TOKENS, Decontaminate
 from transforms.decontamination import tokens as decontamination_tokens
 from transforms.instruct.examples import ReadAndRender
 from transforms.instruct.mixing import CapPerTask
-from transforms.instruct.splits import StreamSettings, WriteSplit
+from transforms.instruct.splits import StreamSettings, WriteSplit, split_counts
 from transforms.instruct.streams import TokenizeExamples
 from transforms.stats.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
@@ -169,19 +169,6 @@ def source_sizes(registry: schema.Registry) -> list:
     paths = sorted({p for t in registry.tasks if t.source.format in ("jsonl", "parquet")
                     for pattern in t.source.splits.values() for p in schema.expand_paths(pattern)})
     return [{"path": p, "bytes": FileSystems.match([p])[0].metadata_list[0].size_in_bytes} for p in paths]
-
-
-def split_counts(counts: dict, split_name: str) -> dict:
-    """A split's view of the job's counts: the shared stages, and its own under their plain names
-    (``transforms/instruct/splits.py`` names a split's counters ``stage@split``)."""
-    own = {}
-    for stage, values in counts.items():
-        base, marker, name = stage.partition("@")
-        if not marker:
-            own.setdefault(stage, values)
-        elif name == split_name:
-            own[base] = values
-    return dict(sorted(own.items()))
 
 
 def split_output(run: Run, args, split: schema.Split) -> str:

@@ -23,9 +23,10 @@ from pipelines.svg_charts import bar_chart, esc, fmt, histogram_chart
 from transforms.stats import histograms
 
 # Outcomes that are not reject reasons: what a stage kept or measured.
-NOT_REJECTS = {"kept", "tokens", "sequences", "documents", "tail_tokens", "dropped_tail_tokens", "lines",
-               "archives_complete", "files_complete", "components", "lsh_buckets", "lsh_bucket_members",
-               "verified_edges", "rejected_candidate_edges", "protected_duplicate", "detected"}
+NOT_REJECTS = frozenset({"kept", "tokens", "sequences", "documents", "tail_tokens", "dropped_tail_tokens",
+                         "lines", "archives_complete", "files_complete", "components", "lsh_buckets",
+                         "lsh_bucket_members", "verified_edges", "rejected_candidate_edges", "protected_duplicate",
+                         "detected"})
 
 
 def _read_kept(groups: dict, names: list, measure: str) -> dict:
@@ -63,7 +64,7 @@ def reject_rows(counts: dict) -> list[tuple[str, int]]:
 # Stages in pipeline order (Mono, NL and Multi interleaved; each has a subset); others follow.
 STAGE_ORDER = ("manifest", "stars", "license", "read", "select", "set_filter", "quality", "exact_dedup",
                "decontaminate", "near_dedup", "tokenize")
-REPOSITORY_STAGES = {"manifest", "stars", "license"}  # they count repositories, not documents
+REPOSITORY_STAGES = frozenset({"manifest", "stars", "license"})  # they count repositories, not documents
 
 
 def funnel_rows(counts: dict) -> list[tuple[str, int]]:

@@ -122,14 +122,30 @@ def decompress(path: Path) -> bytes:
         return reader.read()
 
 
-def sources_section(docs, lines, sizes) -> str:
+# Per Pile set: the real dataset standing in for it, the field used, its license and why.
+NL_SET_SOURCES = {
+    "Wikipedia (en)": ("xquad_en (validation)", "`context`", "CC BY-SA 4.0",
+                       "SQuAD paragraphs are English Wikipedia text: the same source"),
+    "Pile-CC": ("cosmos_qa (validation)", "`context`", "CC BY 4.0",
+                "personal blog narratives (Spinn3r): web text, as Common Crawl pages are"),
+    "ArXiv": ("scitldr (train)", "`source` sentences joined by spaces", "Apache-2.0",
+              "ML paper abstracts from OpenReview; the Pile's ArXiv holds whole papers (LaTeX)"),
+    "DM Mathematics": ("gsm8k (train)", "`question` + newline + `answer`", "MIT",
+                       "human-written math word problems; DM Mathematics is synthetic"),
+}
+
+
+def _per_set(docs) -> dict:
     per_set: dict = {}
     for text, meta in docs:
         entry = per_set.setdefault(meta["pile_set_name"], [0, 0])
         entry[0] += 1
         entry[1] += len(text.encode("utf-8"))
-    duplicates = len(docs) - len({text for text, _ in docs})
-    out = [
+    return per_set
+
+
+def _section_header() -> list:
+    return [
         MARKER,
         "",
         "## NL samples (`samples/nl/`, The Pile's release format)",
@@ -143,27 +159,27 @@ def sources_section(docs, lines, sizes) -> str:
         "| `pile_set_name` | source dataset | field used | license | why this set | documents | bytes |",
         "| --- | --- | --- | --- | --- | ---: | ---: |",
     ]
-    rows = {
-        "Wikipedia (en)": ("xquad_en (validation)", "`context`", "CC BY-SA 4.0",
-                           "SQuAD paragraphs are English Wikipedia text: the same source"),
-        "Pile-CC": ("cosmos_qa (validation)", "`context`", "CC BY 4.0",
-                    "personal blog narratives (Spinn3r): web text, as Common Crawl pages are"),
-        "ArXiv": ("scitldr (train)", "`source` sentences joined by spaces", "Apache-2.0",
-                  "ML paper abstracts from OpenReview; the Pile's ArXiv holds whole papers (LaTeX)"),
-        "DM Mathematics": ("gsm8k (train)", "`question` + newline + `answer`", "MIT",
-                           "human-written math word problems; DM Mathematics is synthetic"),
-    }
-    for name, (source, field, license_, why) in rows.items():
+
+
+def _set_rows(docs) -> list:
+    per_set = _per_set(docs)
+    out = []
+    for name, (source, field, license_, why) in NL_SET_SOURCES.items():
         count, nbytes = per_set.get(name, (0, 0))
         out.append(f"| {name} | {source} | {field} | {license_} | {why} | {count} | {nbytes} |")
-    out += [
-        "",
-        "| file | lines | bytes (compressed) |",
-        "| --- | ---: | ---: |",
-    ]
+    return out
+
+
+def _file_rows(lines, sizes) -> list:
+    out = ["", "| file | lines | bytes (compressed) |", "| --- | ---: | ---: |"]
     for name, _ in FILES:
         out.append(f"| `nl/{name}` | {len(lines[name])} | {sizes[name]} |")
-    out += [
+    return out
+
+
+def _notes(docs, sizes) -> list:
+    duplicates = len(docs) - len({text for text, _ in docs})
+    return [
         "",
         f"Total: {len(docs)} documents, {sum(sizes.values())} bytes compressed.",
         "",
@@ -188,7 +204,11 @@ def sources_section(docs, lines, sizes) -> str:
         "  trained on these samples must not report those benchmarks as held out.",
         "",
     ]
-    return "\n".join(out)
+
+
+def sources_section(docs, lines, sizes) -> str:
+    """The NL part of samples/SOURCES.md: what each set holds, where it comes from, its license."""
+    return "\n".join(_section_header() + _set_rows(docs) + _file_rows(lines, sizes) + _notes(docs, sizes))
 
 
 def main(argv=None) -> int:

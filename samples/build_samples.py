@@ -354,45 +354,46 @@ def with_nl_section(mono_text: str) -> str:
 # --------------------------------------------------------------------------
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true",
-                    help="verify archives and generated files only; no network, no writes")
-    args = ap.parse_args(argv)
+def fetch_archive(p, dest: Path, index: list, problems: list) -> bool:
+    """Download ``p``'s sdist into ``dest``, checked against the index's and the pinned sha256 and
+    inspected before it replaces anything; ``index`` caches the package index's URL."""
+    if not index:
+        index.append(index_url())
+    url, index_sha = find_sdist(index[0], p)
+    log(f"fetch  {p.filename}  <- {url}")
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td) / p.filename
+        download(url, tmp)
+        got = sha256_of(tmp)
+        if index_sha and got != index_sha:
+            problems.append(f"{p.filename}: sha256 {got} differs from the index's {index_sha}")
+            return False
+        if p.sha256 and got != p.sha256:
+            problems.append(f"{p.filename}: sha256 {got} differs from the pin {p.sha256}")
+            return False
+        try:
+            inspect_archive(tmp)
+        except (ValueError, tarfile.TarError) as e:
+            problems.append(f"{p.filename}: {e}")
+            return False
+        shutil.copyfile(tmp, dest)
+    return True
 
-    ARCHIVES.mkdir(parents=True, exist_ok=True)
-    problems: list[str] = []
+
+def gather_archives(check: bool, problems: list) -> tuple[dict, list]:
+    """Each project's archive, present or fetched: ``({filename: (bytes, license files)}, unpinned)``."""
     info: dict[str, tuple[int, list[str]]] = {}
-    index: Optional[str] = None
+    index: list = []
     unpinned: list[tuple[str, str]] = []
-
     for p in PROJECTS:
         dest = ARCHIVES / p.filename
         have = dest.exists() and (p.sha256 is None or sha256_of(dest) == p.sha256)
         if not have:
-            if args.check:
+            if check:
                 problems.append(f"{p.filename}: missing or sha256 mismatch")
                 continue
-            if index is None:
-                index = index_url()
-            url, index_sha = find_sdist(index, p)
-            log(f"fetch  {p.filename}  <- {url}")
-            with tempfile.TemporaryDirectory() as td:
-                tmp = Path(td) / p.filename
-                download(url, tmp)
-                got = sha256_of(tmp)
-                if index_sha and got != index_sha:
-                    problems.append(f"{p.filename}: sha256 {got} differs from the index's {index_sha}")
-                    continue
-                if p.sha256 and got != p.sha256:
-                    problems.append(f"{p.filename}: sha256 {got} differs from the pin {p.sha256}")
-                    continue
-                try:
-                    inspect_archive(tmp)
-                except (ValueError, tarfile.TarError) as e:
-                    problems.append(f"{p.filename}: {e}")
-                    continue
-                shutil.copyfile(tmp, dest)
+            if not fetch_archive(p, dest, index, problems):
+                continue
         else:
             log(f"ok     {p.filename}  (present, sha256 matches pin)")
         digest = sha256_of(dest)
@@ -406,23 +407,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not lic:
             problems.append(f"{p.filename}: no top-level LICENSE/COPYING file in {top}/")
         info[p.filename] = (dest.stat().st_size, lic)
+    return info, unpinned
 
+
+def check_folder(total: int, problems: list) -> None:
+    """No file the table does not name, and the archives under the size ceiling."""
     known = {p.filename for p in PROJECTS}
     for extra in sorted(ARCHIVES.glob("*")):
         if extra.name not in known:
             problems.append(f"stray file not in the table: {extra.relative_to(HERE)}")
-
-    total = sum(s for s, _ in info.values())
     if total > MAX_TOTAL_BYTES:
         problems.append(f"archives total {total} bytes, over the {MAX_TOTAL_BYTES} byte ceiling")
 
-    man, src = manifest_text(), with_nl_section(sources_text(info))
-    for path, text in ((MANIFEST, man), (SOURCES, src)):
-        changed = sync_file(path, text, check=args.check, problems=problems,
-                            label=str(path.relative_to(HERE)))
-        if not args.check:
-            log(f"{'wrote ' if changed else 'same  '} {path.relative_to(HERE.parent)}")
 
+def report(info: dict, total: int, unpinned: list, problems: list) -> None:
     log("")
     log(f"{'project':<16}{'version':<12}{'manifest license':<18}{'SPDX':<14}{'bytes':>10}")
     for p in PROJECTS:
@@ -433,6 +431,26 @@ def main(argv: Optional[list[str]] = None) -> int:
         log(f"UNPINNED {name}: record sha256 {digest} in PROJECTS")
     for msg in problems:
         log(f"PROBLEM {msg}")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true",
+                    help="verify archives and generated files only; no network, no writes")
+    args = ap.parse_args(argv)
+
+    ARCHIVES.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    info, unpinned = gather_archives(args.check, problems)
+    total = sum(s for s, _ in info.values())
+    check_folder(total, problems)
+    man, src = manifest_text(), with_nl_section(sources_text(info))
+    for path, text in ((MANIFEST, man), (SOURCES, src)):
+        changed = sync_file(path, text, check=args.check, problems=problems,
+                            label=str(path.relative_to(HERE)))
+        if not args.check:
+            log(f"{'wrote ' if changed else 'same  '} {path.relative_to(HERE.parent)}")
+    report(info, total, unpinned, problems)
     return 1 if problems else 0
 
 

@@ -40,6 +40,19 @@ class StreamSettings:
     per_split_stages: bool  # --all_holdouts: counters named per split (SPLIT_STAGE)
 
 
+def split_counts(counts: dict, split_name: str) -> dict:
+    """A split's view of the job's counts: the shared stages, and its own (``stage@split``) under
+    their plain names."""
+    own = {}
+    for stage, values in counts.items():
+        base, marker, name = stage.partition("@")
+        if not marker:
+            own.setdefault(stage, values)
+        elif name == split_name:
+            own[base] = values
+    return dict(sorted(own.items()))
+
+
 def _in_tasks(tokenized, tasks):
     return tokenized.task in tasks
 

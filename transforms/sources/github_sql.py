@@ -24,6 +24,8 @@ from typing import Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.files import sha256_of
+
 SQL_FILE = "github_repos_multi.sql"
 PLACEHOLDER_DATASET = "github_repos"
 STARS_PLACEHOLDER = "sample_repos"
@@ -144,11 +146,9 @@ def snapshot_tables(snapshot_dir: str) -> dict:
         if not os.path.isfile(path):
             raise ValueError(f"{snapshot_dir} has no {name}.parquet"
                              f" (a snapshot holds {', '.join(SNAPSHOT_TABLES)})")
-        digest = hashlib.sha256()
         with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        tables[name] = {"path": path, "bytes": os.path.getsize(path), "sha256": digest.hexdigest(),
+            _, digest = sha256_of(handle)
+        tables[name] = {"path": path, "bytes": os.path.getsize(path), "sha256": digest,
                         "rows": pq.ParquetFile(path).metadata.num_rows}
     return tables
 
