@@ -127,3 +127,15 @@ def test_holdout_splits(instruct_registry):
     assert everything.name == "all" and not everything.eval_tasks
     with pytest.raises(schema.RegistryError, match="no task's cluster"):
         schema.plan_splits(registry, "poetry")
+
+
+def test_the_registry_modules_import_no_beam_pipelines_or_transforms():
+    import pathlib
+    import subprocess
+    import sys
+
+    code = ("import sys, schemas.instruct, schemas.instruct_parse, schemas.instruct_example\n"
+            "print([m for m in sys.modules if m.split('.')[0] in ('apache_beam', 'pipelines', 'transforms')])")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=pathlib.Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]
