@@ -7,9 +7,11 @@ its templates use, its classification options, and ten templates: (input, target
 up to three of them inverse tasks.
 
 This module says what a registry is, for whoever builds or reads a mixture: the tasks, what a
-field mapping reads from a record, and the held-out splits the clusters give. Parsing a registry
-file (every problem one line naming the registry and the task) is ``schemas/instruct_parse.py``;
-reading the sources, rendering and mixing are the instruct transforms' (``transforms/instruct/``).
+field mapping reads from a record, and the held-out splits its clusters and ``close_clusters``
+give (their meaning, so they live with the registry). Parsing a registry file (every problem one
+line naming the registry and the task) is ``schemas/instruct_parse.py``; the rendered example
+record is ``schemas/instruct_example.py``; reading the sources, rendering and mixing are the
+instruct transforms' (``transforms/instruct/``).
 
 Training engineers never import this: the packed streams carry only token ids; the manifest names
 the tasks and their realised proportions.
