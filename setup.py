@@ -25,7 +25,7 @@ REQUIRED = [
     "datasketch==2.0.0",  # pinned: signatures must match its permutations (2.0 changed its scheme)
     "sqlglot>=30,<31",  # the Multi SQL file, BigQuery -> DuckDB (tested with 30.x)
     "duckdb>=1.1,<3",  # runs it over a local github_repos snapshot (UNNEST ... WITH ORDINALITY)
-    "pyyaml>=6",  # the instruct task registry (schemas/instruct.py)
+    "pyyaml>=6",  # the instruct task registry (schemas/instruct_parse.py)
 ]
 
 # Downstream training jobs (training/): the CPU wheel of torch where the machine provides one

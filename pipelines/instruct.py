@@ -20,7 +20,6 @@ whole.
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 
 import apache_beam as beam
@@ -31,12 +30,12 @@ from pipelines.manifests import file_sha256, stream_sections
 from pipelines.run import RUN, Run
 from schemas import instruct as schema
 from schemas.files import join
-from transforms.decontamination import MIN_ITEM_TOKENS, Decontaminate
-from transforms.decontamination import tokens as decontamination_tokens
+from transforms.decontamination import Decontaminate
 from transforms.instruct.examples import ReadAndRender
 from transforms.instruct.mixing import CapPerTask
 from transforms.instruct.splits import StreamSettings, WriteSplit, split_counts
 from transforms.instruct.streams import TokenizeExamples
+from transforms.instruct.task_sources import eval_texts, load_checked_registry, source_sizes, write_eval_texts
 from transforms.stats.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
 DATASET = "instruct"
@@ -85,48 +84,9 @@ def parse_args(argv):
 def load_registry(args) -> schema.Registry:
     require_file(args.tasks, "--tasks")
     try:
-        return schema.load_registry(args.tasks)
+        return load_checked_registry(args.tasks)
     except schema.RegistryError as err:
         raise UsageError(f"--tasks: {err}") from None
-
-
-def eval_texts(registry: schema.Registry) -> list:
-    """``{id, text}`` for each field of every evaluation example of the file-based tasks.
-
-    Decontamination matches content, not template wording, and one item per field (a question, a
-    passage) matches a training input that holds it whatever surrounds it; fields too short to be
-    evidence (a label, a short answer: under the matcher's 8 words) are left out. Evaluation splits are small
-    (benchmarks), so the driver reads them, as it loads HumanEval; code tasks' evaluation functions
-    are split off by hash and not listed.
-    """
-    items = []
-    for task in registry.tasks:
-        if "eval" not in task.source.splits or task.source.extract:
-            continue
-        if task.source.format == "hf_disk":
-            records = schema.hf_records(task.source.path, task.source.splits["eval"])
-        else:
-            reader = schema.jsonl_records if task.source.format == "jsonl" else schema.parquet_records
-            records = (r for path in schema.expand_paths(task.source.splits["eval"]) for r in reader(path))
-        for row_id, record in records:
-            try:
-                fields = schema.example_fields(task, record)
-            except schema.FieldError:
-                continue
-            example_id = str(record.get(task.source.id_field, row_id)) if task.source.id_field else row_id
-            for name, value in fields.items():
-                text = value if isinstance(value, str) else "\n".join(value)
-                if len(decontamination_tokens(text)) >= MIN_ITEM_TOKENS:  # shorter ones never match
-                    items.append({"id": f"eval:{task.name}/{example_id}:{name}", "text": text})
-    return items
-
-
-def write_eval_texts(path: str, items: list) -> None:
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.create(path) as handle:
-        for item in items:
-            handle.write(json.dumps(item, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n")
 
 
 def run_config(args, registry: schema.Registry, split: schema.Split | None, decontamination,
@@ -161,14 +121,6 @@ def _is_split(example, split_name):
     return example.split == split_name
 
 
-def source_sizes(registry: schema.Registry) -> list:
-    """Path and size of every source file; not hashed, as NL does not hash its inputs (task
-    datasets can be large Parquet sets). The registry itself is hashed."""
-    from apache_beam.io.filesystems import FileSystems
-
-    paths = sorted({p for t in registry.tasks if t.source.format in ("jsonl", "parquet")
-                    for pattern in t.source.splits.values() for p in schema.expand_paths(pattern)})
-    return [{"path": p, "bytes": FileSystems.match([p])[0].metadata_list[0].size_in_bytes} for p in paths]
 
 
 def split_output(run: Run, args, split: schema.Split) -> str:

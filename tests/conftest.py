@@ -124,3 +124,44 @@ def check_published(out: pathlib.Path, manifest: dict, num_shards: int) -> dict:
 def published_output_check():
     """``check_published`` as a fixture, so every pipeline's tests check outputs one way."""
     return check_published
+
+
+INSTRUCT_REGISTRY = ROOT / "samples" / "instruct" / "tasks.yaml"
+
+
+@pytest.fixture(scope="session")
+def instruct_registry():
+    """The bundled instruct task registry, parsed (its sources are read by task_sources' tests)."""
+    from schemas.instruct_parse import load_registry
+
+    return load_registry(str(INSTRUCT_REGISTRY))
+
+
+@pytest.fixture
+def tiny_registry(tmp_path) -> dict:
+    """A one-task instruct registry (as data) over a one-line JSONL file in ``tmp_path``, with two
+    more files of that name (``a/``, ``b/``) for the unique-name check."""
+    import json
+
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"q": "what is up?", "a": "the sky", "label": 1}) + "\n")
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / "data.jsonl").write_text(data.read_text())
+    templates = [{"input": f"Q{i}: {{question}}", "target": "{answer}"} for i in range(10)]
+    return {"tasks": [{"name": "qa", "cluster": "closed_book_qa",
+                       "source": {"format": "jsonl", "splits": {"train": str(data)}},
+                       "fields": {"question": "q", "answer": "a"}, "templates": templates}]}
+
+
+@pytest.fixture
+def write_registry(tmp_path):
+    """write_registry(data) -> the path of ``tasks.yaml`` in ``tmp_path`` holding it."""
+    import yaml
+
+    def write(data) -> str:
+        path = tmp_path / "tasks.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return str(path)
+
+    return write

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from pipelines import instruct
-from schemas.instruct import load_registry
+from schemas.instruct_parse import load_registry
 from schemas.packed_stream import read_arrow_columns, read_tfrecord_columns
 from schemas.tf_example import Example
 from schemas.tfrecord import read_records

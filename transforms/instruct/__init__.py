@@ -1,2 +1,2 @@
-"""Instruction-tuning mixtures: read and render task examples, code tasks, per-task caps and
-FLAN's mixing, and the packed instruct streams with their evaluation sets."""
+"""Instruction-tuning mixtures: task sources read and checked, examples rendered, code tasks,
+per-task caps and FLAN's mixing, and the packed instruct streams with their evaluation sets."""

@@ -11,44 +11,38 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from schemas import instruct as schema
+from schemas.instruct import FieldError, Registry, example_fields
+from schemas.instruct_example import RenderedExample
 from transforms.stats.counting import KEPT, count
 from transforms.curation.github import CurateGithubRepos, CurationConfig
 from transforms.instruct.code_tasks import ExtractPythonFunctions
+from transforms.instruct.render import render, stable_hash, template_index
+from transforms.instruct.task_sources import file_records, split_files
 
 READ_STAGE = "instruct_read"
 RENDER_STAGE = "instruct_render"
 
 
-def source_files(registry: schema.Registry) -> list:
+def source_files(registry: Registry) -> list:
     """(task, split, file) for every file-based source, expanded on the driver (names only)."""
     out = []
     for task in registry.tasks:
         if task.source.format == "mono":
             continue
-        for split, location in sorted(task.source.splits.items()):
-            if task.source.format == "hf_disk":
-                out.append((task.name, split, location))
-            else:
-                out.extend((task.name, split, path) for path in schema.expand_paths(location))
+        for split in sorted(task.source.splits):
+            out.extend((task.name, split, location) for location in split_files(task.source, split))
     return out
 
 
 class _ReadFileFn(beam.DoFn):
-    def __init__(self, registry: schema.Registry):
+    def __init__(self, registry: Registry):
         self._tasks = {t.name: t for t in registry.tasks}
 
     def process(self, item):
         task_name, split, location = item
         task = self._tasks[task_name]
         source = task.source
-        if source.format == "hf_disk":
-            records = schema.hf_records(source.path, location)
-        elif source.format == "parquet":
-            records = schema.parquet_records(location)
-        else:
-            records = schema.jsonl_records(location, strict=False)
-        for row_id, record in records:
+        for row_id, record in file_records(source, location, strict=False):
             if record is None:
                 count(READ_STAGE, "invalid_json")
                 continue
@@ -71,11 +65,11 @@ class _ReadFileFn(beam.DoFn):
 
 def code_split(function_id: str, eval_fraction: float) -> str:
     """A function's split, the same for every task that reads it: hash(id) below the eval share."""
-    return "eval" if schema.stable_hash("code-eval", function_id) < eval_fraction * 2.0 ** 64 else "train"
+    return "eval" if stable_hash("code-eval", function_id) < eval_fraction * 2.0 ** 64 else "train"
 
 
 class _RenderFn(beam.DoFn):
-    def __init__(self, registry: schema.Registry, seed: int):
+    def __init__(self, registry: Registry, seed: int):
         self._tasks = {t.name: t for t in registry.tasks}
         self._seed = seed
 
@@ -84,15 +78,15 @@ class _RenderFn(beam.DoFn):
         task = self._tasks[task_name]
         if task.source.extract is not None:
             split = code_split(example_id, task.source.eval_fraction)
-        index = schema.template_index(self._seed, task.name, example_id, len(task.templates))
+        index = template_index(self._seed, task.name, example_id, len(task.templates))
         try:
-            fields = schema.example_fields(task, record)
-            text_input, target = schema.render(task, index, fields)
-        except schema.FieldError as err:
+            fields = example_fields(task, record)
+            text_input, target = render(task, index, fields)
+        except FieldError as err:
             count(RENDER_STAGE, err.reason)
             return
         count(RENDER_STAGE, KEPT)
-        yield schema.RenderedExample(
+        yield RenderedExample(
             task=task.name, cluster=task.cluster, split=split, id=f"{task.name}/{example_id}",
             template=index, inverse=task.templates[index].inverse, input=text_input, target=target)
 
@@ -106,7 +100,7 @@ def _to_code_tasks(function, tasks):
 class ReadAndRender(beam.PTransform):
     """Pipeline root -> RenderedExamples of every task, both splits; plus Mono archive stats."""
 
-    def __init__(self, registry: schema.Registry, seed: int):
+    def __init__(self, registry: Registry, seed: int):
         super().__init__()
         self._registry = registry
         self._seed = seed

@@ -3,23 +3,65 @@
 Every training example has a key, ``(hash(seed, task, id), id)``. ``--max_examples_per_task`` keeps
 each task's smallest keys: a combiner (``Top.SmallestPerKey``) holds at most that many keys per task,
 so no worker sees a task's full data. From the per-task counts (one small number per task, a side
-input) each split's plan follows (``schemas.instruct.mixture_plan``); an example then gets
+input) each split's plan follows (``mixture_plan``: the arithmetic, no Beam); an example then gets
 ``copies`` copies, plus one when its key is among its task's ``extra`` smallest. Realised
 proportions are counted by a combiner and land in the manifest.
 """
 
 from __future__ import annotations
 
+from typing import Optional
+
 import apache_beam as beam
 
-from schemas import instruct as schema
+from schemas.instruct_example import RenderedExample
+from transforms.instruct.render import stable_hash
 from transforms.stats.counting import count
 
 CAP_STAGE = "instruct_cap"
 
 
-def keyed(example: schema.RenderedExample, seed: int):
-    return example.task, (schema.selection_key(seed, example.task, example.id), example.id)
+def selection_key(seed: int, task: str, example_id: str) -> int:
+    """Rank of an example in its task: the caps keep the smallest keys."""
+    return stable_hash(seed, "select", task, example_id)
+
+
+def keyed(example: RenderedExample, seed: int):
+    return example.task, (selection_key(seed, example.task, example.id), example.id)
+
+
+def apportion(total: int, weights: dict) -> dict:
+    """``total`` split in proportion to ``weights`` by largest remainder (ties by name): exact, and
+    the parts add up to ``total``."""
+    weight_sum = sum(weights.values())
+    if weight_sum <= 0:
+        return {name: 0 for name in weights}
+    quotas = {name: total * w / weight_sum for name, w in weights.items()}
+    parts = {name: int(q) for name, q in quotas.items()}
+    left = total - sum(parts.values())
+    for name in sorted(weights, key=lambda n: (-(quotas[n] - parts[n]), n))[:left]:
+        parts[name] += 1
+    return parts
+
+
+def mixture_plan(available: dict, mixing_cap: int, size: Optional[int] = None) -> dict:
+    """Examples-proportional mixing with a cap (FLAN): rate_t = min(n_t, cap) / sum_j min(n_j, cap).
+
+    ``available`` is each task's example count after ``--max_examples_per_task``. The mixture holds
+    ``size`` examples (default: sum_j min(n_j, cap), so each task gives min(n_t, cap) and none
+    repeats); task t gets its rate's share of them (largest remainder). A task asked for more than
+    it has repeats all its examples, the lowest-keyed ones once more for the remainder.
+    """
+    weights = {t: min(n, mixing_cap) for t, n in available.items()}
+    total = sum(weights.values()) if size is None else size
+    examples = apportion(total, weights)
+    weight_sum = sum(weights.values())
+    plan = {}
+    for t, n in sorted(available.items()):
+        c = examples[t]
+        plan[t] = {"available": n, "rate": weights[t] / weight_sum if weight_sum else 0.0,
+                   "examples": c, "copies": c // n if n else 0, "extra": c % n if n else 0}
+    return plan
 
 
 class SmallestKeys(beam.PTransform):
@@ -68,7 +110,7 @@ class CapPerTask(beam.PTransform):
 
 
 def _plan(_, available, tasks, mixing_cap, size):
-    return schema.mixture_plan({t: available.get(t, 0) for t in tasks}, mixing_cap, size)
+    return mixture_plan({t: available.get(t, 0) for t in tasks}, mixing_cap, size)
 
 
 def _selection(item, plan):

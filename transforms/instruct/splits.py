@@ -12,7 +12,7 @@ import dataclasses
 
 import apache_beam as beam
 
-from schemas import instruct as schema
+from schemas.instruct import Split
 from transforms.instruct.mixing import MixSplit
 from transforms.instruct.streams import EVAL_STAGE, PACK_STAGE, WriteEvalSet, WriteMixture
 from transforms.stats.run_stats import WriteJson
@@ -69,7 +69,7 @@ class WriteSplit(beam.PTransform):
     """``{"train": tokenized training examples, "eval": tokenized evaluation examples}`` -> the
     split's streams and evaluation set under ``folder``, its statistics under ``stats_dir``."""
 
-    def __init__(self, split: schema.Split, folder: str, stats_dir: str, smallest, settings: StreamSettings):
+    def __init__(self, split: Split, folder: str, stats_dir: str, smallest, settings: StreamSettings):
         super().__init__()
         self._split = split
         self._folder = folder.rstrip("/")

@@ -17,7 +17,7 @@ import dataclasses
 import apache_beam as beam
 import numpy as np
 
-from schemas import instruct as schema
+from schemas.instruct_example import RenderedExample
 from schemas.tf_example import Example
 from schemas.tfrecord import write_record
 from transforms.stats.counting import KEPT, count
@@ -37,7 +37,7 @@ INPUT_SEPARATOR = "\n"
 class TokenizedExample:
     """A rendered example and its tokens: ``tokens`` is (input ids, target ids) as int32 bytes."""
 
-    example: schema.RenderedExample
+    example: RenderedExample
     tokens: tuple
 
     @property
@@ -147,7 +147,7 @@ class WriteMixture(beam.PTransform):
         return stats
 
 
-def eval_record(example: schema.RenderedExample, input_bytes: bytes, target_bytes: bytes) -> bytes:
+def eval_record(example: RenderedExample, input_bytes: bytes, target_bytes: bytes) -> bytes:
     """One evaluation example as a tf.train.Example: token ids unpacked, with its texts and task."""
     record = Example()
     features = record.features.feature

@@ -40,7 +40,7 @@ def WriteRejects(output_dir: str) -> beam.PTransform:  # noqa: N802 (a PTransfor
 
 
 def _instruct_example_row(item) -> dict:
-    from schemas.instruct import example_row
+    from schemas.instruct_example import example_row
 
     return example_row(getattr(item, "example", item))  # a TokenizedExample or a RenderedExample
 
@@ -48,6 +48,6 @@ def _instruct_example_row(item) -> dict:
 def WriteExamples(output_dir: str) -> beam.PTransform:  # noqa: N802 (a PTransform factory)
     """Instruction examples -> ``OUTPUT/examples/examples-*.parquet`` (task, cluster, split, template,
     inverse, id, input, target)."""
-    from schemas.instruct import example_parquet_schema
+    from schemas.instruct_example import example_parquet_schema
 
     return _WriteRows(output_dir, "examples", _instruct_example_row, example_parquet_schema())

@@ -14,8 +14,10 @@ import yaml
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.job_metrics import counts_from_metrics
-from schemas import instruct as schema
+from schemas.instruct import RegistryError, example_fields
 from transforms.instruct.examples import ReadAndRender, code_split
+from transforms.instruct.render import render, template_index
+from transforms.instruct.task_sources import load_checked_registry
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "samples" / "instruct"
@@ -35,7 +37,7 @@ def rows(split_file, n):
 def render_all(registry_data, tmp_path):
     path = tmp_path / "tasks.yaml"
     path.write_text(yaml.safe_dump(registry_data))
-    registry = schema.load_registry(str(path))
+    registry = load_checked_registry(str(path))
     pipeline = beam.Pipeline(runner="FnApiRunner")
     examples, _ = pipeline | ReadAndRender(registry, seed=0)
     summary = examples | beam.Map(lambda e: (e.task, e.split, e.id, e.target))
@@ -53,9 +55,9 @@ def expected(registry):
             if record["label"] == 2:  # the tests below map only three labels
                 continue
             row_id = f"{name.split('.')[0]}:{i}" if task.source.format == "hf_disk" else f"{name.replace('jsonl', task.source.format)}:{i}"
-            fields = schema.example_fields(task, record)
-            index = schema.template_index(0, task.name, row_id)
-            yield task.name, split, f"{task.name}/{row_id}", schema.render(task, index, fields)[1]
+            fields = example_fields(task, record)
+            index = template_index(0, task.name, row_id)
+            yield task.name, split, f"{task.name}/{row_id}", render(task, index, fields)[1]
 
 
 def three_labels(task):
@@ -96,8 +98,8 @@ def test_hugging_face_save_to_disk_folder(tmp_path):
     task["source"]["splits"]["eval"] = "test"
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"tasks": [task]}))
-    with pytest.raises(schema.RegistryError, match="has no split 'test'"):
-        schema.load_registry(str(path))
+    with pytest.raises(RegistryError, match="has no split 'test'"):
+        load_checked_registry(str(path))
 
 
 def test_code_tasks_from_parquet_documents(tmp_path):
@@ -117,7 +119,7 @@ def test_code_tasks_from_parquet_documents(tmp_path):
                       "splits": {"train": str(tmp_path / "documents-*.parquet")}}
     path = tmp_path / "tasks.yaml"
     path.write_text(yaml.safe_dump({"tasks": [task]}))
-    registry = schema.load_registry(str(path))
+    registry = load_checked_registry(str(path))
     functions = [(fid, rec) for doc in docs for outcome, fid, rec in python_functions(doc["id"], doc["path"], doc["text"])
                  if outcome == "kept"]
     assert len(functions) > 10
@@ -127,7 +129,7 @@ def test_code_tasks_from_parquet_documents(tmp_path):
         task = registry.task("code_function_to_docstring")
         want = []
         for fid, rec in functions:
-            target = schema.render(task, schema.template_index(0, task.name, fid), schema.example_fields(task, rec))[1]
+            target = render(task, template_index(0, task.name, fid), example_fields(task, rec))[1]
             assert target in (rec["docstring"], rec["code"])
             want.append((f"{task.name}/{fid}", code_split(fid, 0.3), target))
         assert_that(got, equal_to(want))
