@@ -111,7 +111,8 @@ def _to_numpy(col: pa.ChunkedArray, seq_len: int, dtype) -> np.ndarray:
     return np.concatenate(flat).astype(dtype, copy=False).reshape(-1, seq_len)
 
 
-_DTYPES = {INPUT_IDS: np.int32, LOSS_MASK: np.int8, SEGMENT_IDS: np.int32}
+# Stored widths of the known columns; TFRecord keeps every integer as int64.
+COLUMN_DTYPES = {INPUT_IDS: np.int32, LOSS_MASK: np.int8, SEGMENT_IDS: np.int32}
 
 
 def read_arrow_columns(source: Union[str, os.PathLike, BinaryIO]) -> Dict[str, np.ndarray]:
@@ -122,7 +123,7 @@ def read_arrow_columns(source: Union[str, os.PathLike, BinaryIO]) -> Dict[str, n
     else:
         table = pa.ipc.open_stream(source).read_all()
     seq_len = table.schema.field(INPUT_IDS).type.list_size
-    return {name: _to_numpy(table.column(name), seq_len, _DTYPES[name])
+    return {name: _to_numpy(table.column(name), seq_len, COLUMN_DTYPES[name])
             for name in (INPUT_IDS, LOSS_MASK, SEGMENT_IDS) if name in table.schema.names}
 
 
@@ -177,7 +178,7 @@ def read_tfrecord_columns(fileobj: BinaryIO, verify: bool = True) -> Dict[str, n
         example.Clear()
         example.ParseFromString(data)
         fmap = example.features.feature
-        for name, dtype in _DTYPES.items():
+        for name, dtype in COLUMN_DTYPES.items():
             if name in fmap:
                 rows[name].append(_values(fmap[name], dtype))
     if not rows[INPUT_IDS]:

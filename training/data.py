@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from schemas import dataset_version as dv
+from schemas import shard_batches
 from schemas.files import join
 
 _VERIFIED: set = set()
@@ -101,7 +102,7 @@ class PackedDataset(IterableDataset):
             if not keep.any():
                 continue  # not even opened: nothing of this worker's is in it
             wanted_j = dict(zip((g[keep] - lo).tolist(), j[keep].tolist()))
-            for local, columns in dv.iter_selected(self._url(shard), self.fmt, g[keep] - lo, shard["records"]):
+            for local, columns in shard_batches.iter_selected(self._url(shard), self.fmt, g[keep] - lo, shard["records"]):
                 batch_of = np.fromiter((wanted_j[i] for i in local.tolist()), dtype=np.int64, count=len(local))
                 cuts = np.flatnonzero(np.diff(batch_of)) + 1
                 for part in np.split(np.arange(len(local)), cuts):

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from schemas import dataset_version as dv
+from schemas import shard_batches
 from schemas.files import join, sha256_of
 from schemas.manifest import fingerprint
 from schemas.tokenizer import Tokenizer
@@ -479,7 +480,7 @@ def init_distributed(device) -> tuple:
 def dataset_has(dataset: data_lib.PackedDataset, column: str) -> bool:
     """Whether the stream has ``column`` (read off its first non-empty shard)."""
     shard = next(s for s in dataset.shards if s["records"])
-    return column in next(dv.iter_batches(join(dataset.data, shard["path"]), dataset.fmt))
+    return column in next(shard_batches.iter_batches(join(dataset.data, shard["path"]), dataset.fmt))
 
 
 def run(argv=None) -> int:

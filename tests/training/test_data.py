@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from schemas import dataset_version as dv
+from schemas import shard_batches
 from training import data
 
 
@@ -114,7 +115,7 @@ def test_pipeline_streams_read_in_full(corpus_streams):
 
         shard = ds.shards[0]
         ids, _ = read_arrow_stream(str(folder / shard["path"]))
-        np.testing.assert_array_equal(ids[0], next(dv.iter_batches(str(folder / shard["path"]), "arrow"))["input_ids"][0])
+        np.testing.assert_array_equal(ids[0], next(shard_batches.iter_batches(str(folder / shard["path"]), "arrow"))["input_ids"][0])
 
 
 @pytest.mark.parametrize("fmt", ["arrow", "tfrecord"])

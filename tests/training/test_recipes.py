@@ -10,6 +10,7 @@ pytest.importorskip("transformers", reason="the training jobs need the 'train' e
 import numpy as np
 
 from schemas import dataset_version as dv
+from schemas import shard_batches
 from schemas.files import join
 from training import recipes
 
@@ -18,7 +19,7 @@ def rows_in_manifest_order(version, fmt="arrow"):
     manifest = dv.read_manifest(str(version))
     out = {}
     for shard in dv.shard_files(manifest, fmt):
-        for batch in dv.iter_batches(join(str(version), shard["path"]), fmt):
+        for batch in shard_batches.iter_batches(join(str(version), shard["path"]), fmt):
             for k, v in batch.items():
                 out.setdefault(k, []).append(v)
     return {k: np.concatenate(v) for k, v in out.items()}
