@@ -42,6 +42,15 @@ class Checkpoints:
     def __init__(self, output: str, lineage: dict, tokenizer: str):
         self.output, self.lineage, self.tokenizer = output, lineage, tokenizer
 
+    def fingerprints(self) -> dict:
+        """What a checkpoint must match to be resumed: the run's config and dataset manifest."""
+        return {"config_fingerprint": self.lineage["config_fingerprint"],
+                "manifest_fingerprint": self.lineage["data"]["manifest_fingerprint"]}
+
+    def lineage_at(self, progress: Progress, **extra) -> dict:
+        """The run's lineage plus how far the model it goes with was trained."""
+        return {**self.lineage, "steps": progress.step, "tokens": progress.tokens, **extra}
+
     def resume(self, model, optimizer, scheduler, rank: int, world: int) -> Optional[Progress]:
         """Load the latest checkpoint into model, optimizer, scheduler and the RNG, and return its
         progress for this rank; None when there is none. Refused when it was written with another
@@ -51,8 +60,7 @@ class Checkpoints:
             return None
         latest = saved[-1]
         state = torch.load(os.path.join(latest, STATE), weights_only=False)
-        if state["config_fingerprint"] != self.lineage["config_fingerprint"] or \
-                state["manifest_fingerprint"] != self.lineage["data"]["manifest_fingerprint"]:
+        if any(state[key] != value for key, value in self.fingerprints().items()):
             raise UsageError(f"{latest} was written with another config or dataset; use a new --output")
         model.load_state_dict(model_lib.load(latest).state_dict())
         optimizer.load_state_dict(state["optimizer"])
@@ -68,19 +76,17 @@ class Checkpoints:
     def save(self, model, optimizer, scheduler, progress: Progress, data_states: list) -> None:
         """Write ``checkpoints/step-N/``: the model, and the trainer state with every rank's data position."""
         folder = step_dir(self.output, progress.step)
-        tmp = save_model(model, folder, {**self.lineage, "steps": progress.step, "tokens": progress.tokens},
-                         self.tokenizer)
+        tmp = save_model(model, folder, self.lineage_at(progress), self.tokenizer)
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": rng_state(), "step": progress.step, "tokens": progress.tokens, "data": data_states,
-                    "config_fingerprint": self.lineage["config_fingerprint"],
-                    "manifest_fingerprint": self.lineage["data"]["manifest_fingerprint"]},
+                    **self.fingerprints()},
                    os.path.join(tmp, STATE))
         publish(tmp, folder)
 
     def finish(self, model, progress: Progress, world: int) -> None:
         """Make the output folder itself the finished checkpoint; its lineage file goes last."""
-        final = {**self.lineage, "steps": progress.step, "tokens": progress.tokens, "world_size": world}
-        tmp = save_model(model, os.path.join(self.output, "final"), final, self.tokenizer)
+        tmp = save_model(model, os.path.join(self.output, "final"), self.lineage_at(progress, world_size=world),
+                         self.tokenizer)
         for name in sorted(os.listdir(tmp), key=lambda n: n == LINEAGE):
             os.replace(os.path.join(tmp, name), os.path.join(self.output, name))
         os.rmdir(tmp)
