@@ -210,9 +210,11 @@ class TrainRun:
                                                 self.rank, self.world) or Progress()
         self.dataset = self.open_dataset()
         self.batches = iter(data_lib.loader(self.dataset, num_workers=int(self.train_cfg["num_workers"])))
-        self.log = StepLog(args.output, self.rank, int(self.train_cfg["log_every"]), int(self.train_cfg["max_steps"]))
+        self.log = StepLog(args.output, self.rank, int(self.train_cfg["log_every"]),
+                           int(self.train_cfg["max_steps"]))
 
     def place_model(self) -> None:
+        """On its device in train mode, compiled where --compile asks (auto: on CUDA)."""
         self.model.to(self.device).train()
         if self.args.compile == "on" or (self.args.compile == "auto" and self.device.type == "cuda"):
             # In place (Module.compile), so parameter names and checkpoints stay those of CodeGen.
@@ -325,9 +327,9 @@ def main(argv=None) -> dict:
     inputs = read_inputs(args)
     if finished(args.output):
         raise UsageError(f"--output: {args.output} already holds a finished checkpoint")
-    run = TrainRun(args, config, inputs)
-    run.train()
-    return run.finish()
+    stage_run = TrainRun(args, config, inputs)
+    stage_run.train()
+    return stage_run.finish()
 
 
 def run(argv=None) -> int:
