@@ -11,36 +11,40 @@ loads it) plus ``tokenizer.model`` and ``sluice_lineage.json``, which records th
 so its tokenizer's version) and the parent checkpoint's lineage, so a model's data can be read back.
 Periodic checkpoints go to ``OUTPUT/checkpoints/step-N/`` with the optimizer, scheduler, RNG and
 data position; a run started again on the same output resumes from the latest one exactly.
+
+The step's arithmetic (loss, accumulation, optimizer) is ``training/step.py``; the output folder
+and resume ``training/checkpoint.py``; the lineage record ``training/lineage.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
-import math
 import os
-import shutil
 import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 from schemas import dataset_version as dv
 from schemas import shard_batches
 from schemas.files import join, sha256_of
-from schemas.manifest import fingerprint
 from schemas.tokenizer import Tokenizer
-from schemas.version import __version__
-from training.cli import ArgumentParser, UsageError, run_main
 from training import data as data_lib
 from training import model as model_lib
+from training.checkpoint import TOKENIZER, Checkpoints, Progress, finished
+from training.cli import ArgumentParser, UsageError, run_main
+from training.lineage import lineage_record, read_lineage
+from training.step import LossSum, make_optimizer, train_step
+
+# Reached as train.X by the demo (lineage_chain), bench/train_throughput.py (make_optimizer,
+# train_step) and the tests; their home is the module each comes from.
+from training.checkpoint import STATE  # noqa: F401
+from training.lineage import lineage_chain  # noqa: F401
+from training.step import forward_loss_sum, segment_inputs, target_weights  # noqa: F401
 
 STAGES = ("nl", "multi", "mono", "instruct")
 STAGE_DATASET = {"nl": "nl", "multi": "multi", "mono": "mono"}  # instruct: any stream with a loss_mask
-LINEAGE = "sluice_lineage.json"
-TOKENIZER = "tokenizer.model"
-STATE = "trainer_state.pt"
 
 
 def parse_args(argv):
@@ -63,7 +67,7 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-# Config, lineage, tokenizer -------------------------------------------------------------------
+# Config and inputs ---------------------------------------------------------------------------
 
 def load_config(args) -> dict:
     path = args.config or os.path.join(model_lib.CONFIG_DIR, f"{args.stage}.json")
@@ -89,35 +93,25 @@ def load_config(args) -> dict:
     return config
 
 
-def read_lineage(checkpoint: str) -> dict:
-    """The lineage a checkpoint folder records (stage, dataset version, parent lineage...)."""
-    path = os.path.join(checkpoint, LINEAGE)
-    if not os.path.exists(path):
-        raise UsageError(f"{checkpoint}: no {LINEAGE} (not a Sluice checkpoint)")
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+@dataclasses.dataclass
+class StageInputs:
+    """The dataset version's manifest and the tokenizer it was tokenized with, checked against the stage."""
+
+    manifest: dict
+    tokenizer_path: str
+    tokenizer: Tokenizer
 
 
-def lineage_chain(checkpoint: str) -> list:
-    """One entry per stage, from the first to this checkpoint: ``{"stage", "data"`` (dataset/version
-    [/split]), ``"manifest_fingerprint", "tokenizer"`` (the tokenizer's version, dataset/version)``}``."""
-    chain, node = [], read_lineage(checkpoint)
-    while node:
-        data = node["data"]
-        # checkpoints from before manifest format 2 name the dataset only
-        chain.append({"stage": node["stage"], "data": data.get("version", data["dataset"]),
-                      "manifest_fingerprint": data["manifest_fingerprint"], "tokenizer": data.get("tokenizer_version")})
-        node = node.get("parent")
-    return chain[::-1]
-
-
-def tokenizer_version(manifest: dict):
-    """``tokenizer/VERSION`` the dataset's lineage names as its tokenizer's parent version (None when
-    the tokenizer file was not a published version)."""
-    parent = manifest["lineage"]["parents"].get("tokenizer")
-    if not parent:
-        return None
-    return "/".join(str(p) for p in (parent.get("dataset"), parent.get("version")) if p) or parent.get("path")
+def read_inputs(args) -> StageInputs:
+    """Read and check ``--data``, ``--stage``, ``--init`` and the tokenizer before any device work."""
+    try:
+        manifest = dv.read_manifest(args.data)
+        dv.require_stream(manifest, args.data)
+    except dv.DatasetError as err:
+        raise UsageError(str(err)) from None
+    check_stage(args, manifest)
+    path = resolve_tokenizer(args, manifest)
+    return StageInputs(manifest, path, Tokenizer.from_file(path))
 
 
 def file_sha256(path: str) -> str:
@@ -140,6 +134,7 @@ def resolve_tokenizer(args, manifest: dict) -> str:
 
 
 def check_stage(args, manifest: dict) -> None:
+    """A stage trains on its own dataset, and after nl from a parent of the same tokenizer."""
     want = STAGE_DATASET.get(args.stage)
     if want and manifest["dataset"] != want:
         raise UsageError(f"--stage {args.stage} trains on a '{want}' dataset; {args.data} is '{manifest['dataset']}'")
@@ -153,318 +148,17 @@ def check_stage(args, manifest: dict) -> None:
             raise UsageError(f"{args.data} uses another tokenizer than {args.init} was trained with")
 
 
-# Batches to model inputs ----------------------------------------------------------------------
+# Setup ----------------------------------------------------------------------------------------
 
-def segment_inputs(segment_ids: torch.Tensor):
-    """Position ids restarting at each packed example and a block-diagonal causal mask
-    ([b, 1, n, n] booleans, True = may attend), so packed examples never see each other.
-    Padding (segment 0) attends to itself only, which keeps its softmax defined."""
-    b, n = segment_ids.shape
-    idx = torch.arange(n, device=segment_ids.device)
-    starts = torch.ones_like(segment_ids, dtype=torch.bool)
-    starts[:, 1:] = segment_ids[:, 1:] != segment_ids[:, :-1]
-    start_pos = torch.where(starts, idx.expand(b, n), torch.zeros_like(segment_ids))
-    position_ids = idx - torch.cummax(start_pos, dim=1).values
-    same = segment_ids[:, :, None] == segment_ids[:, None, :]
-    causal = torch.ones(n, n, dtype=torch.bool, device=segment_ids.device).tril()
-    mask = same & causal & ((segment_ids[:, :, None] != 0) | torch.eye(n, dtype=torch.bool, device=segment_ids.device))
-    return position_ids, mask[:, None]
-
-
-def target_weights(batch: dict) -> torch.Tensor:
-    """1.0 for each next-token target that trains ([b, n-1]): inside the loss mask and, for packed
-    examples, inside the same non-padding segment as the token that predicts it."""
-    ids = batch["input_ids"]
-    weights = torch.ones(ids.shape[0], ids.shape[1] - 1, dtype=torch.float32)
-    if "loss_mask" in batch:
-        weights *= (batch["loss_mask"][:, 1:] == 1).float()
-    if "segment_ids" in batch:
-        seg = batch["segment_ids"]
-        weights *= ((seg[:, 1:] == seg[:, :-1]) & (seg[:, 1:] != 0)).float()
-    return weights
-
-
-class LossSum(torch.nn.Module):
-    """A model's summed next-token loss as one module, so DistributedDataParallel can wrap it."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, ids, weights, position_ids=None, mask=None):
-        hidden = self.model.transformer(input_ids=ids, position_ids=position_ids, attention_mask=mask,
-                                        use_cache=False).last_hidden_state
-        logits = self.model.lm_head(hidden[:, :-1])
-        losses = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
-                                 reduction="none")
-        return (losses * weights.reshape(-1)).sum()
-
-
-def forward_loss_sum(model, batch: dict, device, autocast: bool):
-    """Sum of next-token cross entropy over the trained targets, and their count. ``model``: a
-    CodeGen model, or a LossSum (plain or in DistributedDataParallel)."""
-    module = model if isinstance(model, (LossSum, torch.nn.parallel.DistributedDataParallel)) else LossSum(model)
-    ids = batch["input_ids"].to(device, torch.long)
-    weights = target_weights(batch).to(device)
-    position_ids, mask = None, None
-    if "segment_ids" in batch:
-        position_ids, mask = segment_inputs(batch["segment_ids"].to(device, torch.long))
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-        loss = module(ids, weights, position_ids, mask)
-    return loss, weights.sum()
-
-
-def distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def train_step(model, optimizer, scheduler, micro: list, device, autocast: bool, grad_clip: float) -> dict:
-    """One optimizer step over ``micro`` batches (gradient accumulation): the loss is the mean over
-    every trained target of the step, whatever the batches' split over accumulation steps and
-    data-parallel ranks; returns loss, lr, grad norm and the step's tokens over all ranks.
-
-    ``model``: a CodeGen model or LossSum, or a LossSum in DistributedDataParallel, which averages
-    gradients over ranks; each rank's loss is then scaled by the world size so that the average is
-    the global mean."""
-    module = model if isinstance(model, (LossSum, torch.nn.parallel.DistributedDataParallel)) else LossSum(model)
-    targets = torch.tensor(sum(float(target_weights(b).sum()) for b in micro), device=device)
-    scale = 1.0
-    if distributed():
-        torch.distributed.all_reduce(targets)
-        scale = float(torch.distributed.get_world_size())
-    total_targets = max(float(targets), 1.0)
-    optimizer.zero_grad(set_to_none=True)
-    loss_sum = torch.zeros((), device=device)
-    for index, batch in enumerate(micro):
-        last = index == len(micro) - 1
-        sync = module.no_sync() if hasattr(module, "no_sync") and not last else contextlib.nullcontext()
-        with sync:
-            loss, _ = forward_loss_sum(module, batch, device, autocast)
-            (loss * (scale / total_targets)).backward()
-        loss_sum += loss.detach()
-    tokens = torch.tensor(sum(int(b["input_ids"].numel()) for b in micro), device=device)
-    if distributed():
-        torch.distributed.all_reduce(loss_sum)
-        torch.distributed.all_reduce(tokens)
-    grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
-    lr = scheduler.get_last_lr()[0]
-    optimizer.step()
-    scheduler.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return {"loss": float(loss_sum) / total_targets, "lr": lr, "grad_norm": float(grad_norm),
-            "tokens": int(tokens)}
-
-
-# Optimizer and schedule -----------------------------------------------------------------------
-
-def lr_lambda(train: dict):
-    warmup, total, floor = int(train["warmup_steps"]), int(train["max_steps"]), float(train["min_lr_ratio"])
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return factor
-
-
-def make_optimizer(model, train: dict):
-    """AdamW with decoupled weight decay on matrices only, and the warmup + cosine schedule.
-    Call after the model is on its device."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim < 2 or "ln_" in name else decay).append(param)
-    # The fused CUDA kernel updates every parameter in a few launches instead of several per tensor.
-    on_cuda = all(p.is_cuda for p in decay + no_decay)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": float(train["weight_decay"])},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=float(train["lr"]), betas=tuple(train["betas"]), eps=float(train["eps"]), fused=on_cuda or None)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(train))
-    return optimizer, scheduler
-
-
-# Checkpoints ----------------------------------------------------------------------------------
-
-def checkpoint_dirs(output: str) -> list:
-    root = os.path.join(output, "checkpoints")
-    if not os.path.isdir(root):
-        return []
-    steps = sorted(int(name.split("-")[1]) for name in os.listdir(root)
-                   if name.startswith("step-") and os.path.exists(os.path.join(root, name, STATE)))
-    return [os.path.join(root, f"step-{s:08d}") for s in steps]
-
-
-def save_model(model, folder: str, lineage: dict, tokenizer: str) -> None:
-    """Write a loadable checkpoint folder through a temporary name, so a crash leaves none half-written."""
-    tmp = folder + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    shutil.copyfile(tokenizer, os.path.join(tmp, TOKENIZER))
-    with open(os.path.join(tmp, LINEAGE), "w", encoding="utf-8") as handle:
-        json.dump(lineage, handle, indent=2, sort_keys=True)
-    return tmp
-
-
-def publish(tmp: str, folder: str) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-
-
-def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# The run --------------------------------------------------------------------------------------
-
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    config = load_config(args)
-    train = config["train"]
-    try:
-        manifest = dv.read_manifest(args.data)
-        dv.require_stream(manifest, args.data)
-    except dv.DatasetError as err:
-        raise UsageError(str(err)) from None
-    check_stage(args, manifest)
-    tokenizer_path = resolve_tokenizer(args, manifest)
-    tok = Tokenizer.from_file(tokenizer_path)
-    if os.path.exists(os.path.join(args.output, LINEAGE)) and os.path.exists(os.path.join(args.output, "config.json")):
-        raise UsageError(f"--output: {args.output} already holds a finished checkpoint")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
+def place(flag: str) -> tuple:
+    """``(device, rank, world_size)`` from ``--device``; under torchrun each rank takes its local GPU."""
+    device = torch.device("cuda" if flag == "auto" and torch.cuda.is_available()
+                          else ("cpu" if flag == "auto" else flag))
     rank, world = init_distributed(device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
-    autocast = device.type == "cuda"
-
-    seed = int(train["seed"])
-    if args.init:
-        model = model_lib.load(args.init)
-        if model.config.vocab_size != tok.vocab_size:
-            raise UsageError(f"{args.init} has vocab {model.config.vocab_size}, the tokenizer {tok.vocab_size}")
-        parent = read_lineage(args.init)
-        torch.manual_seed(seed)
-    else:
-        mcfg = model_lib.model_config(config["model"], tok.vocab_size, eos_token_id=tok.eot_id, pad_token_id=tok.pad_id)
-        model = model_lib.build(mcfg, seed)
-        parent = None
-    model.to(device).train()
-    if args.compile == "on" or (args.compile == "auto" and device.type == "cuda"):
-        # In place (Module.compile), so parameter names and checkpoints stay those of CodeGen.
-        model.transformer.compile()
-    optimizer, scheduler = make_optimizer(model, train)
-    module = LossSum(model)
-    if world > 1:
-        module = torch.nn.parallel.DistributedDataParallel(
-            module, device_ids=[device.index] if device.type == "cuda" else None)
-
-    lineage = {
-        "stage": args.stage,
-        "sluice": __version__,
-        "data": {"path": args.data, "dataset": manifest["dataset"], "version": dv.version_label(manifest),
-                 "format": train["format"], "manifest_fingerprint": dv.manifest_fingerprint(manifest),
-                 "parents": manifest["lineage"]["parents"], "tokenizer_version": tokenizer_version(manifest),
-                 "config_fingerprint": manifest["config_fingerprint"],
-                 "tokenizer_sha256": manifest["tokenizer"]["sha256"], "sequences": manifest["totals"]["records"],
-                 "seq_len": dv.seq_len_of(manifest)},
-        "parent_path": args.init,
-        "parent": parent,
-        "config": config,
-        "config_fingerprint": fingerprint(config),
-    }
-
-    step, tokens_seen, data_state = 0, 0, {"epoch": 0, "batch": 0}
-    saved = checkpoint_dirs(args.output)
-    if saved:
-        state = torch.load(os.path.join(saved[-1], STATE), weights_only=False)
-        if state["config_fingerprint"] != lineage["config_fingerprint"] or \
-                state["manifest_fingerprint"] != lineage["data"]["manifest_fingerprint"]:
-            raise UsageError(f"{saved[-1]} was written with another config or dataset; use a new --output")
-        model.load_state_dict(model_lib.load(saved[-1]).state_dict())
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        if len(state["data"]) != world:
-            raise UsageError(f"{saved[-1]} was written by {len(state['data'])} ranks; resume with as many")
-        step, tokens_seen, data_state = state["step"], state["tokens"], state["data"][rank]
-        if rank == 0:
-            print(json.dumps({"resumed": saved[-1], "step": step}), flush=True)
-
-    dataset = data_lib.PackedDataset(args.data, int(train["batch_size"]), fmt=train["format"], seed=seed,
-                                     rank=rank, world_size=world, state=data_state, epochs=None,
-                                     verify=args.verify)
-    if args.stage == "instruct" and not dataset_has(dataset, "loss_mask"):
-        raise UsageError(f"--stage instruct needs a stream with a loss_mask; {args.data} has none")
-    batches = iter(data_lib.loader(dataset, num_workers=int(train["num_workers"])))
-    os.makedirs(args.output, exist_ok=True)
-    log = open(os.path.join(args.output, "log.jsonl"), "a", encoding="utf-8") if rank == 0 else None
-    max_steps, accum = int(train["max_steps"]), int(train["grad_accum"])
-    window = {"time": 0.0, "wait": 0.0, "tokens": 0, "steps": 0}
-    last = {}
-    while step < max_steps:
-        t0 = time.perf_counter()
-        micro = [next(batches) for _ in range(accum)]
-        t1 = time.perf_counter()
-        data_state = dataset.state_after(micro[-1])
-        stats = train_step(module, optimizer, scheduler, micro, device, autocast, float(train["grad_clip"]))
-        step_tokens = stats["tokens"]
-        step += 1
-        tokens_seen += step_tokens
-        t2 = time.perf_counter()
-        window["time"] += t2 - t0
-        window["wait"] += t1 - t0
-        window["tokens"] += step_tokens
-        window["steps"] += 1
-        last = {"step": step, "loss": stats["loss"], "lr": stats["lr"], "grad_norm": stats["grad_norm"],
-                "tokens": tokens_seen}
-        if rank == 0 and (step % int(train["log_every"]) == 0 or step == max_steps):
-            last.update(tokens_per_s=window["tokens"] / window["time"],
-                        data_wait_share=window["wait"] / window["time"])
-            print(json.dumps(last), flush=True)
-            log.write(json.dumps(last) + "\n")
-            log.flush()
-            window = {"time": 0.0, "wait": 0.0, "tokens": 0, "steps": 0}
-        if step % int(train["checkpoint_every"]) == 0 or step == max_steps:
-            data_states = [data_state]
-            if world > 1:  # every rank's own position: ranks' epochs may differ by one batch
-                data_states = [None] * world
-                torch.distributed.all_gather_object(data_states, data_state)
-            if rank != 0:
-                torch.distributed.barrier()
-                continue
-            folder = os.path.join(args.output, "checkpoints", f"step-{step:08d}")
-            tmp = save_model(model, folder, {**lineage, "steps": step, "tokens": tokens_seen}, tokenizer_path)
-            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "rng": rng_state(), "step": step, "tokens": tokens_seen, "data": data_states,
-                        "config_fingerprint": lineage["config_fingerprint"],
-                        "manifest_fingerprint": lineage["data"]["manifest_fingerprint"]},
-                       os.path.join(tmp, STATE))
-            publish(tmp, folder)
-            if world > 1:
-                torch.distributed.barrier()
-    if rank != 0:
-        torch.distributed.destroy_process_group()
-        return {"output": args.output, "rank": rank, **last}
-    log.close()
-    final = {**lineage, "steps": step, "tokens": tokens_seen, "world_size": world}
-    tmp = save_model(model, os.path.join(args.output, "final"), final, tokenizer_path)
-    # The output folder itself becomes the finished checkpoint; its lineage file goes last.
-    for name in sorted(os.listdir(tmp), key=lambda n: n == LINEAGE):
-        os.replace(os.path.join(tmp, name), os.path.join(args.output, name))
-    os.rmdir(tmp)
-    if world > 1:
-        torch.distributed.destroy_process_group()
-    return {"output": args.output, **last}
+    return device, rank, world
 
 
 def init_distributed(device) -> tuple:
@@ -477,10 +171,166 @@ def init_distributed(device) -> tuple:
     return torch.distributed.get_rank(), world
 
 
+def stage_model(args, config: dict, tok: Tokenizer):
+    """nl: a new model from the config, its weights from the seed; a later stage: the parent
+    checkpoint, whose vocabulary must be the tokenizer's. Either way the RNG is then seeded."""
+    seed = int(config["train"]["seed"])
+    if not args.init:
+        mcfg = model_lib.model_config(config["model"], tok.vocab_size, eos_token_id=tok.eot_id, pad_token_id=tok.pad_id)
+        return model_lib.build(mcfg, seed)
+    model = model_lib.load(args.init)
+    if model.config.vocab_size != tok.vocab_size:
+        raise UsageError(f"{args.init} has vocab {model.config.vocab_size}, the tokenizer {tok.vocab_size}")
+    torch.manual_seed(seed)
+    return model
+
+
 def dataset_has(dataset: data_lib.PackedDataset, column: str) -> bool:
     """Whether the stream has ``column`` (read off its first non-empty shard)."""
     shard = next(s for s in dataset.shards if s["records"])
     return column in next(shard_batches.iter_batches(join(dataset.data, shard["path"]), dataset.fmt))
+
+
+# The run --------------------------------------------------------------------------------------
+
+class TrainRun:
+    """One stage's run in this process: device and rank, model, optimizer and schedule, data, its
+    output folder and how far it has come (resumed from the latest checkpoint when there is one)."""
+
+    def __init__(self, args, config: dict, inputs: StageInputs):
+        self.args, self.train_cfg = args, config["train"]
+        self.device, self.rank, self.world = place(args.device)
+        self.autocast = self.device.type == "cuda"
+        self.model = stage_model(args, config, inputs.tokenizer)
+        self.place_model()
+        self.optimizer, self.scheduler = make_optimizer(self.model, self.train_cfg)
+        self.module = self.loss_module()
+        lineage = lineage_record(args.stage, args.data, inputs.manifest, config, args.init)
+        self.checkpoints = Checkpoints(args.output, lineage, inputs.tokenizer_path)
+        self.progress = self.checkpoints.resume(self.model, self.optimizer, self.scheduler,
+                                                self.rank, self.world) or Progress()
+        self.dataset = self.open_dataset()
+        self.batches = iter(data_lib.loader(self.dataset, num_workers=int(self.train_cfg["num_workers"])))
+        self.log = StepLog(args.output, self.rank, int(self.train_cfg["log_every"]),
+                           int(self.train_cfg["max_steps"]))
+
+    def place_model(self) -> None:
+        """On its device in train mode, compiled where --compile asks (auto: on CUDA)."""
+        self.model.to(self.device).train()
+        if self.args.compile == "on" or (self.args.compile == "auto" and self.device.type == "cuda"):
+            # In place (Module.compile), so parameter names and checkpoints stay those of CodeGen.
+            self.model.transformer.compile()
+
+    def loss_module(self):
+        """The module a step runs: the loss as one module, in DistributedDataParallel over ranks."""
+        module = LossSum(self.model)
+        if self.world > 1:
+            module = torch.nn.parallel.DistributedDataParallel(
+                module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return module
+
+    def open_dataset(self) -> data_lib.PackedDataset:
+        """This rank's endless stream of batches from the resumed data position."""
+        train, args = self.train_cfg, self.args
+        dataset = data_lib.PackedDataset(args.data, int(train["batch_size"]), fmt=train["format"],
+                                         seed=int(train["seed"]), rank=self.rank, world_size=self.world,
+                                         state=self.progress.data, epochs=None, verify=args.verify)
+        if args.stage == "instruct" and not dataset_has(dataset, "loss_mask"):
+            raise UsageError(f"--stage instruct needs a stream with a loss_mask; {args.data} has none")
+        return dataset
+
+    def train(self) -> None:
+        """Step up to max_steps, with a checkpoint every checkpoint_every steps and at the last."""
+        max_steps, every = int(self.train_cfg["max_steps"]), int(self.train_cfg["checkpoint_every"])
+        while self.progress.step < max_steps:
+            self.step()
+            if self.progress.step % every == 0 or self.progress.step == max_steps:
+                self.save_checkpoint()
+
+    def step(self) -> None:
+        """One optimizer step on the next grad_accum batches; the data position moves past them."""
+        t0 = time.perf_counter()
+        micro = [next(self.batches) for _ in range(int(self.train_cfg["grad_accum"]))]
+        t1 = time.perf_counter()
+        data_state = self.dataset.state_after(micro[-1])
+        stats = train_step(self.module, self.optimizer, self.scheduler, micro, self.device, self.autocast,
+                           float(self.train_cfg["grad_clip"]))
+        self.progress.step += 1
+        self.progress.tokens += stats["tokens"]
+        self.progress.data = data_state
+        self.log.record(self.progress, stats, wait=t1 - t0, seconds=time.perf_counter() - t0)
+
+    def save_checkpoint(self) -> None:
+        """Rank 0 writes the checkpoint with every rank's own data position (ranks' epochs may
+        differ by one batch); the other ranks wait for it."""
+        data_states = [self.progress.data]
+        if self.world > 1:
+            data_states = [None] * self.world
+            torch.distributed.all_gather_object(data_states, self.progress.data)
+        if self.rank == 0:
+            self.checkpoints.save(self.model, self.optimizer, self.scheduler, self.progress, data_states)
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def finish(self) -> dict:
+        """Rank 0 makes the output folder the finished checkpoint; every rank leaves the process
+        group. Returns the output folder and the last step's stats."""
+        if self.rank != 0:
+            torch.distributed.destroy_process_group()
+            return {"output": self.args.output, "rank": self.rank, **self.log.last}
+        self.log.close()
+        self.checkpoints.finish(self.model, self.progress, self.world)
+        if self.world > 1:
+            torch.distributed.destroy_process_group()
+        return {"output": self.args.output, **self.log.last}
+
+
+class StepLog:
+    """Rank 0's line every log_every steps and at the last, to stdout and OUTPUT/log.jsonl, with
+    tokens/s and the share of time spent waiting for data over the steps since the previous line."""
+
+    def __init__(self, output: str, rank: int, every: int, max_steps: int):
+        os.makedirs(output, exist_ok=True)
+        self.file = open(os.path.join(output, "log.jsonl"), "a", encoding="utf-8") if rank == 0 else None
+        self.every, self.max_steps = every, max_steps
+        self.window = empty_window()
+        self.last = {}  # the last step's stats, which main returns
+
+    def record(self, progress: Progress, stats: dict, wait: float, seconds: float) -> None:
+        self.window["time"] += seconds
+        self.window["wait"] += wait
+        self.window["tokens"] += stats["tokens"]
+        self.last = {"step": progress.step, "loss": stats["loss"], "lr": stats["lr"],
+                     "grad_norm": stats["grad_norm"], "tokens": progress.tokens}
+        if self.file is not None and (progress.step % self.every == 0 or progress.step == self.max_steps):
+            self.last.update(tokens_per_s=self.window["tokens"] / self.window["time"],
+                             data_wait_share=self.window["wait"] / self.window["time"])
+            line = json.dumps(self.last)
+            print(line, flush=True)
+            self.file.write(line + "\n")
+            self.file.flush()
+            self.window = empty_window()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def empty_window() -> dict:
+    """Seconds, seconds waiting for data, and tokens, summed over the steps since the last log line."""
+    return {"time": 0.0, "wait": 0.0, "tokens": 0}
+
+
+def main(argv=None) -> dict:
+    """Train one stage into ``--output`` (resuming there if a run stopped); returns the output
+    folder and the last step's stats."""
+    args = parse_args(argv)
+    config = load_config(args)
+    inputs = read_inputs(args)
+    if finished(args.output):
+        raise UsageError(f"--output: {args.output} already holds a finished checkpoint")
+    stage_run = TrainRun(args, config, inputs)
+    stage_run.train()
+    return stage_run.finish()
 
 
 def run(argv=None) -> int:

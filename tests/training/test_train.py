@@ -78,6 +78,27 @@ def test_resume_after_a_crash_is_exact(chain, corpus_streams, tiny_config, tmp_p
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_checkpoint_of_another_config_is_not_resumed(chain, corpus_streams, tiny_config, tmp_path):
+    crashed = tmp_path / "mono"
+    shutil.copytree(chain / "mono" / "checkpoints", crashed / "checkpoints")
+    other = tmp_path / "other.json"
+    config = json.loads(tiny_config.read_text())
+    other.write_text(json.dumps({**config, "train": {**config["train"], "lr": 0.002}}))
+    with pytest.raises(train.UsageError, match="step-00000004 was written with another config or dataset"):
+        run_stage("mono", corpus_streams["mono"], crashed, other, chain / "multi")
+
+
+def test_callers_names_stay_on_train():
+    """The demo (lineage_chain), bench/train_throughput.py (make_optimizer, train_step) and these
+    tests reach the step, lineage and checkpoint names as train.X: the same objects as at home."""
+    from training import checkpoint, lineage, step
+
+    assert train.lineage_chain is lineage.lineage_chain and train.read_lineage is lineage.read_lineage
+    assert train.STATE == checkpoint.STATE == "trainer_state.pt"
+    for name in ("make_optimizer", "train_step", "segment_inputs", "target_weights", "forward_loss_sum"):
+        assert getattr(train, name) is getattr(step, name)
+
+
 def test_finished_output_is_not_overwritten(chain, corpus_streams, tiny_config):
     with pytest.raises(train.UsageError, match="already holds a finished checkpoint"):
         run_stage("mono", corpus_streams["mono"], chain / "mono", tiny_config, chain / "multi")
