@@ -6,7 +6,7 @@
         [--attention sdpa|eager] [--compile] [--data VERSION_DIR] [--json PATH]
 
 The measurement the issue asks for on one H100: the CodeGen-350M config at seq_len 2048, bf16
-autocast, AdamW, through the same code as ``training.train`` (``train.train_step`` over batches
+autocast, AdamW, through the same code as ``training.train`` (``training.step.train_step`` over batches
 from ``training.data.PackedDataset`` and a DataLoader with workers). Without ``--data`` the
 batches come from a synthetic dataset version of random token ids (vocabulary 51,200, as
 CodeGen's), published in a temporary folder, so the reader, its checksums and its workers are
@@ -30,7 +30,8 @@ import torch
 
 import harness  # first: it puts the repository on sys.path
 from schemas import dataset_version as dv  # noqa: E402
-from training import data, train  # noqa: E402
+from training import data  # noqa: E402
+from training.step import make_optimizer, train_step  # noqa: E402
 from training import model as model_lib  # noqa: E402
 
 VOCAB = harness.CODEGEN_VOCAB
@@ -85,7 +86,7 @@ def build_model(config: dict, vocab: int, args, device: torch.device):
 
 def measure_steps(model, train_cfg: dict, folder: str, args, device: torch.device) -> tuple[dict, list]:
     """Step time, data wait and tokens over the steps after the warm-up, and every step's loss."""
-    optimizer, scheduler = train.make_optimizer(model, train_cfg)
+    optimizer, scheduler = make_optimizer(model, train_cfg)
     dataset = data.PackedDataset(folder, args.batch_size, seed=0, epochs=None)
     batches = iter(data.loader(dataset, num_workers=args.workers, pin_memory=device.type == "cuda"))
     timed = {"time": 0.0, "wait": 0.0, "tokens": 0}
@@ -94,7 +95,7 @@ def measure_steps(model, train_cfg: dict, folder: str, args, device: torch.devic
         t0 = time.perf_counter()
         micro = [next(batches) for _ in range(args.grad_accum)]
         t1 = time.perf_counter()
-        stats = train.train_step(model, optimizer, scheduler, micro, device, device.type == "cuda", 1.0)
+        stats = train_step(model, optimizer, scheduler, micro, device, device.type == "cuda", 1.0)
         t2 = time.perf_counter()
         losses.append(stats["loss"])
         if step >= args.warmup:

@@ -25,6 +25,7 @@ from schemas.files import join
 from training.cli import ArgumentParser, UsageError, run_main
 from training import model as model_lib
 from training import train
+from training.lineage import lineage_chain
 from training.eval import humaneval, mtpb, perplexity
 
 
@@ -58,7 +59,7 @@ def main(argv=None) -> dict:
             argv += ["--tokenizer", args.tokenizer]
         summary[stage] = train.main(argv)
         parent = out
-    summary["lineage"] = train.lineage_chain(parent)
+    summary["lineage"] = lineage_chain(parent)
 
     he = os.path.join(args.output, "humaneval.jsonl")
     humaneval.generate(parent, args.n, he, limit=args.problems, max_new_tokens=args.max_new_tokens, device="cpu")

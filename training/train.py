@@ -37,12 +37,6 @@ from training.cli import ArgumentParser, UsageError, run_main
 from training.lineage import lineage_record, read_lineage
 from training.step import LossSum, make_optimizer, train_step
 
-# Reached as train.X by the demo (lineage_chain), bench/train_throughput.py (make_optimizer,
-# train_step) and the tests; their home is the module each comes from.
-from training.checkpoint import STATE  # noqa: F401
-from training.lineage import lineage_chain  # noqa: F401
-from training.step import forward_loss_sum, segment_inputs, target_weights  # noqa: F401
-
 STAGES = ("nl", "multi", "mono", "instruct")
 STAGE_DATASET = {"nl": "nl", "multi": "multi", "mono": "mono"}  # instruct: any stream with a loss_mask
 

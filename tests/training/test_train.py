@@ -19,7 +19,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from training import model as model_lib
 from training import train
+from training.checkpoint import STATE
+from training.cli import UsageError
+from training.lineage import lineage_chain, read_lineage
+from training.step import forward_loss_sum, target_weights
 
 
 def run_stage(stage, data, output, config, init=None, *extra):
@@ -41,13 +46,13 @@ def chain(tmp_path_factory, corpus_streams, tiny_config, sample_tokenizer):
 def test_stages_record_their_data_lineage(chain, corpus_streams, sample_tokenizer):
     from schemas import dataset_version as dv
 
-    got = train.lineage_chain(str(chain / "mono"))
+    got = lineage_chain(str(chain / "mono"))
     tokenizer = dv.read_manifest(str(sample_tokenizer.parent))
     want = [{"stage": name, "data": f"{name}/v1",
              "manifest_fingerprint": dv.manifest_fingerprint(dv.read_manifest(str(corpus_streams[name]))),
              "tokenizer": f"tokenizer/{tokenizer['version']['name']}"} for name in ("nl", "multi", "mono")]
     assert got == want
-    lineage = train.read_lineage(str(chain / "mono"))
+    lineage = read_lineage(str(chain / "mono"))
     assert lineage["parent_path"] == str(chain / "multi") and lineage["steps"] == 4
     log = [json.loads(line) for line in (chain / "mono" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
@@ -84,23 +89,12 @@ def test_a_checkpoint_of_another_config_is_not_resumed(chain, corpus_streams, ti
     other = tmp_path / "other.json"
     config = json.loads(tiny_config.read_text())
     other.write_text(json.dumps({**config, "train": {**config["train"], "lr": 0.002}}))
-    with pytest.raises(train.UsageError, match="step-00000004 was written with another config or dataset"):
+    with pytest.raises(UsageError, match="step-00000004 was written with another config or dataset"):
         run_stage("mono", corpus_streams["mono"], crashed, other, chain / "multi")
 
 
-def test_callers_names_stay_on_train():
-    """The demo (lineage_chain), bench/train_throughput.py (make_optimizer, train_step) and these
-    tests reach the step, lineage and checkpoint names as train.X: the same objects as at home."""
-    from training import checkpoint, lineage, step
-
-    assert train.lineage_chain is lineage.lineage_chain and train.read_lineage is lineage.read_lineage
-    assert train.STATE == checkpoint.STATE == "trainer_state.pt"
-    for name in ("make_optimizer", "train_step", "segment_inputs", "target_weights", "forward_loss_sum"):
-        assert getattr(train, name) is getattr(step, name)
-
-
 def test_finished_output_is_not_overwritten(chain, corpus_streams, tiny_config):
-    with pytest.raises(train.UsageError, match="already holds a finished checkpoint"):
+    with pytest.raises(UsageError, match="already holds a finished checkpoint"):
         run_stage("mono", corpus_streams["mono"], chain / "mono", tiny_config, chain / "multi")
 
 
@@ -120,7 +114,7 @@ def test_targets_follow_loss_mask_and_segments():
     batch = {"input_ids": torch.arange(8)[None], "loss_mask": torch.tensor([[0, 0, 1, 1, 0, 1, 1, 0]]),
              "segment_ids": torch.tensor([[1, 1, 1, 1, 2, 2, 2, 0]])}
     # target t+1 trains if its loss mask is 1 and it is in the same (non-padding) segment as t
-    assert train.target_weights(batch).tolist() == [[0, 1, 1, 0, 1, 1, 0]]
+    assert target_weights(batch).tolist() == [[0, 1, 1, 0, 1, 1, 0]]
 
 
 def test_instruct_stage_trains_on_targets_only(chain, tmp_path, tiny_config, write_version_fn, sample_tokenizer):
@@ -140,12 +134,12 @@ def test_instruct_stage_trains_on_targets_only(chain, tmp_path, tiny_config, wri
                      dataset="instruct", tokenizer=manifest_tok)
     out = run_stage("instruct", tmp_path / "mix", tmp_path / "ckpt", tiny_config, chain / "mono")
     assert np.isfinite(out["loss"])
-    last = train.lineage_chain(str(tmp_path / "ckpt"))[-1]
+    last = lineage_chain(str(tmp_path / "ckpt"))[-1]
     assert (last["stage"], last["data"]) == ("instruct", "instruct/mix")
 
     # The first example's target loss cannot see the second example (block-diagonal attention),
     # and prompt tokens are never targets.
-    model = train.model_lib.load(str(tmp_path / "ckpt"))
+    model = model_lib.load(str(tmp_path / "ckpt"))
     batch = {k: torch.from_numpy(v[:1]) for k, v in (("input_ids", ids), ("loss_mask", mask), ("segment_ids", seg))}
     changed = {**batch, "input_ids": batch["input_ids"].clone()}
     changed["input_ids"][0, 14:20] = 5  # the second example's prompt
@@ -153,17 +147,17 @@ def test_instruct_stage_trains_on_targets_only(chain, tmp_path, tiny_config, wri
     first_only["loss_mask"][0, 14:] = 0
     cpu = torch.device("cpu")
     with torch.no_grad():
-        full, n = train.forward_loss_sum(model, batch, cpu, False)
-        full_changed, _ = train.forward_loss_sum(model, changed, cpu, False)
-        first, n_first = train.forward_loss_sum(model, first_only, cpu, False)
-        first_changed, _ = train.forward_loss_sum(model, {**first_only, "input_ids": changed["input_ids"]}, cpu, False)
+        full, n = forward_loss_sum(model, batch, cpu, False)
+        full_changed, _ = forward_loss_sum(model, changed, cpu, False)
+        first, n_first = forward_loss_sum(model, first_only, cpu, False)
+        first_changed, _ = forward_loss_sum(model, {**first_only, "input_ids": changed["input_ids"]}, cpu, False)
     assert float(n) == 6 + 8 and float(n_first) == 6
     assert torch.allclose(first, first_changed, atol=1e-6)
     assert not torch.allclose(full, full_changed, atol=1e-6)
 
 
 def test_an_all_holdouts_index_is_refused_naming_a_split(chain, instruct_version, tiny_config, tmp_path):
-    with pytest.raises(train.UsageError, match=r"no shards of its own; read one split folder, e\.g\. .*holdout-"):
+    with pytest.raises(UsageError, match=r"no shards of its own; read one split folder, e\.g\. .*holdout-"):
         run_stage("instruct", instruct_version, tmp_path / "ckpt", tiny_config, chain / "mono")
     assert not (tmp_path / "ckpt").exists()
 
@@ -204,8 +198,8 @@ def test_two_data_parallel_ranks_train_like_one_process(tmp_path, corpus_streams
     a, b = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
-    assert train.read_lineage(str(tmp_path / "two"))["world_size"] == 2
-    state = torch.load(tmp_path / "two" / "checkpoints" / "step-00000004" / train.STATE, weights_only=False)
+    assert read_lineage(str(tmp_path / "two"))["world_size"] == 2
+    state = torch.load(tmp_path / "two" / "checkpoints" / "step-00000004" / STATE, weights_only=False)
     assert len(state["data"]) == 2
 
 
