@@ -13,7 +13,7 @@ import torch
 from transformers import CodeGenForCausalLM
 
 from training import model as model_lib
-from training.train import segment_inputs
+from training.step import segment_inputs
 
 TINY = {"n_layer": 2, "n_head": 8, "n_embd": 64, "rotary_dim": 4, "n_positions": 64}
 
