@@ -29,7 +29,7 @@ from schemas.files import HashingReader, join, json_kind, relative_problem, sha2
 from schemas.tf_example import Example
 
 FORMATS = ("arrow", "tfrecord")
-# Bounds on a manifest before it is parsed: a version of 100,000 shards is ~60 MB; the pipelines
+# Bounds on a manifest before it is parsed: a version of 100,000 shards is ~70 MB; the pipelines
 # nest 5 deep. A larger or deeper file is refused as invalid, not read into memory or recursed into.
 MAX_MANIFEST_BYTES = 256 << 20
 MAX_MANIFEST_DEPTH = 64
