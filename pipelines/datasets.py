@@ -10,6 +10,10 @@ manifest, indexed by the version's manifest (``splits``): list and diff read the
 checks each split's manifest sha256 and then its shards, and show and verify also take a split's
 folder. Any fsspec URL works (local paths, ``gs://`` with gcsfs). ``verify`` exits 1 naming each shard that
 does not match, so a scheduler can gate training on it; a bad argument exits 2 with one line.
+
+An invalid manifest (not JSON, wrong keys or types, a path leaving its folder: schemas/dataset_version.py)
+is one line too: ``show``, ``diff`` and ``verify`` exit 2 with ``error: VERSION: invalid manifest (...)``,
+and ``list`` keeps listing, the version a row of status ``invalid manifest`` (``show`` says why).
 """
 
 from __future__ import annotations
@@ -50,6 +54,14 @@ def load_manifest(version: str) -> dict:
     return _checked(dataset_version.read_manifest, version)
 
 
+def presented(version: str, present, *args):
+    """``present(*args)`` (schemas.dataset_version.presented), its DatasetError a UsageError."""
+    try:
+        return dataset_version.presented(version, present, *args)
+    except dataset_version.DatasetError as err:
+        raise UsageError(str(err)) from None
+
+
 def list_versions(root: str) -> list[dict]:
     """Published versions under ROOT (``ROOT/DATASET/VERSION/manifest.json``) and unfinished runs."""
     fs, path = filesystem(root)
@@ -59,14 +71,18 @@ def list_versions(root: str) -> list[dict]:
     rows = []
     for manifest_path in sorted(fs.glob(f"{base}/*/*/{manifest_schema.MANIFEST_NAME}")):
         dataset_folder, version = manifest_path.rsplit("/", 3)[-3:-1]
-        folder = join(root, f"{dataset_folder}/{version}")  # unvalidated: list every manifest there is
-        manifest = dataset_version.read_manifest_file(folder, validate=False).manifest
+        folder = join(root, f"{dataset_folder}/{version}")
+        try:
+            manifest = dataset_version.read_manifest(folder)
+        except dataset_version.DatasetError:  # listed all the same; show names what is wrong
+            rows.append({"dataset": dataset_folder, "version": version, "kind": None, "status": "invalid manifest"})
+            continue
         totals = split_totals(manifest) if manifest.get("splits") else manifest.get("totals", {})
         rows.append({"dataset": dataset_folder, "version": version, "kind": manifest.get("dataset"),
                      "status": "published", "finished": manifest.get("created", {}).get("finished"),
                      "shards": totals.get("shards"), "records": totals.get("records"),
                      "tokens": totals.get("tokens"), "config": manifest.get("config_fingerprint", "")[:12]})
-    published = {(r["dataset"], r["version"]) for r in rows}
+    published = {(r["dataset"], r["version"]) for r in rows}  # a manifest, valid or not
     for folder in sorted(fs.glob(f"{base}/*/{versions.STAGING_DIR}/*")):
         dataset_folder, _, version = folder.rsplit("/", 3)[-3:]
         rows.append({"dataset": dataset_folder, "version": version, "kind": None,
@@ -112,6 +128,10 @@ def format_list(rows: list[dict]) -> str:
 
 def show(version: str) -> str:
     manifest = load_manifest(version)
+    return presented(version, _show, manifest)
+
+
+def _show(manifest: dict) -> str:
     lineage = manifest["lineage"]
     lines = [f"version {manifest['version']['dataset_folder']}/{manifest['version']['name']}"
              f"  created {manifest['created']['started']} .. {manifest['created']['finished']}",
@@ -163,6 +183,10 @@ def _group_counts(manifest: dict) -> dict:
 def diff(first: str, second: str) -> dict:
     """What changed between two versions: config, counts per stage/reason, sets, languages, totals."""
     a, b = load_manifest(first), load_manifest(second)
+    return presented(f"{first} or {second}", _diff, a, b)
+
+
+def _diff(a: dict, b: dict) -> dict:
     counts = lambda m: {f"{stage}/{reason}": n for stage, v in m["counts"].items()  # noqa: E731
                         for reason, n in v.items()}
     return {
@@ -200,12 +224,16 @@ def verify(version: str) -> list[str]:
 
 
 def shard_count(version: str, manifest: dict) -> tuple[int, int]:
-    """(shard files, records) of a version, its splits' included."""
+    """(shard files, records) of a version, its splits' included (a split that cannot be read,
+    which verify names, counts none)."""
     files = sum(len(s["files"]) for s in manifest["shards"])
     records = manifest["totals"]["records"]
     for entry in manifest.get("splits", {}).values():
-        folder = join(version, entry["path"])
-        more = shard_count(folder, load_manifest(folder))
+        try:
+            folder = dataset_version.member_path(version, entry["path"])
+            more = shard_count(folder, dataset_version.read_manifest(folder))
+        except (dataset_version.DatasetError, *dataset_version.MISSING):
+            continue
         files, records = files + more[0], records + more[1]
     return files, records
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from pipelines import datasets
+from pipelines import datasets, summary
 from pipelines.driver import ArgumentParser, run_main
 from pipelines.svg_charts import bar_chart, esc, fmt, histogram_chart
 from transforms.stats import histograms
@@ -127,7 +127,7 @@ def overview(manifest: dict) -> str:
     rows = [
         ("dataset", f"{manifest['dataset']} · version {manifest['version']['name']}"),
         ("created", f"{manifest['created']['started']} → {manifest['created']['finished']}"),
-        ("sluice", f"{manifest['sluice']['version']} ({manifest['sluice']['git_commit'][:12]})"),
+        ("sluice", summary.built_by(manifest, 12)),
         ("config fingerprint", manifest["config_fingerprint"][:16]),
         *([("split", manifest["version"]["split"])] if manifest["version"].get("split") else []),
         *([("splits", f"{len(manifest['splits'])}, totals summed over them")] if manifest.get("splits") else []),
@@ -218,8 +218,9 @@ def main(argv=None):
                                       manifest["version"]["name"],
                                       *([manifest["version"]["split"]] if manifest["version"].get("split") else [])
                                       ]) + ".html"
+    page = datasets.presented(args.version, render, manifest)
     with open(output, "w", encoding="utf-8") as handle:
-        handle.write(render(manifest))
+        handle.write(page)
     print(f"wrote {os.path.abspath(output)}")
 
 

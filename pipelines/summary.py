@@ -9,11 +9,17 @@ from schemas import manifest as manifest_schema
 from schemas.files import join
 
 
+def built_by(manifest: dict, commit_digits: int) -> str:
+    """``VERSION (COMMIT)`` of the Sluice that wrote a manifest (``-`` for what it did not record)."""
+    sluice = manifest["sluice"]
+    return f"{sluice.get('version', '-')} ({(sluice.get('git_commit') or '-')[:commit_digits]})"
+
+
 def summarize(manifest: dict) -> str:
     totals = manifest["totals"]
     lines = [
         f"dataset {manifest['dataset']}  config {manifest['config_fingerprint'][:12]}  "
-        f"sluice {manifest['sluice']['version']} ({manifest['sluice']['git_commit'][:10]})",
+        f"sluice {built_by(manifest, 10)}",
     ]
     splits = manifest.get("splits")
     if splits:  # an --all_holdouts version: the shards are in the split folders
@@ -76,12 +82,14 @@ def main(argv=None) -> int:
         print("usage: python -m pipelines.summary DATASET_DIR", file=sys.stderr)
         return 2
     try:
-        manifest = dataset_version.read_manifest_file(argv[0], validate=False).manifest
+        manifest = dataset_version.read_manifest(argv[0])
+        print(dataset_version.presented(argv[0], summarize, manifest))
     except dataset_version.MISSING:
         print(f"error: no manifest at {join(argv[0], manifest_schema.MANIFEST_NAME)}", file=sys.stderr)
         return 2
-    manifest_schema.validate(manifest)  # a damaged manifest: a ValueError naming the damage alone
-    print(summarize(manifest))
+    except dataset_version.DatasetError as err:  # one line naming the version and the damage
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

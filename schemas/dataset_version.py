@@ -11,20 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pathlib
+import re
+import stat
 from typing import NamedTuple, Optional
 
 import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc
+from fsspec.implementations.local import LocalFileSystem
 
 from schemas import manifest as manifest_schema
 from schemas import packed_stream, tfrecord
-from schemas.files import HashingReader, join, sha256_of
+from schemas.files import HashingReader, join, json_kind, relative_problem, sha256_of
 from schemas.tf_example import Example
 
 FORMATS = ("arrow", "tfrecord")
+# Bounds on a manifest before it is parsed: a version of 100,000 shards is ~70 MB; the pipelines
+# nest 5 deep. A larger or deeper file is refused as invalid, not read into memory or recursed into.
+MAX_MANIFEST_BYTES = 256 << 20
+MAX_MANIFEST_DEPTH = 64
 
 
 class DatasetError(ValueError):
@@ -33,6 +41,14 @@ class DatasetError(ValueError):
 
 class NoManifest(DatasetError):
     """No ``manifest.json`` in the folder: not a version, or one not (yet) published."""
+
+
+class OutsideVersion(DatasetError):
+    """A path from a manifest that does not name a file inside its version folder."""
+
+    def __init__(self, version: str, relative, problem: str):
+        super().__init__(f"{version}: manifest path {relative!r} {problem}")
+        self.problem = problem
 
 
 # What reading a manifest that is not there raises: no such file, or (local paths) a regular file
@@ -47,27 +63,92 @@ class ManifestFile(NamedTuple):
     sha256: str
 
 
+def _local_path(url: str) -> Optional[str]:
+    """The local path of ``url``, or None when it is on another filesystem."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return path if isinstance(fs, LocalFileSystem) else None
+
+
+def member_path(version: str, relative) -> str:
+    """``version/relative`` for a path read from the version's manifest, or OutsideVersion: the
+    path must be a relative name (no ``..``, absolute path, URL or empty segment) and, on a local
+    filesystem, must still be inside the version folder once its links are resolved. Every reader
+    opens manifest paths through this, so a crafted manifest cannot make it read another file."""
+    problem = relative_problem(relative)
+    if problem:
+        raise OutsideVersion(version, relative, problem)
+    url = join(version, relative)
+    local = _local_path(version)
+    if local is not None:
+        root, target = os.path.realpath(local), os.path.realpath(join(local, relative))
+        if os.path.commonpath([root, target]) != root:
+            raise OutsideVersion(version, relative, f"leads outside the version folder (to {target})")
+    return url
+
+
+def one_line(text, limit: int = 300) -> str:
+    """``text`` on one line, at most ``limit`` characters (an error message quoting a manifest)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _manifest_bytes(version: str) -> bytes:
+    url = join(version, manifest_schema.MANIFEST_NAME)
     try:
-        with fsspec.open(join(version, manifest_schema.MANIFEST_NAME), "rb") as handle:
-            return handle.read()
+        local = _local_path(url)
+        if local is not None and os.path.exists(local) and not stat.S_ISREG(os.stat(local).st_mode):
+            raise DatasetError(f"{version}: invalid manifest ({manifest_schema.MANIFEST_NAME} is not a regular file)")
+        with fsspec.open(url, "rb") as handle:
+            raw = handle.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise NoManifest(f"{version}: not a published version (no {manifest_schema.MANIFEST_NAME})") from None
+    except NotADirectoryError:
+        raise
+    except OSError as err:
+        raise DatasetError(f"{version}: unreadable manifest ({one_line(err)})") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise DatasetError(f"{version}: invalid manifest (over {MAX_MANIFEST_BYTES:,} bytes)")
+    return raw
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets in strings not counted),
+    found without parsing, so a text nested too deep for the parser is refused before it recurses."""
+    brackets = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
+    brackets = brackets[np.isin(brackets, np.frombuffer(b"[]{}", dtype=np.uint8))]
+    steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1).astype(np.int32)
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def _parse_manifest(version: str, raw: bytes, validate: bool) -> dict:
-    manifest = json.loads(raw)
-    if validate:
-        try:
+    """The manifest in ``raw``, or a one-line DatasetError naming ``version`` and what is wrong:
+    not JSON, nested deeper than MAX_MANIFEST_DEPTH, not an object, or (``validate``) not a valid
+    manifest (schemas/manifest.py: keys, types, paths, totals)."""
+    try:
+        depth = json_depth(raw)
+        if depth > MAX_MANIFEST_DEPTH:
+            raise ValueError(f"nested {depth} deep, more than {MAX_MANIFEST_DEPTH}")
+        manifest = json.loads(raw, parse_constant=_no_constant)
+        if not isinstance(manifest, dict):
+            raise ValueError(f"the manifest is {json_kind(manifest)}, not an object")
+        if validate:
             manifest_schema.validate(manifest)
-        except ValueError as err:
-            raise DatasetError(f"{version}: invalid manifest ({err})") from None
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DatasetError(f"{version}: invalid manifest ({one_line(err)})") from None
     return manifest
 
 
 def read_manifest_file(version: str, validate: bool = True) -> ManifestFile:
-    """A version folder's manifest (validated unless ``validate`` is false: listings show what is
-    there) and the sha256 of its bytes. Raises one of MISSING when there is none, DatasetError when invalid."""
+    """A version folder's manifest (validated unless ``validate`` is false; a JSON object of bounded
+    size and depth either way) and the sha256 of its bytes. Raises one of MISSING when there is
+    none, a one-line DatasetError when it is invalid."""
     raw = _manifest_bytes(version)
     return ManifestFile(_parse_manifest(version, raw, validate), hashlib.sha256(raw).hexdigest())
 
@@ -92,6 +173,18 @@ def read_stream_manifest(version: str) -> dict:
     manifest = read_manifest(version)
     require_stream(manifest, version)
     return manifest
+
+
+def presented(version: str, present, *args):
+    """``present(*args)``, text drawn from a validated manifest of ``version`` (summary, show, diff,
+    report). The sections those draw on beyond the checked shape (sets, languages, mixture,
+    near_dedup, histograms...) are checked by use: one of the wrong shape is a one-line
+    DatasetError naming the version, not a traceback."""
+    try:
+        return present(*args)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        raise DatasetError(f"{version}: invalid manifest (cannot present it: "
+                           f"{one_line(f'{type(err).__name__} {err}')})") from None
 
 
 def version_label(manifest: dict) -> str:
@@ -160,9 +253,9 @@ def verify_file(url: str, expected_bytes: int, expected_sha256: str) -> None:
                            f"{expected_bytes} bytes sha256 {expected_sha256[:12]}... (damaged or replaced shard)")
 
 
-def _split_problems(version: str, entry: dict) -> list[str]:
-    """An ``--all_holdouts`` split: its manifest's sha256 against the index, then its shards."""
-    folder, name = join(version, entry["path"]), manifest_schema.MANIFEST_NAME
+def _split_problems(folder: str, entry: dict) -> list[str]:
+    """An ``--all_holdouts`` split in ``folder``: its manifest's sha256 against the index, then its shards."""
+    name = manifest_schema.MANIFEST_NAME
     try:
         raw = _manifest_bytes(folder)
     except MISSING:
@@ -173,27 +266,46 @@ def _split_problems(version: str, entry: dict) -> list[str]:
     return verify_version(folder, _parse_manifest(folder, raw, validate=True))
 
 
+def _listed_file_problems(fs, version: str, entry: dict, records: Optional[int]) -> list[str]:
+    """One file the manifest lists: inside the version folder, present, a regular file, and its
+    size, sha256 and (given ``records``) record count as listed."""
+    try:
+        path = member_path(version, entry["path"])
+    except OutsideVersion as err:
+        return [f"{entry['path']}: {err.problem}"]
+    if not fs.exists(path):
+        return [f"{entry['path']}: missing"]
+    if not fs.isfile(path):
+        return [f"{entry['path']}: not a regular file"]
+    with fs.open(path, "rb") as handle:
+        return file_problems(handle, entry, records)
+
+
 def verify_version(version: str, manifest: Optional[dict] = None) -> list[str]:
     """Every problem of a published version, one line each, paths relative to ``version``: each
-    shard file's size, sha256 and record count against ``manifest`` (read if not given), shard-like
-    files (``train-*``) it does not list and, for an ``--all_holdouts`` index, each split. Empty
-    when the version is intact; raises DatasetError only for a manifest that cannot be read."""
+    shard file's size, sha256 and record count against ``manifest`` (read if not given), each eval
+    file's size and sha256 (instruct), shard-like files (``train-*``) it does not list and, for an
+    ``--all_holdouts`` index, each split. A path that leads outside the folder is a problem and is
+    never opened. Empty when the version is intact; raises DatasetError only for a manifest that
+    cannot be read."""
     manifest = read_manifest(version) if manifest is None else manifest
     fs, base = fsspec.core.url_to_fs(version)
     base = base.rstrip("/")
     problems = []
     for entry in manifest.get("splits", {}).values():
-        problems += [f"{entry['path']}/{problem}" for problem in _split_problems(version, entry)]
+        try:
+            folder = member_path(version, entry["path"])
+        except OutsideVersion as err:
+            problems.append(f"{entry['path']}: {err.problem}")
+            continue
+        problems += [f"{entry['path']}/{problem}" for problem in _split_problems(folder, entry)]
     listed = set()
     for shard in manifest["shards"]:
         for entry in shard["files"]:
             listed.add(entry["path"])
-            path = join(base, entry["path"])
-            if not fs.exists(path):
-                problems.append(f"{entry['path']}: missing")
-                continue
-            with fs.open(path, "rb") as handle:
-                problems += file_problems(handle, entry, shard["records"])
+            problems += _listed_file_problems(fs, version, entry, shard["records"])
+    for entry in (manifest.get("eval") or {}).get("files", []):
+        problems += _listed_file_problems(fs, version, entry, None)
     for extra in sorted(p.rsplit("/", 1)[1] for p in fs.glob(join(base, "train-*"))):
         if extra not in listed:
             problems.append(f"{extra}: not in the manifest")
@@ -263,3 +375,19 @@ def write_version(folder, shards: list, dataset: str, tokenizer: Optional[dict] 
     manifest_schema.validate(manifest)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
+
+
+def write_index(folder, splits: dict, dataset: str = "instruct") -> dict:
+    """Publish an ``--all_holdouts`` index version at ``folder``: each of ``splits`` (``{name:
+    shards}``, shards as for :func:`write_version`) a version in its subfolder, and the index
+    manifest (no shards of its own) listing them with their manifests' sha256. For tests."""
+    folder = pathlib.Path(folder)
+    manifests = {name: write_version(folder / name, parts, dataset) for name, parts in splits.items()}
+    top = {**next(iter(manifests.values())), "shards": [], "totals": manifest_schema.totals_of([])}
+    top["version"] = {"name": folder.name, "dataset_folder": str(folder.parent)}
+    top["splits"] = {name: {"path": name, "totals": m["totals"],
+                            "manifest_sha256": hashlib.sha256((folder / name / "manifest.json").read_bytes()).hexdigest()}
+                     for name, m in manifests.items()}
+    manifest_schema.validate(top)
+    (folder / "manifest.json").write_text(json.dumps(top))
+    return top

@@ -5,13 +5,45 @@ fsspec: any opened binary handle will do)."""
 from __future__ import annotations
 
 import hashlib
+import re
+from typing import Optional
 
 CHUNK_BYTES = 1 << 20
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # gs:, file:, c: ...
 
 
 def join(folder: str, name: str) -> str:
     """``folder/name`` for local paths and URLs alike (``os.path.join`` would mangle ``gs://``)."""
     return f"{folder.rstrip('/')}/{name}"
+
+
+def relative_problem(name) -> Optional[str]:
+    """Why ``name`` is not a plain relative path that stays below the folder it is joined to, or
+    None: a manifest names its files this way, and a name that is absolute, a URL, empty or that
+    climbs out (``..``) is refused before anything is opened. Links are the reader's to resolve."""
+    if not isinstance(name, str):
+        return f"is {json_kind(name)}, not a string"
+    if not name:
+        return "is empty"
+    if name.startswith(("/", "\\")):
+        return "is absolute"
+    if _SCHEME.match(name):
+        return "is a URL"
+    if "\\" in name or "\0" in name:
+        return "holds a backslash or a NUL"
+    segments = name.split("/")
+    if ".." in segments:
+        return "leaves its folder (..)"
+    if any(s in ("", ".") for s in segments):
+        return "has an empty or '.' segment"
+    return None
+
+
+def json_kind(value) -> str:
+    """A JSON value's kind in words, for errors (``an object``, ``a list``, ``null``...)."""
+    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+             (list, "a list"), (dict, "an object"), (type(None), "null"))
+    return next((word for kind, word in kinds if isinstance(value, kind)), type(value).__name__)
 
 
 class HashingReader:

@@ -25,7 +25,6 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from schemas import dataset_version as dv
 from schemas import shard_batches
-from schemas.files import join
 
 _VERIFIED: set = set()
 
@@ -55,7 +54,8 @@ class PackedDataset(IterableDataset):
         self.data, self.fmt, self.batch_size, self.seed = data, fmt, batch_size, seed
         self.rank, self.world_size, self.verify, self.epochs = rank, world_size, verify, epochs
         self.manifest = dv.read_stream_manifest(data)
-        self.shards = dv.shard_files(self.manifest, fmt)
+        # each shard's file, checked to be inside the version folder before anything is opened
+        self.shards = [{**s, "url": dv.member_path(data, s["path"])} for s in dv.shard_files(self.manifest, fmt)]
         self.total = sum(s["records"] for s in self.shards)
         if self.total < world_size:
             raise dv.DatasetError(f"{data}: {self.total} sequences cannot feed {world_size} ranks")
@@ -79,7 +79,7 @@ class PackedDataset(IterableDataset):
 
     # Iteration ---------------------------------------------------------------------------------
     def _url(self, shard: dict) -> str:
-        url = join(self.data, shard["path"])
+        url = shard["url"]
         if self.verify == "first_open" and url not in _VERIFIED:
             dv.verify_file(url, shard["bytes"], shard["sha256"])
             _VERIFIED.add(url)

@@ -21,7 +21,6 @@ import shutil
 import sys
 
 from schemas import dataset_version as dv
-from schemas.files import join
 from training.cli import ArgumentParser, UsageError, run_main
 from training import model as model_lib
 from training import train
@@ -91,7 +90,10 @@ def instruct_data(version: str, split) -> str:
     name = split or sorted(splits)[0]
     if name not in splits:
         raise UsageError(f"--instruct_split: {version} has no split {name!r}; it has {', '.join(sorted(splits))}")
-    return join(version, splits[name]["path"])
+    try:
+        return dv.member_path(version, splits[name]["path"])
+    except dv.DatasetError as err:
+        raise UsageError(str(err)) from None
 
 
 def run(argv=None) -> int:

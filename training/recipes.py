@@ -9,7 +9,6 @@ Both read the shards in manifest order with no rank split or checksum; use
 from __future__ import annotations
 
 from schemas import dataset_version as dv
-from schemas.files import join
 from schemas.tf_example import Example
 from schemas import tfrecord
 
@@ -21,7 +20,7 @@ def tfrecord_features(version: str) -> dict:
         if shard["records"]:
             import fsspec
 
-            with fsspec.open(join(version, shard["path"]), "rb") as handle:
+            with fsspec.open(dv.member_path(version, shard["path"]), "rb") as handle:
                 example = Example.FromString(next(tfrecord.read_records(handle)))
             return {name: len(f.int64_list.value) for name, f in sorted(example.features.feature.items())}
     raise dv.DatasetError(f"{version}: no records")
@@ -32,7 +31,7 @@ def tf_dataset(version: str):
     import tensorflow as tf
 
     manifest = dv.read_stream_manifest(version)
-    files = [join(version, s["path"]) for s in dv.shard_files(manifest, "tfrecord")]
+    files = [dv.member_path(version, s["path"]) for s in dv.shard_files(manifest, "tfrecord")]
     spec = {name: tf.io.FixedLenFeature([length], tf.int64) for name, length in tfrecord_features(version).items()}
     return tf.data.TFRecordDataset(files).map(lambda record: tf.io.parse_single_example(record, spec))
 
@@ -43,6 +42,6 @@ def hf_dataset(version: str):
     import datasets
 
     manifest = dv.read_stream_manifest(version)
-    parts = [datasets.Dataset.from_file(join(version, s["path"]))
+    parts = [datasets.Dataset.from_file(dv.member_path(version, s["path"]))
              for s in dv.shard_files(manifest, "arrow") if s["records"]]  # datasets cannot type an empty one
     return datasets.concatenate_datasets(parts)

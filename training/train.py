@@ -28,7 +28,7 @@ import torch
 
 from schemas import dataset_version as dv
 from schemas import shard_batches
-from schemas.files import join, sha256_of
+from schemas.files import sha256_of
 from schemas.tokenizer import Tokenizer
 from training import data as data_lib
 from training import model as model_lib
@@ -182,7 +182,7 @@ def stage_model(args, config: dict, tok: Tokenizer):
 def dataset_has(dataset: data_lib.PackedDataset, column: str) -> bool:
     """Whether the stream has ``column`` (read off its first non-empty shard)."""
     shard = next(s for s in dataset.shards if s["records"])
-    return column in next(shard_batches.iter_batches(join(dataset.data, shard["path"]), dataset.fmt))
+    return column in next(shard_batches.iter_batches(shard["url"], dataset.fmt))
 
 
 # The run --------------------------------------------------------------------------------------

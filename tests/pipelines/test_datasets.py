@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from pipelines import cli, datasets, nl
@@ -273,3 +274,109 @@ def test_a_run_that_lost_its_staging_folder_publishes_nothing(nl_input, nl_token
     assert proc.returncode == 2, err
     assert "another run took over" in err and "nothing was published" in err
     assert not (target / "manifest.json").exists()
+
+
+# Invalid manifests and paths outside the version: one line, never a traceback ------------------
+
+def small_version(folder, dataset="nl"):
+    ids = np.arange(24, dtype=np.int32).reshape(6, 4)
+    dv.write_version(folder, [{"input_ids": ids[:2]}, {"input_ids": ids[2:]}], dataset)
+    return folder
+
+
+def edit_manifest(folder, change) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    change(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in captured.out, captured
+    return lines[0]
+
+
+def test_verify_of_an_invalid_manifest_is_one_line_not_a_traceback(tmp_path):
+    """The issue's case, as a user runs it: a subprocess, all of stderr."""
+    version = small_version(tmp_path / "nl" / "v1")
+    (version / "manifest.json").write_text('{"format_version": 2, "shards": ')
+    done = sluice("datasets", "verify", str(version))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [f"error: {version}: invalid manifest (Expecting value: line 1 column 33"
+                                        f" (char 32))"]
+
+
+@pytest.mark.parametrize("command", ["verify", "show", "diff"])
+@pytest.mark.parametrize("damage, says", [
+    (b"[]", "the manifest is a list, not an object"),
+    (b"[" * 50_000 + b"]" * 50_000, "nested 50000 deep"),
+    (lambda m: m["shards"][0].pop("files"), "shards[0].files missing"),
+    (lambda m: m["shards"][0]["files"][0].update(path="../../../etc/passwd"), "leaves its folder"),
+    (lambda m: m["shards"][0]["files"][0].update(path="/dev/zero"), "'/dev/zero' is absolute"),
+])
+def test_an_invalid_manifest_is_one_line_for_every_command(tmp_path, capsys, command, damage, says):
+    version = small_version(tmp_path / "nl" / "v1")
+    if callable(damage):
+        edit_manifest(version, damage)
+    else:
+        (version / "manifest.json").write_bytes(damage)
+    other = small_version(tmp_path / "nl" / "v2")
+    argv = {"verify": [str(version)], "show": [str(version)], "diff": [str(other), str(version)]}[command]
+    assert datasets.run([command, *argv]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: {version}: invalid manifest (") and says in line
+
+
+def test_a_section_of_the_wrong_shape_is_one_line_in_show_summary_and_report(tmp_path, capsys):
+    from pipelines import report, summary
+
+    version = small_version(tmp_path / "nl" / "v1")
+    edit_manifest(version, lambda m: m.update(sets={"ArXiv": ["not", "an", "object"]}))
+    assert datasets.run(["show", str(version)]) == 2
+    assert one_error_line(capsys).startswith(f"error: {version}: invalid manifest (cannot present it: TypeError")
+    assert summary.run([str(version)]) == 2
+    assert one_error_line(capsys).startswith(f"error: {version}: invalid manifest (cannot present it: TypeError")
+    assert report.run([str(version), "--output", str(tmp_path / "r.html")]) == 2
+    assert one_error_line(capsys).startswith(f"error: {version}: invalid manifest (cannot present it: TypeError")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_list_shows_an_invalid_manifest_as_a_row_and_lists_the_rest(tmp_path, capsys):
+    small_version(tmp_path / "nl" / "v1")
+    (small_version(tmp_path / "nl" / "v2") / "manifest.json").write_text("not json")
+    edit_manifest(small_version(tmp_path / "nl" / "v3"), lambda m: m.update(shards="many"))
+    assert datasets.run(["list", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    rows = [line.split()[:4] for line in captured.out.splitlines()[1:]]
+    assert rows == [["nl", "v1", "nl", "published"], ["nl", "v2", "-", "invalid"], ["nl", "v3", "-", "invalid"]]
+    assert all("invalid manifest" in line for line in captured.out.splitlines()[2:]) and captured.err == ""
+
+
+def test_verify_fails_a_shard_linked_outside_the_version(tmp_path, capsys):
+    """Same bytes, so every size and sha256 matches: the link alone is the problem, and it is not read."""
+    version = small_version(tmp_path / "nl" / "v1")
+    name = dv.read_manifest(str(version))["shards"][0]["files"][0]["path"]
+    (tmp_path / name).write_bytes((version / name).read_bytes())
+    (version / name).unlink()
+    (version / name).symlink_to(tmp_path / name)
+    assert datasets.run(["verify", str(version)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"FAIL {name}: leads outside the version folder (to {tmp_path / name})"]
+    assert captured.err == f"verify: {version}: 1 problem(s) in 4 shard files\n"
+
+
+def test_verify_of_an_index_names_a_missing_split_manifest_and_a_split_linked_outside(tmp_path, capsys):
+    folder = tmp_path / "instruct" / "v1"
+    ids = np.arange(12, dtype=np.int32).reshape(3, 4)
+    dv.write_index(folder, {"holdout-a": [{"input_ids": ids}], "holdout-b": [{"input_ids": ids}]})
+    assert datasets.run(["verify", str(folder)]) == 0
+    assert capsys.readouterr().out == f"verify: {folder}: 4 shard files, 6 records: OK\n"
+    (folder / "holdout-a" / "manifest.json").unlink()
+    shutil.move(folder / "holdout-b", tmp_path / "holdout-b")
+    (folder / "holdout-b").symlink_to(tmp_path / "holdout-b")
+    assert datasets.run(["verify", str(folder)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["FAIL holdout-a/manifest.json: missing",
+                                         f"FAIL holdout-b: leads outside the version folder (to {tmp_path / 'holdout-b'})"]
+    assert captured.err == f"verify: {folder}: 2 problem(s) in 0 shard files\n"

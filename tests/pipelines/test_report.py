@@ -100,6 +100,16 @@ def test_a_missing_version_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and "not a published version" in err[0]
 
 
+def test_an_invalid_manifest_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "nl" / "v1"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text('{"shards": [' * 1000)
+    assert report.run([str(folder), "--output", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {folder}: invalid manifest (nested 2000 deep, more than 64)"]
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_a_tokenizer_version_reports_without_shards(sample_tokenizer, tmp_path):
     """A tokenizer version has counts but no shards or histograms: the report says so, still valid."""
     manifest = dv.read_manifest(str(sample_tokenizer.parent))

@@ -36,9 +36,16 @@ def test_no_manifest_is_one_line_and_status_2(version, tmp_path, capsys, below):
     assert capsys.readouterr().err == f"error: no manifest at {folder}/manifest.json\n"
 
 
-def test_a_damaged_manifest_is_refused(version):
+@pytest.mark.parametrize("damage, says", [
+    (lambda m: m["totals"].update(records=m["totals"]["records"] + 1), "totals do not match the shards"),
+    (lambda m: m.update(shards=[{"shard": 0}]), "shards[0].records missing"),
+    (lambda m: "not json {", "Expecting value"),
+])
+def test_a_damaged_manifest_is_one_line_and_status_2(version, capsys, damage, says):
     manifest = json.loads((version / "manifest.json").read_text())
-    manifest["totals"]["records"] += 1
-    (version / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="totals do not match the shards"):
-        summary.main([str(version)])
+    text = damage(manifest)
+    (version / "manifest.json").write_text(text if isinstance(text, str) else json.dumps(manifest))
+    assert summary.main([str(version)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(f"error: {version}: invalid manifest (")
+    assert says in captured.err and captured.err.count("\n") == 1

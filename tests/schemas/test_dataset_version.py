@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -33,17 +34,7 @@ def version(tmp_path):
 
 def write_index(folder, splits: dict) -> dict:
     """An --all_holdouts index version at ``folder``: no shards, each split a version in its folder."""
-    for name, sizes in splits.items():
-        dv.write_version(folder / name, shards(*sizes), "instruct")
-    split_manifests = {name: dv.read_manifest(str(folder / name)) for name in splits}
-    top = {**next(iter(split_manifests.values())), "shards": [], "totals": manifest_schema.totals_of([])}
-    top["version"] = {"name": folder.name, "dataset_folder": str(folder.parent)}
-    top["splits"] = {name: {"path": name, "totals": m["totals"],
-                            "manifest_sha256": hashlib.sha256((folder / name / "manifest.json").read_bytes()).hexdigest()}
-                     for name, m in split_manifests.items()}
-    manifest_schema.validate(top)
-    (folder / "manifest.json").write_text(json.dumps(top))
-    return top
+    return dv.write_index(folder, {name: shards(*sizes) for name, sizes in splits.items()})
 
 
 def file_entries(manifest, fmt):
@@ -169,3 +160,185 @@ def test_verify_file_checks_size_and_sha256_before_a_trainer_reads(version):
     (version / entry["path"]).write_bytes(bytes(data))
     with pytest.raises(dv.DatasetError, match=r"sha256 .*\(damaged or replaced shard\)"):
         dv.verify_file(url, entry["bytes"], entry["sha256"])
+
+
+# Invalid manifests: one line naming the version and what is wrong, never a traceback --------------
+
+def edit(manifest: dict, change) -> dict:
+    change(manifest)
+    return manifest
+
+
+def set_path(manifest: dict, path) -> None:
+    manifest["shards"][0]["files"][0]["path"] = path
+
+
+INVALID = {  # what the manifest.json holds -> what the one line says
+    "not JSON": (b'{"format_version": 2,', "Expecting"),
+    "not UTF-8": (b'{"a": "\xff\xfe"}', "invalid manifest"),
+    "not an object": (b"[1, 2, 3]", "the manifest is a list, not an object"),
+    "NaN": (b'{"a": NaN}', "NaN is not JSON"),
+    "a 5,000-digit integer": (b'{"a": 1' + b"0" * 5000 + b"}", "invalid manifest"),
+    "nested 100,000 deep": (b"[" * 100_000 + b"]" * 100_000, "nested 100000 deep, more than 64"),
+    "missing keys": (lambda m: m.pop("shards"), "manifest lacks ['shards']"),
+    "shards not a list": (lambda m: m.update(shards={}), "shards is an object, expected a list"),
+    "a shard without files": (lambda m: m["shards"][0].pop("files"), "shards[0].files missing"),
+    "a shard not an object": (lambda m: m["shards"].append(7), "shards[2] is an integer, expected an object"),
+    "path not a string": (lambda m: set_path(m, 7), "shards[0].files[0].path is an integer, expected a string"),
+    "bytes not an int": (lambda m: m["shards"][0]["files"][0].update(bytes="12"),
+                         "shards[0].files[0].bytes is a string, expected an integer"),
+    "bytes a boolean": (lambda m: m["shards"][0]["files"][0].update(bytes=True), "bytes is a boolean"),
+    "records negative": (lambda m: m["shards"][1].update(records=-1), "shards[1].records is negative"),
+    "totals not numbers": (lambda m: m["totals"].update(records="5"), "totals.records is a string"),
+    "counts not objects": (lambda m: m.update(counts={"read": 3}), "counts['read'] is an integer"),
+    "lineage without parents": (lambda m: m["lineage"].pop("parents"), "lineage.parents missing"),
+    "a version name with a slash": (lambda m: m["version"].update(name="../../x"), "version.name '../../x' is not"),
+    "a path up and out": (lambda m: set_path(m, "../../../etc/passwd"), "'../../../etc/passwd' leaves its folder"),
+    "an absolute path": (lambda m: set_path(m, "/dev/zero"), "'/dev/zero' is absolute"),
+    "a URL": (lambda m: set_path(m, "gs://bucket/x.arrow"), "is a URL"),
+    "an empty path": (lambda m: set_path(m, ""), "path '' is empty"),
+    "an empty segment": (lambda m: set_path(m, "a//b"), "has an empty or '.' segment"),
+    "a split leaving the folder": (lambda m: m.update(splits={"a": {"path": "..", "manifest_sha256": "", "totals": {}}}),
+                                   "splits['a'].path '..' leaves its folder"),
+    "an eval file elsewhere": (lambda m: m.update(eval={"files": [{"path": "/etc/shadow", "bytes": 1, "sha256": ""}]}),
+                               "eval.files[0].path '/etc/shadow' is absolute"),
+}
+
+
+@pytest.mark.parametrize("case", INVALID)
+def test_any_invalid_manifest_is_one_line_naming_the_version(version, case):
+    content, says = INVALID[case]
+    if callable(content):
+        content = json.dumps(edit(json.loads((version / "manifest.json").read_text()), content)).encode()
+    (version / "manifest.json").write_bytes(content)
+    with pytest.raises(dv.DatasetError) as raised:
+        dv.read_manifest(str(version))
+    message = str(raised.value)
+    assert message.startswith(f"{version}: invalid manifest (") and "\n" not in message and len(message) < 500
+    assert says in message
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+@pytest.mark.parametrize("case", ["not JSON", "not an object", "nested 100,000 deep"])
+def test_an_unvalidated_read_still_refuses_what_is_not_a_json_object(version, case):
+    (version / "manifest.json").write_bytes(INVALID[case][0])
+    with pytest.raises(dv.DatasetError, match="invalid manifest"):
+        dv.read_manifest_file(str(version), validate=False)
+
+
+def test_a_huge_manifest_is_refused_before_it_is_parsed(version, monkeypatch):
+    monkeypatch.setattr(dv, "MAX_MANIFEST_BYTES", 1000)
+    (version / "manifest.json").write_bytes(b'{"a": "' + b"x" * 5000 + b'"}')
+    with pytest.raises(dv.DatasetError, match=r"invalid manifest \(over 1,000 bytes\)"):
+        dv.read_manifest(str(version))
+
+
+def test_a_manifest_that_is_a_folder_or_a_fifo_is_refused_without_waiting(version):
+    (version / "manifest.json").unlink()
+    (version / "manifest.json").mkdir()
+    with pytest.raises(dv.DatasetError, match="manifest"):
+        dv.read_manifest(str(version))
+    (version / "manifest.json").rmdir()
+    os.mkfifo(version / "manifest.json")  # opening it to read would block until a writer came
+    with pytest.raises(dv.DatasetError, match="manifest.json is not a regular file"):
+        dv.read_manifest(str(version))
+
+
+def test_json_depth_ignores_brackets_in_strings():
+    assert dv.json_depth(b'{"a": [[1], {"b": "[[[[{{{\\"]]"}]}') == 3
+    assert dv.json_depth(b"[]") == 1 and dv.json_depth(b"7") == 0
+
+
+def test_a_split_manifest_that_is_not_json_is_one_line(tmp_path):
+    folder = tmp_path / "instruct" / "v1"
+    write_index(folder, {"holdout-a": (3,)})
+    split = folder / "holdout-a" / "manifest.json"
+    split.write_bytes(b"{not json")
+    top = json.loads((folder / "manifest.json").read_text())
+    top["splits"]["holdout-a"]["manifest_sha256"] = hashlib.sha256(split.read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(top))
+    with pytest.raises(dv.DatasetError, match=f"{folder / 'holdout-a'}: invalid manifest \\(Expecting"):
+        dv.verify_version(str(folder))
+
+
+# Manifest paths stay inside the version folder -------------------------------------------------
+
+@pytest.mark.parametrize("path,says", [("../../../etc/passwd", "leaves its folder (..)"), ("/dev/zero", "is absolute"),
+                                       ("file:///etc/passwd", "is a URL"), ("", "is empty"), ("a/./b", "'.' segment"),
+                                       ("a\\..\\..\\b", "backslash"), (None, "is null, not a string")])
+def test_member_path_refuses_a_path_that_is_not_a_name_inside(version, path, says):
+    with pytest.raises(dv.OutsideVersion) as raised:
+        dv.member_path(str(version), path)
+    assert says in raised.value.problem and str(raised.value).startswith(f"{version}: manifest path ")
+
+
+def test_member_path_resolves_links_and_refuses_one_leaving_the_folder(version, tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    (version / "inside").mkdir()
+    (version / "inside" / "a.txt").write_text("a")
+    (version / "link-in").symlink_to(version / "inside" / "a.txt")
+    (version / "link-out").symlink_to(outside)
+    (version / "dir-out").symlink_to(tmp_path)
+    assert dv.member_path(str(version), "inside/a.txt") == f"{version}/inside/a.txt"
+    assert dv.member_path(str(version), "link-in") == f"{version}/link-in"
+    assert dv.member_path(str(version) + "/", "missing-yet") == f"{version}/missing-yet"
+    assert dv.member_path(str(version), "dir-out/nl/v1/link-in")  # out and back in: the target counts
+    for name in ("link-out", "dir-out/secret.txt"):
+        with pytest.raises(dv.OutsideVersion, match=f"leads outside the version folder \\(to {outside.parent}"):
+            dv.member_path(str(version), name)
+
+
+def test_member_path_on_a_remote_filesystem_checks_the_name_only():
+    assert dv.member_path("memory://bucket/nl/v1", "train-0.arrow") == "memory://bucket/nl/v1/train-0.arrow"
+    with pytest.raises(dv.OutsideVersion, match="leaves its folder"):
+        dv.member_path("memory://bucket/nl/v1", "../v2/train-0.arrow")
+
+
+def test_verify_names_a_shard_linked_outside_and_never_reads_it(version, tmp_path):
+    """The link's target is the very file, so its bytes would match: only the path check catches it."""
+    manifest = dv.read_manifest(str(version))
+    arrow = file_entries(manifest, "arrow")[0]["path"]
+    (tmp_path / "elsewhere.arrow").write_bytes((version / arrow).read_bytes())
+    (version / arrow).unlink()
+    (version / arrow).symlink_to(tmp_path / "elsewhere.arrow")
+    tfrecord = file_entries(manifest, "tfrecord")[1]["path"]
+    (version / tfrecord).unlink()
+    (version / tfrecord).symlink_to("/dev/zero")  # would never end
+    assert dv.verify_version(str(version)) == [
+        f"{arrow}: leads outside the version folder (to {tmp_path / 'elsewhere.arrow'})",
+        f"{tfrecord}: leads outside the version folder (to /dev/zero)"]
+
+
+def test_verify_of_a_crafted_manifest_names_each_path_and_opens_none(version):
+    """verify_version given a manifest that was never validated: every bad path is a problem line."""
+    manifest = dv.read_manifest(str(version))
+    files = manifest["shards"][0]["files"]
+    files[0]["path"], files[1]["path"] = "../../../etc/passwd", "/dev/zero"
+    manifest["splits"] = {"up": {"path": "../..", "manifest_sha256": "0" * 64}}
+    manifest["eval"] = {"files": [{"path": "/proc/self/environ", "bytes": 1, "sha256": "0" * 64}]}
+    assert dv.verify_version(str(version), manifest) == [
+        "../..: leaves its folder (..)", "../../../etc/passwd: leaves its folder (..)", "/dev/zero: is absolute",
+        "/proc/self/environ: is absolute", *(f"{name}: not in the manifest" for name in sorted(
+            f["path"] for f in dv.read_manifest(str(version))["shards"][0]["files"]))]
+
+
+def test_verify_refuses_a_listed_fifo_without_waiting(version):
+    manifest = dv.read_manifest(str(version))
+    arrow = file_entries(manifest, "arrow")[0]["path"]
+    (version / arrow).unlink()
+    os.mkfifo(version / arrow)
+    assert dv.verify_version(str(version)) == [f"{arrow}: not a regular file"]
+
+
+def test_verify_checks_an_instruct_versions_eval_files(version):
+    (version / "eval").mkdir()
+    (version / "eval" / "eval-0.tfrecord").write_bytes(b"held out")
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["eval"] = {"examples": 1, "tasks": {}, "files": [
+        {"path": "eval/eval-0.tfrecord", "examples": 1, "bytes": 8, "sha256": hashlib.sha256(b"held out").hexdigest()}]}
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    assert dv.verify_version(str(version)) == []
+    (version / "eval" / "eval-0.tfrecord").write_bytes(b"held ou7")
+    assert dv.verify_version(str(version)) == [f"eval/eval-0.tfrecord: sha256 {hashlib.sha256(b'held ou7').hexdigest()[:16]}"
+                                               f"..., manifest says {manifest['eval']['files'][0]['sha256'][:16]}..."]

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("torch", reason="the training jobs need the 'train' extra (torch)")
 pytest.importorskip("transformers", reason="the training jobs need the 'train' extra (transformers)")
 
+import json
 import shutil
 
 import numpy as np
@@ -171,3 +172,27 @@ def test_reads_an_instruct_split_with_segments_and_target_mask(instruct_version,
                     assert ids[where[-1]] == eot and target[-1] and target[first:].all() and first > 0
                     examples += 1
         assert examples == manifest["totals"]["documents"]
+
+
+def test_a_shard_linked_outside_the_version_is_refused_before_it_is_read(numbered_version, tmp_path):
+    """The link's target holds the very bytes, so the sha256 check would pass: the path check refuses it."""
+    version = tmp_path / "version"
+    shutil.copytree(numbered_version, version)
+    name = dv.shard_files(dv.read_manifest(str(version)), "arrow")[0]["path"]
+    (tmp_path / name).write_bytes((version / name).read_bytes())
+    (version / name).unlink()
+    (version / name).symlink_to(tmp_path / name)
+    with pytest.raises(dv.OutsideVersion, match=f"{name}' leads outside the version folder"):
+        data.PackedDataset(str(version), batch_size=4)
+    data.PackedDataset(str(version), batch_size=4, fmt="tfrecord")  # the other format's files are inside
+
+
+@pytest.mark.parametrize("path", ["../../../etc/passwd", "/dev/zero"])
+def test_a_manifest_path_out_of_the_folder_is_an_invalid_manifest(numbered_version, tmp_path, path):
+    version = tmp_path / "version"
+    shutil.copytree(numbered_version, version)
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["shards"][0]["files"][1]["path"] = path
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(dv.DatasetError, match=f"invalid manifest \\(shards\\[0\\].files\\[1\\].path '{path}'"):
+        data.PackedDataset(str(version), batch_size=4)

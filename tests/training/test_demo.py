@@ -81,3 +81,18 @@ def test_an_unknown_instruct_split_is_one_line(corpus_streams, instruct_version,
     assert err.startswith("error: --instruct_split:") and "holdout-sentiment" in err and "\n" not in err
     assert demo.run(argv[:2] + ["--version", "v9"] + argv[4:6]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_an_instruct_split_linked_outside_the_version_is_one_line(tmp_path):
+    """The split folder to train on comes from the index manifest: a link out of the version is refused."""
+    import numpy as np
+
+    from training.cli import UsageError
+
+    folder = tmp_path / "instruct" / "v1"
+    dv.write_index(folder, {"holdout-a": [{"input_ids": np.zeros((2, 4), dtype=np.int32)}]})
+    assert demo.instruct_data(str(folder), None) == f"{folder}/holdout-a"
+    (folder / "holdout-a").rename(tmp_path / "holdout-a")
+    (folder / "holdout-a").symlink_to(tmp_path / "holdout-a")
+    with pytest.raises(UsageError, match="'holdout-a' leads outside the version folder"):
+        demo.instruct_data(str(folder), "holdout-a")

@@ -7,6 +7,8 @@ import pytest
 pytest.importorskip("torch", reason="the training jobs need the 'train' extra (torch)")
 pytest.importorskip("transformers", reason="the training jobs need the 'train' extra (transformers)")
 
+import shutil
+
 import numpy as np
 
 from schemas import dataset_version as dv
@@ -45,3 +47,18 @@ def test_hugging_face_datasets_recipe(numbered_version, corpus_streams):
         torch_rows = ds.with_format("numpy")[:]
         for name in want:
             np.testing.assert_array_equal(np.asarray(torch_rows[name]), want[name])
+
+
+def test_recipes_refuse_a_shard_linked_outside_the_version(numbered_version, tmp_path):
+    version = tmp_path / "version"
+    shutil.copytree(numbered_version, version)
+    for fmt in ("tfrecord", "arrow"):
+        name = dv.shard_files(dv.read_manifest(str(version)), fmt)[0]["path"]
+        (tmp_path / name).write_bytes((version / name).read_bytes())
+        (version / name).unlink()
+        (version / name).symlink_to(tmp_path / name)
+    with pytest.raises(dv.OutsideVersion, match="leads outside the version folder"):
+        recipes.tfrecord_features(str(version))
+    pytest.importorskip("datasets", reason="Hugging Face datasets not installed (optional)")
+    with pytest.raises(dv.OutsideVersion, match="leads outside the version folder"):
+        recipes.hf_dataset(str(version))
