@@ -373,10 +373,10 @@ def write_synthetic_version(folder: str, shard_rows: list[int], seq_len: int, vo
     published with ``write_version``: figures that do not depend on a demo's small size."""
     import numpy as np
 
-    from schemas import dataset_version as dv
+    from schemas import version_writer
 
     rng = np.random.default_rng(0)
-    dv.write_version(folder, [{"input_ids": rng.integers(0, vocab, size=(n, seq_len), dtype=np.int32)}
+    version_writer.write_version(folder, [{"input_ids": rng.integers(0, vocab, size=(n, seq_len), dtype=np.int32)}
                               for n in shard_rows],
                      dataset="synthetic", tokenizer={"sha256": "none", "vocab_size": vocab}, batch_rows=batch_rows)
 

@@ -9,7 +9,7 @@ Reports tokens/s read into ready batches (``input_ids`` tensors), in one process
 workers) and with DataLoader workers, median of ``--repeat`` passes over one epoch: overall, the
 time to the first batch, and the steady rate after it. Without ``--data`` it publishes a synthetic version (random token ids, ``--rows`` sequences
 of ``--seq_len`` in ``--shards`` shards, both formats) in a temporary folder with
-``schemas.dataset_version.write_version``, so the figures do not depend on a demo's small size.
+``schemas.version_writer.write_version``, so the figures do not depend on a demo's small size.
 The sha256 check of each shard runs once per process (first open), inside the timing, as in
 training.
 """

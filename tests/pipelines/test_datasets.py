@@ -15,6 +15,7 @@ import pytest
 
 from pipelines import cli, datasets, nl
 from schemas import dataset_version as dv
+from schemas import version_writer
 
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -280,7 +281,7 @@ def test_a_run_that_lost_its_staging_folder_publishes_nothing(nl_input, nl_token
 
 def small_version(folder, dataset="nl"):
     ids = np.arange(24, dtype=np.int32).reshape(6, 4)
-    dv.write_version(folder, [{"input_ids": ids[:2]}, {"input_ids": ids[2:]}], dataset)
+    version_writer.write_version(folder, [{"input_ids": ids[:2]}, {"input_ids": ids[2:]}], dataset)
     return folder
 
 
@@ -369,7 +370,7 @@ def test_verify_fails_a_shard_linked_outside_the_version(tmp_path, capsys):
 def test_verify_of_an_index_names_a_missing_split_manifest_and_a_split_linked_outside(tmp_path, capsys):
     folder = tmp_path / "instruct" / "v1"
     ids = np.arange(12, dtype=np.int32).reshape(3, 4)
-    dv.write_index(folder, {"holdout-a": [{"input_ids": ids}], "holdout-b": [{"input_ids": ids}]})
+    version_writer.write_index(folder, {"holdout-a": [{"input_ids": ids}], "holdout-b": [{"input_ids": ids}]})
     assert datasets.run(["verify", str(folder)]) == 0
     assert capsys.readouterr().out == f"verify: {folder}: 4 shard files, 6 records: OK\n"
     (folder / "holdout-a" / "manifest.json").unlink()

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from pipelines import summary
-from schemas import dataset_version as dv
+from schemas import version_writer
 
 
 @pytest.fixture
 def version(tmp_path):
     folder = tmp_path / "nl" / "v1"
-    dv.write_version(folder, [{"input_ids": np.zeros((3, 4), dtype=np.int32)},
+    version_writer.write_version(folder, [{"input_ids": np.zeros((3, 4), dtype=np.int32)},
                               {"input_ids": np.ones((2, 4), dtype=np.int32)}], "nl")
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["sluice"]["git_commit"] = "0123456789abcdef"  # a pipeline records it; write_version does not

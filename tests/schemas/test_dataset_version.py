@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from schemas import dataset_version as dv
+
+from schemas import version_writer
 from schemas.files import join
 from schemas import manifest as manifest_schema
 
@@ -28,13 +30,13 @@ def shards(*sizes, seq_len=8):
 @pytest.fixture
 def version(tmp_path):
     folder = tmp_path / "nl" / "v1"
-    dv.write_version(folder, shards(5, 7), "nl", batch_rows=2)
+    version_writer.write_version(folder, shards(5, 7), "nl", batch_rows=2)
     return folder
 
 
 def write_index(folder, splits: dict) -> dict:
     """An --all_holdouts index version at ``folder``: no shards, each split a version in its folder."""
-    return dv.write_index(folder, {name: shards(*sizes) for name, sizes in splits.items()})
+    return version_writer.write_index(folder, {name: shards(*sizes) for name, sizes in splits.items()})
 
 
 def file_entries(manifest, fmt):

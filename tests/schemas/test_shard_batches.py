@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from schemas import dataset_version as dv
+
+from schemas import version_writer
 from schemas import shard_batches
 from schemas.files import join
 
@@ -15,7 +17,7 @@ def version(tmp_path):
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 300, size=(7, 16), dtype=np.int64)
     segments = np.repeat(np.arange(1, 5), 4)[None, :].repeat(7, axis=0)
-    manifest = dv.write_version(tmp_path / "d" / "v1", [{"input_ids": ids, "segment_ids": segments}], "d")
+    manifest = version_writer.write_version(tmp_path / "d" / "v1", [{"input_ids": ids, "segment_ids": segments}], "d")
     return str(tmp_path / "d" / "v1"), manifest, ids, segments
 
 

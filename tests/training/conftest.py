@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from schemas import dataset_version as dv
+from schemas import version_writer
 
 # Each test module starts with pytest.importorskip("torch") and ("transformers"), so that without
 # the 'train' extra it is skipped with a reason (a skip raised here would be a collection error).
@@ -72,10 +72,10 @@ def numbered_version(tmp_path_factory) -> pathlib.Path:
                        "segment_ids": np.ones_like(ids)})
         start += n
     folder = tmp_path_factory.mktemp("numbered") / "version"
-    dv.write_version(folder, shards, dataset="numbered")
+    version_writer.write_version(folder, shards, dataset="numbered")
     return folder
 
 
 @pytest.fixture(scope="session")
 def write_version_fn():
-    return dv.write_version
+    return version_writer.write_version

@@ -13,6 +13,9 @@ import math
 
 
 from schemas import dataset_version as dv
+
+
+from schemas import version_writer
 from schemas.benchmarks import mtpb_problems
 from training import demo
 from training.eval import humaneval, mtpb
@@ -90,7 +93,7 @@ def test_an_instruct_split_linked_outside_the_version_is_one_line(tmp_path):
     from training.cli import UsageError
 
     folder = tmp_path / "instruct" / "v1"
-    dv.write_index(folder, {"holdout-a": [{"input_ids": np.zeros((2, 4), dtype=np.int32)}]})
+    version_writer.write_index(folder, {"holdout-a": [{"input_ids": np.zeros((2, 4), dtype=np.int32)}]})
     assert demo.instruct_data(str(folder), None) == f"{folder}/holdout-a"
     (folder / "holdout-a").rename(tmp_path / "holdout-a")
     (folder / "holdout-a").symlink_to(tmp_path / "holdout-a")
