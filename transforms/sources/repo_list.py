@@ -6,13 +6,13 @@ malformed line becomes a counted reject that names its file and line number, nev
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 
 import apache_beam as beam
 from apache_beam.io import fileio
 
+from schemas.json_lines import load_json_line
 from schemas.records import RepoSpec
 from transforms.stats.counting import KEPT, REJECTS, count, reject
 
@@ -35,11 +35,10 @@ def resolve_archive(archive: str, manifest_path: str) -> str:
 def parse_manifest_line(line: bytes, source: str, manifest_path: str) -> RepoSpec:
     """One manifest line to a RepoSpec; raises ValueError with a short reason when malformed."""
     try:
-        record = json.loads(line.decode("utf-8"))
+        text = line.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ValueError(f"invalid_utf8: {err.reason}") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"invalid_json: {err.msg}") from None
+    record = load_json_line(text)
     if not isinstance(record, dict):
         raise ValueError("not_an_object")
     repo_name = record.get("repo_name")

@@ -149,6 +149,8 @@ BAD_LINES = [
     (b'{"text": "lone \\ud800 surrogate", "meta": {"pile_set_name": "Pile-CC"}}', "lone_surrogate"),
     (b'{"text": "  \\n ", "meta": {"pile_set_name": "Pile-CC"}}', "empty_text"),
     (b"   ", "blank_line"),
+    (b'{"text": "deep", "meta": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid_json"),  # not RecursionError
+    (b'{"text": "x", "meta": {"pile_set_name": "Pile-CC", "n": ' + b"9" * 5000 + b"}}", "invalid_json"),
 ]
 
 
@@ -166,7 +168,7 @@ def test_parse_line_keeps_meta_extras_and_escapes():
 
 def test_bad_lines_are_counted_rejects_with_file_and_line(read, tmp_path):
     real = zst_content(SAMPLES[2]).splitlines()[:3]
-    limit = max(len(line) for line in real)
+    limit = max(len(line) for line in real + [line for line, _ in BAD_LINES])
     lines = [real[0]] + [line for line, _ in BAD_LINES] + [real[1], good_line("x" * limit), real[2]]
     (tmp_path / "bad.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(b"\n".join(lines) + b"\n"))
     docs, rejects, reports, counts = read(str(tmp_path / "bad.jsonl.zst"), max_line_bytes=limit)

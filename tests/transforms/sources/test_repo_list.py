@@ -56,6 +56,9 @@ def test_optional_fields_may_be_null_or_missing(fields):
         (b"not json at all\n", "invalid_json"),
         (b'{"repo_name": "a/\xff", "archive": "x.tgz"}\n', "invalid_utf8"),
         (b'["a/b", 3]\n', "not_an_object"),
+        (b'{"repo_name": "a/b", "archive": "x.tgz", "ref": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+         "invalid_json"),  # nested 100,000 deep: a reject, not RecursionError
+        (b'{"repo_name": "a/b", "archive": "x.tgz", "stars": ' + b"1" * 5000 + b"}", "invalid_json"),
         (_line(repo_name=_MISSING), "bad_repo_name"),
         (_line(repo_name=""), "bad_repo_name"),
         (_line(repo_name="just-a-name"), "bad_repo_name"),
