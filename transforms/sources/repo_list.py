@@ -13,7 +13,7 @@ import apache_beam as beam
 from apache_beam.io import fileio
 
 from schemas.json_lines import load_json_line
-from schemas.records import RepoSpec
+from schemas.records import RepoSpec, is_int64
 from transforms.stats.counting import KEPT, REJECTS, count, reject
 
 STAGE = "manifest"
@@ -32,6 +32,12 @@ def resolve_archive(archive: str, manifest_path: str) -> str:
     return posixpath.normpath(posixpath.join(folder, archive))
 
 
+def _shown(value, limit: int = 100) -> str:
+    """A field's value as a reject's detail, cut to ``limit`` characters (a line may be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_manifest_line(line: bytes, source: str, manifest_path: str) -> RepoSpec:
     """One manifest line to a RepoSpec; raises ValueError with a short reason when malformed."""
     try:
@@ -43,19 +49,19 @@ def parse_manifest_line(line: bytes, source: str, manifest_path: str) -> RepoSpe
         raise ValueError("not_an_object")
     repo_name = record.get("repo_name")
     if not isinstance(repo_name, str) or not _REPO_NAME.fullmatch(repo_name):
-        raise ValueError(f"bad_repo_name: {repo_name!r}")
+        raise ValueError(f"bad_repo_name: {_shown(repo_name)}")
     stars = record.get("stars")
-    if stars is not None and (isinstance(stars, bool) or not isinstance(stars, int) or stars < 0):
-        raise ValueError(f"bad_stars: {stars!r}")
+    if stars is not None and not (is_int64(stars) and stars >= 0):  # 10**30, NaN, true: rejects
+        raise ValueError(f"bad_stars: {_shown(stars)}")
     license_ = record.get("license")
     if license_ is not None and not isinstance(license_, str):
-        raise ValueError(f"bad_license: {license_!r}")
+        raise ValueError(f"bad_license: {_shown(license_)}")
     archive = record.get("archive")
     if not isinstance(archive, str) or not archive:
-        raise ValueError(f"bad_archive: {archive!r}")
+        raise ValueError(f"bad_archive: {_shown(archive)}")
     ref = record.get("ref")
     if ref is not None and not isinstance(ref, str):
-        raise ValueError(f"bad_ref: {ref!r}")
+        raise ValueError(f"bad_ref: {_shown(ref)}")
     return RepoSpec(
         repo_name=repo_name,
         stars=stars,

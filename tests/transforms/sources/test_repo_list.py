@@ -41,7 +41,7 @@ def test_valid_line_becomes_repo_spec():
 @pytest.mark.parametrize(
     "fields",
     [dict(stars=None), dict(stars=_MISSING), dict(license=None), dict(license=_MISSING),
-     dict(ref=None), dict(ref=_MISSING), dict(stars=0)],
+     dict(ref=None), dict(ref=_MISSING), dict(stars=0), dict(stars=(1 << 63) - 1)],
 )
 def test_optional_fields_may_be_null_or_missing(fields):
     spec = parse_manifest_line(_line(**fields), "m:1", "m.jsonl")
@@ -70,6 +70,11 @@ def test_optional_fields_may_be_null_or_missing(fields):
         (_line(stars=False), "bad_stars"),
         (_line(stars=12.5), "bad_stars"),
         (_line(stars="100"), "bad_stars"),
+        (_line(stars=10**30), "bad_stars"),  # passed before, then failed the Parquet int64 write
+        (_line(stars=1 << 63), "bad_stars"),
+        (_line(stars=float("nan")), "bad_stars"),  # json writes NaN and Python's json reads it
+        (_line(stars=float("inf")), "bad_stars"),
+        (_line(stars=float("-inf")), "bad_stars"),
         (_line(license=3), "bad_license"),
         (_line(license=["MIT"]), "bad_license"),
         (_line(license={"spdx": "MIT"}), "bad_license"),
