@@ -1,7 +1,8 @@
 """Read the GitHub repository manifest (JSON Lines) into RepoSpec records.
 
 Lines are read through Beam's fileio so the manifest may be local or on any Beam filesystem; a
-malformed line becomes a counted reject that names its file and line number, never a crash.
+malformed line becomes a counted reject that names its file and line number, never a crash, and a
+repository listed twice is kept once (its first line), the other copies ``duplicate_repo`` rejects.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def parse_manifest_line(line: bytes, source: str, manifest_path: str) -> RepoSpe
 
 
 class _ParseManifestFn(beam.DoFn):
+    """A manifest file -> ``(repo_name, ((path, line number), RepoSpec))`` per valid line, rejects."""
+
     def process(self, readable_file):
         path = readable_file.metadata.path
         name = path.rsplit("/", 1)[-1]
@@ -87,12 +90,35 @@ class _ParseManifestFn(beam.DoFn):
                     reason, _, detail = str(err).partition(": ")
                     yield reject(f"manifest:{source}", STAGE, reason, detail)
                     continue
-                count(STAGE, KEPT)
-                yield spec
+                yield spec.repo_name, ((path, number), spec)
+
+
+class _FirstCopyFn(beam.DoFn):
+    """One repository's copies -> the first by (manifest path, line number); the others are
+    ``duplicate_repo`` rejects. Two passes over the grouped copies (Beam's are re-iterable), so
+    even a name repeated on millions of lines is never held in memory."""
+
+    def process(self, keyed):
+        _, copies = keyed
+        first_at, first = min(copies, key=lambda copy: copy[0])
+        count(STAGE, KEPT)
+        yield first
+        skipped = False  # by position, not identity: a runner may decode the copies anew per pass
+        for position, spec in copies:
+            if position == first_at and not skipped:
+                skipped = True
+                continue
+            yield reject(f"manifest:{spec.source}", STAGE, "duplicate_repo", f"first at {first.source}")
 
 
 class ReadRepoManifest(beam.PTransform):
-    """``(repos, rejects)`` from a manifest file pattern; repositories are redistributed for reading."""
+    """``(repos, rejects)`` from a manifest file pattern.
+
+    A ``repo_name`` is kept once: its first valid line, ordered by manifest path then line number,
+    whatever the runner's order or worker count; every later copy is a ``duplicate_repo`` reject,
+    so document ids (``<repo_name>:<path>``) are unique by construction. Grouping by name also
+    redistributes the repositories for reading.
+    """
 
     def __init__(self, pattern: str):
         super().__init__()
@@ -105,4 +131,10 @@ class ReadRepoManifest(beam.PTransform):
             | "Open" >> fileio.ReadMatches()
             | "Parse" >> beam.ParDo(_ParseManifestFn()).with_outputs(REJECTS, main=KEPT)
         )
-        return parsed[KEPT], parsed[REJECTS]
+        firsts = (
+            parsed[KEPT]
+            | "ByName" >> beam.GroupByKey()
+            | "FirstCopy" >> beam.ParDo(_FirstCopyFn()).with_outputs(REJECTS, main=KEPT)
+        )
+        rejects = (parsed[REJECTS], firsts[REJECTS]) | "Rejects" >> beam.Flatten()
+        return firsts[KEPT], rejects

@@ -164,3 +164,31 @@ def test_read_repo_manifest_pipeline_rejects_by_line(tmp_path, beam_helpers):
     )
     result = run(p)
     assert counters(result, "manifest") == {"kept": 3, "invalid_json": 1, "bad_stars": 1, "not_an_object": 1}
+
+
+
+@pytest.mark.parametrize("options", [[], ["--direct_num_workers=4", "--direct_running_mode=multi_threading"]])
+def test_every_copy_of_a_repo_name_after_the_first_is_a_duplicate_reject(tmp_path, beam_helpers, options):
+    # Two manifests the pattern matches: the first copy is the first by (path, line number),
+    # whatever the worker count; ids <repo_name>:<path> stay unique by construction.
+    _, run, counters = beam_helpers
+    lines = [_line(repo_name=f"owner/r{i}") for i in range(12)]
+    (tmp_path / "a.jsonl").write_bytes(b"".join([
+        lines[0], lines[1], _line(repo_name="owner/r0", stars=99),  # 3: copy of line 1
+        _line(repo_name="owner/r2", stars=-1),  # 4: invalid, so r2's first valid copy is b.jsonl:1
+        *lines[3:11], lines[1],  # 13: another copy of line 2 (after 10 other lines)
+    ]))
+    (tmp_path / "b.jsonl").write_bytes(lines[2] + lines[0] + lines[11])  # b.jsonl:2 copies a.jsonl:1
+    p = beam.Pipeline(runner="DirectRunner", options=beam.options.pipeline_options.PipelineOptions(options))
+    repos, rejects = p | ReadRepoManifest(str(tmp_path / "*.jsonl"))
+    assert_that(repos | beam.Map(lambda r: (r.repo_name, r.source, r.stars)), equal_to([
+        ("owner/r0", "a.jsonl:1", 10), ("owner/r1", "a.jsonl:2", 10), ("owner/r2", "b.jsonl:1", 10),
+        *((f"owner/r{n - 2}", f"a.jsonl:{n}", 10) for n in range(5, 13)), ("owner/r11", "b.jsonl:3", 10),
+    ]), label="repos")
+    assert_that(rejects | beam.Map(lambda r: (r.id, r.reason, r.detail)), equal_to([
+        ("manifest:a.jsonl:3", "duplicate_repo", "first at a.jsonl:1"),
+        ("manifest:a.jsonl:4", "bad_stars", "-1"),
+        ("manifest:a.jsonl:13", "duplicate_repo", "first at a.jsonl:2"),
+        ("manifest:b.jsonl:2", "duplicate_repo", "first at a.jsonl:1"),
+    ]), label="rejects")
+    assert counters(run(p), "manifest") == {"kept": 12, "duplicate_repo": 3, "bad_stars": 1}
