@@ -7,11 +7,12 @@ import math
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.records import DOCUMENT_PARQUET_SCHEMA, Document, Reject, document_row
 from transforms.sources.github_rows import ROWS, RowRules, _RowToDocumentFn
+from tests.transforms.sources.strategies import SETTINGS
 from transforms.stats.counting import REJECTS
 
 RULES = RowRules(languages=("go", "python"), licenses=frozenset({"MIT", "Apache-2.0"}), min_bytes=1,
@@ -78,7 +79,7 @@ _ROWS = st.fixed_dictionaries({}, optional={
 })
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(**SETTINGS)
 @given(row=st.one_of(_ROWS, st.builds(lambda r: {**GOOD, **r}, _ROWS)))
 def test_any_row_is_a_writable_document_or_a_reject(row):
     result, (doc_id, (language, nbytes)) = outcome(row)

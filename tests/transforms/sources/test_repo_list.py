@@ -9,8 +9,11 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from schemas.records import Reject, RepoSpec
+from schemas.records import Reject, RepoSpec, is_int64
+from tests.transforms.sources.strategies import JSON_VALUES, SETTINGS, json_lines
 from transforms.sources.repo_list import ReadRepoManifest, parse_manifest_line, resolve_archive
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -192,3 +195,32 @@ def test_every_copy_of_a_repo_name_after_the_first_is_a_duplicate_reject(tmp_pat
         ("manifest:b.jsonl:2", "duplicate_repo", "first at a.jsonl:1"),
     ]), label="rejects")
     assert counters(run(p), "manifest") == {"kept": 12, "duplicate_repo": 3, "bad_stars": 1}
+
+
+MANIFEST_REASONS = {"invalid_utf8", "invalid_json", "not_an_object", "bad_repo_name", "bad_stars",
+                    "bad_license", "bad_archive", "bad_ref"}
+_MANIFEST_RECORDS = st.one_of(
+    JSON_VALUES,
+    st.fixed_dictionaries({}, optional={
+        "repo_name": st.one_of(JSON_VALUES, st.sampled_from(["owner/repo", "a-b/c.d_e", "a/b/c", "a/"])),
+        "stars": st.one_of(JSON_VALUES, st.integers(min_value=-5, max_value=1 << 64)),
+        "license": st.one_of(JSON_VALUES, st.sampled_from(["mit", "MIT OR Apache-2.0"])),
+        "archive": st.one_of(JSON_VALUES, st.sampled_from(["archives/x.tar.gz", "/abs/x", "gs://b/x", "a://", ".."])),
+        "ref": JSON_VALUES,
+    }),
+)
+
+
+@settings(**SETTINGS)
+@given(line=json_lines(_MANIFEST_RECORDS), manifest=st.sampled_from(["m.jsonl", "/d/m.jsonl", "gs://b/l/m.jsonl"]))
+def test_any_line_is_a_repo_spec_or_a_named_reject(line, manifest):
+    # _ParseManifestFn turns exactly these ValueErrors into counted rejects; anything else ends the job.
+    try:
+        spec = parse_manifest_line(line, "m.jsonl:1", manifest)
+    except ValueError as err:
+        reason, _, detail = str(err).partition(": ")
+        assert reason in MANIFEST_REASONS and len(detail) <= 100, err
+        return
+    assert isinstance(spec.repo_name, str) and isinstance(spec.archive, str) and spec.archive
+    assert spec.stars is None or (is_int64(spec.stars) and spec.stars >= 0)
+    assert all(v is None or isinstance(v, str) for v in (spec.license, spec.ref))
