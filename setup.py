@@ -37,6 +37,7 @@ EXTRAS = {
     "train": TRAIN,
     "test": [
         "pytest>=8",
+        "hypothesis>=6",  # property tests of the parsers (tests/transforms/sources)
         *TRAIN,
         # TensorFlow only checks that its own parser reads our TFRecord files (x86_64 wheels).
         "tensorflow-cpu>=2.16; platform_machine == 'x86_64'",

@@ -123,7 +123,7 @@ def stage_rows(args, mode: str, params: github_sql.QueryParams, stats_dir: str):
              "parameters": params.named(), "stars_table": args.stars_table}
     if mode == "snapshot":
         try:
-            tables = github_sql.snapshot_tables(args.bigquery_snapshot)
+            tables = github_sql.snapshot_tables(args.bigquery_snapshot, args.stars_table)
             folder = join(stats_dir, "query")
             result = github_sql.export_snapshot_query(args.bigquery_snapshot, params, folder, args.stars_table)
         except ValueError as err:
@@ -162,6 +162,11 @@ def read_config(args, mode: RunMode = RUN) -> Selection:
                           None if source == "snapshot" else args.bigquery_dataset, args.stars_table)
     except ValueError as err:
         raise UsageError(f"--stars_table: {err}") from None
+    if source == "snapshot":
+        try:  # a missing table or a column of the wrong type: one line, before any output is touched
+            github_sql.check_snapshot(args.bigquery_snapshot, args.stars_table)
+        except ValueError as err:  # pyarrow's ArrowInvalid (not Parquet) is a ValueError too
+            raise UsageError(f"--bigquery_snapshot: {err}") from None
     return Selection(mode=source, params=params, stars_table=args.stars_table,
                      licenses=tuple(sorted(allowed)), quality=quality)
 

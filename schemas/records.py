@@ -85,6 +85,19 @@ REJECT_PARQUET_SCHEMA = pa.schema(
 )
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def is_int64(value) -> bool:
+    """Whether ``value`` is an integer (not a bool) that fits the int64 columns above (``stars``).
+
+    JSON and Python integers are unbounded, and JSON as Python reads it also has NaN and Infinity:
+    a reader checks every integer field with this before it becomes a record, since a value
+    outside int64 would only fail when the Parquet side outputs are written, ending the run.
+    """
+    return isinstance(value, int) and not isinstance(value, bool) and INT64_MIN <= value <= INT64_MAX
+
+
 def document_row(doc: Document) -> dict:
     """The Parquet row of a curated document (DOCUMENT_PARQUET_SCHEMA)."""
     return {name: getattr(doc, name) for name in DOCUMENT_PARQUET_SCHEMA.names}

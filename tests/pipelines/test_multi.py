@@ -159,6 +159,42 @@ def test_bad_flags_give_one_line(multi_snapshot, sample_tokenizer, tmp_path, cap
     assert not (tmp_path / "o" / "manifest.json").exists()
 
 
+def _damaged_snapshot(snapshot, folder, table, change):
+    """A copy of the snapshot whose ``table`` is ``change(arrow table)``; a table the snapshot
+    lacks (a --stars_table) is made from sample_repos."""
+    folder.mkdir()
+    for path in snapshot.glob("*.parquet"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    source = snapshot / f"{table}.parquet"
+    source = source if source.exists() else snapshot / "sample_repos.parquet"
+    pq.write_table(change(pq.read_table(source)), folder / f"{table}.parquet")
+    return folder
+
+
+def _cast(column, type_):
+    return lambda t: t.set_column(t.schema.get_field_index(column), column, t.column(column).cast(type_))
+
+
+@pytest.mark.parametrize("table, change, extra, needle", [
+    ("contents", _cast("size", pa.string()), [], "table contents: column size is string, expected integer (int64)"),
+    ("contents", lambda t: t.drop_columns(["binary"]), [], "table contents has no column binary (expected bool)"),
+    ("files", _cast("path", pa.binary()), [], "table files: column path is binary, expected string"),
+    ("sample_repos", _cast("watch_count", pa.float64()), [],
+     "table sample_repos: column watch_count is double, expected integer (int64)"),
+    ("stars", lambda t: t.rename_columns(["repo_name", "stars"]), ["--stars_table", "stars"],  # checked too
+     "table stars has no column watch_count (expected integer (int64))"),
+])
+def test_a_snapshot_column_of_the_wrong_type_is_one_line_before_the_query(
+        multi_snapshot, sample_tokenizer, tmp_path, capsys, table, change, extra, needle):
+    snapshot = _damaged_snapshot(multi_snapshot, tmp_path / "snapshot", table, change)
+    status = multi.run(["--bigquery_snapshot", str(snapshot), "--output", str(tmp_path / "o"),
+                        "--tokenizer", str(sample_tokenizer), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert err[0].startswith("error: --bigquery_snapshot: ") and err[0].endswith(needle), err
+    assert not (tmp_path / "o").exists()  # refused before the query and before any output
+
+
 def test_live_query_without_client_or_credentials_fails_fast(sample_tokenizer, tmp_path, capsys):
     status = multi.run(["--bigquery_project", "some-project", "--bigquery_destination", "p.d.t",
                         "--bigquery_timeout_s", "5", "--output", str(tmp_path / "o"),

@@ -14,7 +14,7 @@ import hashlib
 
 import apache_beam as beam
 
-from schemas.records import Document
+from schemas.records import Document, is_int64
 from transforms.stats.counting import KEPT, REJECTS, count, reject
 from transforms.stats import histograms
 from transforms.filters.licenses import is_allowed, normalize_license
@@ -32,7 +32,19 @@ class RowRules:
     max_bytes: int
 
 
+def _utf8_size(text) -> int | None:
+    """UTF-8 bytes of a row's content; None when it is no string or not encodable (a lone surrogate)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
 class _RowToDocumentFn(beam.DoFn):
+    """Any row (a dict of whatever an export holds) -> a Document or a counted reject."""
+
     def __init__(self, rules: RowRules):
         self._rules = rules
 
@@ -40,10 +52,11 @@ class _RowToDocumentFn(beam.DoFn):
         repo, path = row.get("repo_name"), row.get("path")
         language, text = row.get("language"), row.get("content")
         doc_id = f"{repo}:{path}" if repo and path else f"content:{row.get('id')}"
-        nbytes = len(text.encode("utf-8")) if isinstance(text, str) else 0
-        yield beam.pvalue.TaggedOutput(ROWS, (doc_id, (language or "unknown", nbytes)))
-        histograms.observe(histograms.DOCUMENT_BYTES_READ, nbytes)
-        verdict = self._check(repo, path, language, text, nbytes, row.get("license"))
+        nbytes = _utf8_size(text)
+        tally = language if isinstance(language, str) and language else "unknown"
+        yield beam.pvalue.TaggedOutput(ROWS, (doc_id, (tally, nbytes or 0)))
+        histograms.observe(histograms.DOCUMENT_BYTES_READ, nbytes or 0)
+        verdict = self._check(row, nbytes)
         if verdict is not None:
             yield reject(doc_id, STAGE, *verdict)
             return
@@ -55,19 +68,30 @@ class _RowToDocumentFn(beam.DoFn):
             license_confidence=None, ref=None, language=language,
         )
 
-    def _check(self, repo, path, language, text, nbytes, license_key):
+    def _check(self, row, nbytes):
         r = self._rules
-        if not repo or not path:
-            return "missing_field", "repo_name/path"
-        if not isinstance(text, str):
-            return "missing_field", "content"
+        for name, missing in (("repo_name", "repo_name/path"), ("path", "repo_name/path"), ("content", "content")):
+            value = row.get(name)
+            if value is None or (value == "" and name != "content"):  # empty content: a size reject
+                return "missing_field", missing
+            if not isinstance(value, str):
+                return "bad_field", f"{name}: {type(value).__name__}"
+        if nbytes is None:
+            return "invalid_text", "content is not encodable as UTF-8 (a lone surrogate)"
+        language = row.get("language")
         if language not in r.languages:
-            return "language_not_selected", str(language)
+            return "language_not_selected", str(language)[:100]
+        license_key = row.get("license")
+        if license_key is not None and not isinstance(license_key, str):
+            return "bad_field", f"license: {type(license_key).__name__}"
         spdx = normalize_license(license_key)
         if spdx is None:
-            return "license_unknown", str(license_key)
+            return "license_unknown", str(license_key)[:100]
         if not is_allowed(spdx, r.licenses):
             return "license_not_allowed", spdx
+        stars = row.get("stars")
+        if stars is not None and not (is_int64(stars) and stars >= 0):
+            return "bad_stars", repr(stars)[:100]
         if not r.min_bytes <= nbytes <= r.max_bytes:
             return "size_out_of_bounds", str(nbytes)
         return None

@@ -44,6 +44,21 @@ RESULT_SCHEMA = pa.schema([
     ("id", pa.string()), ("repo_name", pa.string()), ("path", pa.string()), ("license", pa.string()),
     ("stars", pa.int64()), ("language", pa.string()), ("content", pa.large_string()),
 ])
+# The columns the query reads from each snapshot table and the kind of type each must have (the
+# BigQuery table's STRING, INT64, BOOL); a table may hold more columns. A column of the wrong type
+# would otherwise fail deep inside DuckDB's binder, or worse, compare as text.
+_KINDS = {
+    "string": (pa.types.is_string, pa.types.is_large_string, getattr(pa.types, "is_string_view", None)),
+    "integer (int64)": (pa.types.is_integer,),
+    "bool": (pa.types.is_boolean,),
+}
+SNAPSHOT_COLUMNS = {
+    "contents": {"id": "string", "size": "integer (int64)", "binary": "bool", "content": "string"},
+    "files": {"id": "string", "repo_name": "string", "path": "string", "symlink_target": "string"},
+    "licenses": {"repo_name": "string", "license": "string"},
+    "languages": {},
+    STARS_PLACEHOLDER: {"repo_name": "string", "watch_count": "integer (int64)"},
+}
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME_PART = re.compile(r"^[A-Za-z0-9_-]+$")  # project ids have '-', datasets and tables '_'
 
@@ -134,18 +149,60 @@ def render(dialect: str, dataset: str | None, stars_table: str = STARS_PLACEHOLD
     return tree.sql(dialect=dialect, pretty=True)
 
 
-def snapshot_tables(snapshot_dir: str) -> dict:
-    """``{table: {path, bytes, sha256, rows}}`` for the snapshot's Parquet files (all five required)."""
+def schema_problem(table: str, schema: pa.Schema, expected: dict) -> str | None:
+    """One line naming the table, the column and the type expected, where ``schema`` lacks a column
+    of ``expected`` ({column: kind}) or holds it with another type; None when it fits. An all-null
+    column (Arrow's null type) fits any kind."""
+    for column, kind in expected.items():
+        index = schema.get_field_index(column)
+        if index < 0:
+            return f"table {table} has no column {column} (expected {kind})"
+        actual = schema.field(index).type
+        if not pa.types.is_null(actual) and not any(test and test(actual) for test in _KINDS[kind]):
+            return f"table {table}: column {column} is {actual}, expected {kind}"
+    return None
+
+
+def check_snapshot(snapshot_dir: str, stars_table: str = STARS_PLACEHOLDER) -> dict:
+    """``{table: path}`` of the tables the query reads, each checked before any query runs: its
+    Parquet file exists and its schema holds the columns the query reads with the types expected
+    (SNAPSHOT_COLUMNS; only the files' footers are read). ValueError, one line naming the table,
+    the column and the type expected, otherwise."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    wanted = dict(SNAPSHOT_COLUMNS)
+    if stars_table != STARS_PLACEHOLDER and _TABLE_NAME.match(stars_table):
+        wanted[stars_table] = SNAPSHOT_COLUMNS[STARS_PLACEHOLDER]
+    paths = {}
+    for name, columns in wanted.items():
+        path = os.path.join(snapshot_dir, f"{name}.parquet")
+        if not os.path.isfile(path):
+            raise ValueError(f"{snapshot_dir} has no {name}.parquet"
+                             f" (a snapshot holds {', '.join(SNAPSHOT_TABLES)})")
+        try:
+            schema = pq.read_schema(path)
+        except (pa.ArrowException, OSError) as err:
+            raise ValueError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from None
+        problem = schema_problem(name, schema, columns)
+        if problem:
+            raise ValueError(f"{path}: {problem}")
+        paths[name] = path
+    return paths
+
+
+def snapshot_tables(snapshot_dir: str, stars_table: str = STARS_PLACEHOLDER) -> dict:
+    """``{table: {path, bytes, sha256, rows}}`` for the snapshot's five Parquet files, after
+    ``check_snapshot`` (all five required, and ``stars_table`` where it is another table)."""
     import os
 
     import pyarrow.parquet as pq
 
     tables = {}
-    for name in SNAPSHOT_TABLES:
-        path = os.path.join(snapshot_dir, f"{name}.parquet")
-        if not os.path.isfile(path):
-            raise ValueError(f"{snapshot_dir} has no {name}.parquet"
-                             f" (a snapshot holds {', '.join(SNAPSHOT_TABLES)})")
+    for name, path in check_snapshot(snapshot_dir, stars_table).items():
+        if name not in SNAPSHOT_TABLES:
+            continue  # a --stars_table: checked, but the manifest records the five tables as before
         with open(path, "rb") as handle:
             _, digest = sha256_of(handle)
         tables[name] = {"path": path, "bytes": os.path.getsize(path), "sha256": digest,
@@ -153,14 +210,15 @@ def snapshot_tables(snapshot_dir: str) -> dict:
     return tables
 
 
-def snapshot_connection(snapshot_dir: str, threads: int | None = None):
-    """A DuckDB connection with one view per Parquet file of the snapshot, named like the table."""
+def snapshot_connection(snapshot_dir: str, threads: int | None = None, stars_table: str = STARS_PLACEHOLDER):
+    """A DuckDB connection with one view per Parquet file of the snapshot, named like the table
+    (the tables the query reads checked first: ``check_snapshot``)."""
     import duckdb
 
     import glob
     import os
 
-    paths = {name: info["path"] for name, info in snapshot_tables(snapshot_dir).items()}
+    paths = check_snapshot(snapshot_dir, stars_table)
     for path in sorted(glob.glob(os.path.join(glob.escape(snapshot_dir), "*.parquet"))):
         name = os.path.basename(path)[: -len(".parquet")]
         if _TABLE_NAME.match(name):  # other tables of the snapshot, e.g. a --stars_table
@@ -196,7 +254,7 @@ def export_snapshot_query(snapshot_dir: str, params: QueryParams, folder: str,
     import pyarrow.parquet as pq
     from apache_beam.io.filesystems import FileSystems
 
-    con = snapshot_connection(snapshot_dir)
+    con = snapshot_connection(snapshot_dir, stars_table=stars_table)
     rows = nbytes = files = in_file = 0
     writer = handle = None
 

@@ -17,13 +17,13 @@ worker per file.
 from __future__ import annotations
 
 import hashlib
-import json
 
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from schemas.json_lines import load_json_line
 from schemas.pile import FILE_SUFFIXES, LANGUAGE, compression_of
 from schemas.records import Document
 from transforms.sources.pile_stream import CountingReader, Damage, decompressed_chunks, iter_lines
@@ -64,10 +64,7 @@ def parse_line(line: bytes):
         decoded = line.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ValueError(f"invalid_utf8: byte {err.start}") from None
-    try:
-        record = json.loads(decoded)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"invalid_json: {err.msg} at column {err.colno}") from None
+    record = load_json_line(decoded)
     if not isinstance(record, dict):
         raise ValueError(f"not_an_object: {type(record).__name__}")
     if "text" not in record:

@@ -118,3 +118,42 @@ def test_a_snapshot_without_a_table_is_refused(tmp_path, multi_snapshot):
         (tmp_path / f"{name}.parquet").write_bytes((multi_snapshot / f"{name}.parquet").read_bytes())
     with pytest.raises(ValueError, match="sample_repos.parquet"):
         github_sql.snapshot_connection(str(tmp_path))
+
+
+def _snapshot_with(snapshot, folder, table, arrow_table):
+    for path in snapshot.glob("*.parquet"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    pq.write_table(arrow_table, folder / f"{table}.parquet")
+    return str(folder)
+
+
+def test_snapshot_schemas_are_checked_before_the_query(tmp_path, multi_snapshot):
+    import pyarrow as pa
+
+    contents = pq.read_table(multi_snapshot / "contents.parquet")
+    size = contents.schema.get_field_index("size")
+    wrong = _snapshot_with(multi_snapshot, tmp_path, "contents",
+                           contents.set_column(size, "size", contents.column("size").cast(pa.string())))
+    for call in (github_sql.check_snapshot, github_sql.snapshot_tables, github_sql.snapshot_connection):
+        with pytest.raises(ValueError) as err:
+            call(wrong)
+        assert str(err.value).endswith("table contents: column size is string, expected integer (int64)")
+        assert "\n" not in str(err.value)
+    (tmp_path / "contents.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match="contents.parquet"):
+        github_sql.check_snapshot(str(tmp_path))
+
+
+def test_other_string_and_integer_types_and_all_null_columns_fit(tmp_path, multi_snapshot):
+    import pyarrow as pa
+
+    files = pq.read_table(multi_snapshot / "files.parquet")
+    symlink = files.schema.get_field_index("symlink_target")
+    files = files.set_column(symlink, "symlink_target", pa.nulls(files.num_rows))  # all null: type null
+    files = files.set_column(files.schema.get_field_index("path"), "path", files.column("path").cast(pa.large_string()))
+    folder = _snapshot_with(multi_snapshot, tmp_path, "files", files)
+    stars = pq.read_table(multi_snapshot / "sample_repos.parquet")
+    pq.write_table(stars.set_column(1, "watch_count", stars.column("watch_count").cast(pa.int32())),
+                   tmp_path / "sample_repos.parquet")
+    assert set(github_sql.check_snapshot(folder)) == set(github_sql.SNAPSHOT_TABLES)
+    assert set(github_sql.snapshot_tables(folder)) == set(github_sql.SNAPSHOT_TABLES)

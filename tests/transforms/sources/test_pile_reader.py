@@ -14,8 +14,11 @@ import apache_beam as beam
 import pytest
 import zstandard
 from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.records import Reject
+from tests.transforms.sources.strategies import JSON_VALUES, SETTINGS, json_lines
 from transforms.sources.pile_reader import ReadPile, match_inputs, parse_line, pile_document
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -149,6 +152,8 @@ BAD_LINES = [
     (b'{"text": "lone \\ud800 surrogate", "meta": {"pile_set_name": "Pile-CC"}}', "lone_surrogate"),
     (b'{"text": "  \\n ", "meta": {"pile_set_name": "Pile-CC"}}', "empty_text"),
     (b"   ", "blank_line"),
+    (b'{"text": "deep", "meta": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid_json"),  # not RecursionError
+    (b'{"text": "x", "meta": {"pile_set_name": "Pile-CC", "n": ' + b"9" * 5000 + b"}}", "invalid_json"),
 ]
 
 
@@ -166,7 +171,7 @@ def test_parse_line_keeps_meta_extras_and_escapes():
 
 def test_bad_lines_are_counted_rejects_with_file_and_line(read, tmp_path):
     real = zst_content(SAMPLES[2]).splitlines()[:3]
-    limit = max(len(line) for line in real)
+    limit = max(len(line) for line in real + [line for line, _ in BAD_LINES])
     lines = [real[0]] + [line for line, _ in BAD_LINES] + [real[1], good_line("x" * limit), real[2]]
     (tmp_path / "bad.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(b"\n".join(lines) + b"\n"))
     docs, rejects, reports, counts = read(str(tmp_path / "bad.jsonl.zst"), max_line_bytes=limit)
@@ -262,3 +267,28 @@ def test_match_inputs_refuses_what_would_break_ids(tmp_path):
         match_inputs([str(tmp_path / "missing-*.jsonl.zst")])
     with pytest.raises(ValueError, match="is not a Pile file"):
         match_inputs([str(tmp_path / "notes.txt")])
+
+
+PILE_REASONS = {"blank_line", "invalid_utf8", "invalid_json", "not_an_object", "missing_text",
+                "text_not_a_string", "missing_meta", "missing_set_name", "lone_surrogate", "empty_text"}
+_PILE_RECORDS = st.one_of(
+    JSON_VALUES,
+    st.fixed_dictionaries({}, optional={
+        "text": st.one_of(JSON_VALUES, st.text()),
+        "meta": st.one_of(JSON_VALUES, st.fixed_dictionaries({}, optional={
+            "pile_set_name": st.one_of(JSON_VALUES, st.sampled_from(["Pile-CC", "Github", ""]))})),
+    }),
+)
+
+
+@settings(**SETTINGS)
+@given(line=json_lines(_PILE_RECORDS))
+def test_any_line_is_a_pile_record_or_a_named_reject(line):
+    # The reader turns exactly these ValueErrors into counted rejects; anything else would end the job.
+    try:
+        text, name, data = parse_line(line)
+    except ValueError as err:
+        assert str(err).partition(": ")[0] in PILE_REASONS, err
+        return
+    assert isinstance(name, str) and name and text.strip() and data == text.encode("utf-8")
+    pile_document("f.jsonl", 0, text, name, data)

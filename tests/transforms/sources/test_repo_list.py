@@ -9,8 +9,11 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from schemas.records import Reject, RepoSpec
+from schemas.records import Reject, RepoSpec, is_int64
+from tests.transforms.sources.strategies import JSON_VALUES, SETTINGS, json_lines
 from transforms.sources.repo_list import ReadRepoManifest, parse_manifest_line, resolve_archive
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -41,7 +44,7 @@ def test_valid_line_becomes_repo_spec():
 @pytest.mark.parametrize(
     "fields",
     [dict(stars=None), dict(stars=_MISSING), dict(license=None), dict(license=_MISSING),
-     dict(ref=None), dict(ref=_MISSING), dict(stars=0)],
+     dict(ref=None), dict(ref=_MISSING), dict(stars=0), dict(stars=(1 << 63) - 1)],
 )
 def test_optional_fields_may_be_null_or_missing(fields):
     spec = parse_manifest_line(_line(**fields), "m:1", "m.jsonl")
@@ -56,6 +59,9 @@ def test_optional_fields_may_be_null_or_missing(fields):
         (b"not json at all\n", "invalid_json"),
         (b'{"repo_name": "a/\xff", "archive": "x.tgz"}\n', "invalid_utf8"),
         (b'["a/b", 3]\n', "not_an_object"),
+        (b'{"repo_name": "a/b", "archive": "x.tgz", "ref": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+         "invalid_json"),  # nested 100,000 deep: a reject, not RecursionError
+        (b'{"repo_name": "a/b", "archive": "x.tgz", "stars": ' + b"1" * 5000 + b"}", "invalid_json"),
         (_line(repo_name=_MISSING), "bad_repo_name"),
         (_line(repo_name=""), "bad_repo_name"),
         (_line(repo_name="just-a-name"), "bad_repo_name"),
@@ -67,6 +73,11 @@ def test_optional_fields_may_be_null_or_missing(fields):
         (_line(stars=False), "bad_stars"),
         (_line(stars=12.5), "bad_stars"),
         (_line(stars="100"), "bad_stars"),
+        (_line(stars=10**30), "bad_stars"),  # passed before, then failed the Parquet int64 write
+        (_line(stars=1 << 63), "bad_stars"),
+        (_line(stars=float("nan")), "bad_stars"),  # json writes NaN and Python's json reads it
+        (_line(stars=float("inf")), "bad_stars"),
+        (_line(stars=float("-inf")), "bad_stars"),
         (_line(license=3), "bad_license"),
         (_line(license=["MIT"]), "bad_license"),
         (_line(license={"spdx": "MIT"}), "bad_license"),
@@ -156,3 +167,60 @@ def test_read_repo_manifest_pipeline_rejects_by_line(tmp_path, beam_helpers):
     )
     result = run(p)
     assert counters(result, "manifest") == {"kept": 3, "invalid_json": 1, "bad_stars": 1, "not_an_object": 1}
+
+
+
+@pytest.mark.parametrize("options", [[], ["--direct_num_workers=4", "--direct_running_mode=multi_threading"]])
+def test_every_copy_of_a_repo_name_after_the_first_is_a_duplicate_reject(tmp_path, beam_helpers, options):
+    # Two manifests the pattern matches: the first copy is the first by (path, line number),
+    # whatever the worker count; ids <repo_name>:<path> stay unique by construction.
+    _, run, counters = beam_helpers
+    lines = [_line(repo_name=f"owner/r{i}") for i in range(12)]
+    (tmp_path / "a.jsonl").write_bytes(b"".join([
+        lines[0], lines[1], _line(repo_name="owner/r0", stars=99),  # 3: copy of line 1
+        _line(repo_name="owner/r2", stars=-1),  # 4: invalid, so r2's first valid copy is b.jsonl:1
+        *lines[3:11], lines[1],  # 13: another copy of line 2 (after 10 other lines)
+    ]))
+    (tmp_path / "b.jsonl").write_bytes(lines[2] + lines[0] + lines[11])  # b.jsonl:2 copies a.jsonl:1
+    p = beam.Pipeline(runner="DirectRunner", options=beam.options.pipeline_options.PipelineOptions(options))
+    repos, rejects = p | ReadRepoManifest(str(tmp_path / "*.jsonl"))
+    assert_that(repos | beam.Map(lambda r: (r.repo_name, r.source, r.stars)), equal_to([
+        ("owner/r0", "a.jsonl:1", 10), ("owner/r1", "a.jsonl:2", 10), ("owner/r2", "b.jsonl:1", 10),
+        *((f"owner/r{n - 2}", f"a.jsonl:{n}", 10) for n in range(5, 13)), ("owner/r11", "b.jsonl:3", 10),
+    ]), label="repos")
+    assert_that(rejects | beam.Map(lambda r: (r.id, r.reason, r.detail)), equal_to([
+        ("manifest:a.jsonl:3", "duplicate_repo", "first at a.jsonl:1"),
+        ("manifest:a.jsonl:4", "bad_stars", "-1"),
+        ("manifest:a.jsonl:13", "duplicate_repo", "first at a.jsonl:2"),
+        ("manifest:b.jsonl:2", "duplicate_repo", "first at a.jsonl:1"),
+    ]), label="rejects")
+    assert counters(run(p), "manifest") == {"kept": 12, "duplicate_repo": 3, "bad_stars": 1}
+
+
+MANIFEST_REASONS = {"invalid_utf8", "invalid_json", "not_an_object", "bad_repo_name", "bad_stars",
+                    "bad_license", "bad_archive", "bad_ref"}
+_MANIFEST_RECORDS = st.one_of(
+    JSON_VALUES,
+    st.fixed_dictionaries({}, optional={
+        "repo_name": st.one_of(JSON_VALUES, st.sampled_from(["owner/repo", "a-b/c.d_e", "a/b/c", "a/"])),
+        "stars": st.one_of(JSON_VALUES, st.integers(min_value=-5, max_value=1 << 64)),
+        "license": st.one_of(JSON_VALUES, st.sampled_from(["mit", "MIT OR Apache-2.0"])),
+        "archive": st.one_of(JSON_VALUES, st.sampled_from(["archives/x.tar.gz", "/abs/x", "gs://b/x", "a://", ".."])),
+        "ref": JSON_VALUES,
+    }),
+)
+
+
+@settings(**SETTINGS)
+@given(line=json_lines(_MANIFEST_RECORDS), manifest=st.sampled_from(["m.jsonl", "/d/m.jsonl", "gs://b/l/m.jsonl"]))
+def test_any_line_is_a_repo_spec_or_a_named_reject(line, manifest):
+    # _ParseManifestFn turns exactly these ValueErrors into counted rejects; anything else ends the job.
+    try:
+        spec = parse_manifest_line(line, "m.jsonl:1", manifest)
+    except ValueError as err:
+        reason, _, detail = str(err).partition(": ")
+        assert reason in MANIFEST_REASONS and len(detail) <= 100, err
+        return
+    assert isinstance(spec.repo_name, str) and isinstance(spec.archive, str) and spec.archive
+    assert spec.stars is None or (is_int64(spec.stars) and spec.stars >= 0)
+    assert all(v is None or isinstance(v, str) for v in (spec.license, spec.ref))
