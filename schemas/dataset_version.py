@@ -12,18 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import stat
 from typing import NamedTuple, Optional
 
 import fsspec
-import numpy as np
 import pyarrow as pa
 import pyarrow.ipc
 from fsspec.implementations.local import LocalFileSystem
 
 from schemas import manifest as manifest_schema
 from schemas import tfrecord
+from schemas.json_lines import nesting_depth_exceeds
 from schemas.files import HashingReader, join, json_kind, relative_problem, sha256_of
 
 FORMATS = ("arrow", "tfrecord")
@@ -109,18 +108,6 @@ def _manifest_bytes(version: str) -> bytes:
     return raw
 
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-
-
-def json_depth(raw: bytes) -> int:
-    """How deep the arrays and objects of a JSON text nest (brackets in strings not counted),
-    found without parsing, so a text nested too deep for the parser is refused before it recurses."""
-    brackets = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
-    brackets = brackets[np.isin(brackets, np.frombuffer(b"[]{}", dtype=np.uint8))]
-    steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1).astype(np.int32)
-    return int(np.cumsum(steps).max(initial=0))
-
-
 def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
@@ -130,10 +117,10 @@ def _parse_manifest(version: str, raw: bytes, validate: bool) -> dict:
     not JSON, nested deeper than MAX_MANIFEST_DEPTH, not an object, or (``validate``) not a valid
     manifest (schemas/manifest.py: keys, types, paths, totals)."""
     try:
-        depth = json_depth(raw)
-        if depth > MAX_MANIFEST_DEPTH:
-            raise ValueError(f"nested {depth} deep, more than {MAX_MANIFEST_DEPTH}")
-        manifest = json.loads(raw, parse_constant=_no_constant)
+        text = raw.decode("utf-8")
+        if nesting_depth_exceeds(text, MAX_MANIFEST_DEPTH):
+            raise ValueError(f"nested deeper than {MAX_MANIFEST_DEPTH}")
+        manifest = json.loads(text, parse_constant=_no_constant)
         if not isinstance(manifest, dict):
             raise ValueError(f"the manifest is {json_kind(manifest)}, not an object")
         if validate:
