@@ -80,6 +80,17 @@ for attempt in (lambda: os.mkfifo("TARGETS/fifo"),
     except Exception as err:
         print(err)
 """,
+    # Opened for appending and closed unwritten: had it opened, nothing would change, and the test fails.
+    "kernel_settings": """opened = []
+for path in ("/proc/sys/kernel/core_pattern", "/proc/sys/vm/drop_caches", "/proc/sys/kernel/modprobe",
+             "/proc/sysrq-trigger", "/sys/kernel/uevent_helper"):
+    try:
+        open(path, "a").close()
+        opened.append(path)
+    except OSError as err:
+        print(err)
+raise SystemExit(f"OPENED {opened}")
+""",
     "read_secrets": """import os
 leak = []
 paths = ["/etc/shadow", f"/proc/{os.getppid()}/environ", "/proc/1/environ", "/proc/self/environ",
@@ -227,7 +238,8 @@ def test_attacks_have_no_effect_outside_and_the_scorer_finishes(who, arena, code
     if os.access("/etc/shadow", os.R_OK):
         shadow = [line for line in pathlib.Path("/etc/shadow").read_text().splitlines() if line.strip()]
         assert not any(line in output for line in shadow)
-    assert "/proc/1/environ=PATH=/usr/bin:/bin" in verdicts["read_secrets"]  # bwrap's own, empty of secrets
+    # no kernel setting (they are not namespaced) could be opened for writing
+    assert verdicts["kernel_settings"] == "failed: OPENED []"
 
 
 def test_mtpb_programs_see_numpy_but_not_the_project():
@@ -239,17 +251,51 @@ def test_mtpb_programs_see_numpy_but_not_the_project():
     assert total == 6 and uid == sandbox.SANDBOX_ID and etc in ([], ["ld.so.cache"]) and not any(seen)
 
 
-def test_bwrap_command_line():
+@pytest.mark.parametrize("as_root", [True, False])
+def test_bwrap_command_line(as_root, monkeypatch):
+    monkeypatch.setattr(sandbox, "_as_root", lambda: as_root)
     argv = sandbox.bwrap_argv("/usr/bin/bwrap", 9)
-    for flag in ("--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-                 "--clearenv"):
+    for flag in ("--die-with-parent", "--new-session", "--clearenv", "--hostname"):
         assert flag in argv
-    assert argv[argv.index("--uid") + 1] == argv[argv.index("--gid") + 1] == "65534"
+    if as_root:  # no user namespace (uid 65534 in it would be root outside): the guard drops to the real 65534
+        assert "--unshare-user" not in argv and "--unshare-all" not in argv
+        assert {"--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"} <= set(argv)
+        assert " ".join(argv).count("--cap-add") == 2 and "--cap-drop ALL" in " ".join(argv)
+    else:
+        assert {"--unshare-all", "--unshare-user", "--disable-userns"} <= set(argv)
+        assert argv[argv.index("--uid") + 1] == argv[argv.index("--gid") + 1] == "65534"
     assert argv[argv.index("--proc") + 1] == "/proc" and argv[argv.index("--dev") + 1] == "/dev"
     assert argv[argv.index("--tmpfs") + 1] == argv[argv.index("--chdir") + 1] == sandbox.WORKDIR
     mounted = [argv[i + 1] for i, a in enumerate(argv) if a == "--ro-bind"]
     assert "--bind" not in argv and not [m for m in mounted if m.startswith(("/etc/shadow", "/home", str(ROOT)))]
     assert not [m for m in mounted if m in ("/", "/root", "/etc", "/tmp", "/usr")]
+
+
+def test_the_program_runs_as_an_unprivileged_uid_outside():
+    r = sandbox.run_python("import json, os\nprint(json.dumps([os.getuid(), open('/proc/self/uid_map').read().split(), "
+                           "[line.split()[1] for line in open('/proc/self/status') if line.startswith('CapEff')]]))")
+    uid, uid_map, caps = json.loads(r.stdout)
+    assert uid == sandbox.SANDBOX_ID and caps == ["0000000000000000"]
+    if os.geteuid() == 0:  # no user namespace: the uid is the kernel's, nobody's (not root mapped to 65534)
+        assert uid_map == ["0", "0", "4294967295"]
+    # else a user namespace maps 65534 to the (unprivileged) scorer's own uid, the only one it may map
+
+
+def test_a_timeout_leaves_no_process_behind():
+    marker = f"sluice-marker-{uuid.uuid4().hex}"
+    program = (BYPASS_HOOK + f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}],"
+               " start_new_session=True)\nwhile True:\n    pass\n")
+    r = sandbox.run_python(program, timeout_s=2)
+    assert r.status == "timeout"
+    deadline = time.monotonic() + 5
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with(marker) == []
+
+
+def test_the_working_folder_is_bounded():
+    r = sandbox.run_python("for i in range(100):\n    open(f'f{i}', 'wb').write(bytes(1 << 20))", timeout_s=10)
+    assert not r.passed and "No space left on device" in r.stderr
 
 
 # Without bwrap --------------------------------------------------------------------------------------

@@ -4,8 +4,14 @@ Scoring model output must be safe on a developer's laptop and on CI, which runs 
 single mechanism is trusted. The outer layer is the operating system's, set up by bubblewrap
 (``bwrap``, a well-kept tool, not namespace code of ours; :func:`bwrap_argv` is the command line):
 
-* new user, PID, mount, network, IPC, UTS and cgroup namespaces (``--unshare-all``), no user
-  namespaces inside (``--disable-userns``), uid and gid 65534 in it, a new session;
+* new PID, mount, network, IPC, UTS and cgroup namespaces, a new session, uid and gid 65534, no
+  capabilities. Run by an unprivileged user, a user namespace too (``--unshare-all``), in which
+  uid 65534 is that user, and no user namespaces inside it (``--disable-userns``). Run by root, no
+  user namespace: there uid 65534 would be root outside, and root (even without capabilities) may
+  write kernel settings such as ``/proc/sys/kernel/core_pattern``, which are not namespaced. So
+  bwrap runs privileged with only CAP_SETUID and CAP_SETGID, and the child's first code
+  (trusted, before the program is read) drops to the real uid and gid 65534 outside, and with
+  them every capability;
 * a root holding only the interpreter, its standard library and the system libraries
   (``/usr/lib``...) read-only, the preloaded packages (numpy for MTPB) read-only under ``/site``,
   a fresh ``/proc`` of its own PID namespace (the scorer is not in it), a minimal ``/dev`` and a
@@ -94,6 +100,17 @@ def _unshare(work):
                     libc.mount(None, point, None, 32 | 4096 | 1, None)  # MS_REMOUNT | MS_BIND | MS_RDONLY
             os.chdir(work)  # re-enter the folder through the writable mount
 
+def _drop(uid):
+    # Under a bwrap run by root: the real uid and gid "nobody" outside, which drops every capability.
+    import os
+    if uid is None:
+        return
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getuid() != uid or os.geteuid() != uid or os.getgid() != uid:
+        raise SystemExit("sandbox: could not drop to an unprivileged uid")
+
 def _confine(limits):
     import resource
     for name, value in limits:
@@ -102,10 +119,11 @@ def _confine(limits):
         except (ValueError, OSError):
             pass
 
+_drop(DROP_TO)
 if UNSHARE:
     _unshare(WORK)
 _confine(LIMITS)
-del _unshare, _confine
+del _drop, _unshare, _confine
 
 def _install(preload, data_fd, site):
     import os, posixpath, sys
@@ -211,7 +229,8 @@ def run_python(source: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_byte
             with tempfile.TemporaryDirectory(prefix="sluice-sandbox-") as work:
                 with open(os.path.join(work, "program.py"), "w", encoding="utf-8") as handle:
                     handle.write(source)
-                argv = [sys.executable, "-I", "-B", "-c", guard(work=os.path.realpath(work), site=None, unshare=True)]
+                argv = [sys.executable, "-I", "-B", "-c",
+                        guard(work=os.path.realpath(work), site=None, unshare=True, drop_to=None)]
                 status, returncode = _run(argv, work, (data.fileno(),), out, err, timeout_s)
         else:
             with tempfile.TemporaryFile() as program:
@@ -219,16 +238,17 @@ def run_python(source: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_byte
                 program.seek(0)
                 preloaded = [(path, f"{SITE}/{name}") for path, name in _package_paths(tuple(preload))]
                 argv = bwrap_argv(_bwrap(), program.fileno(), preloaded) + [
-                    "-c", guard(work=WORKDIR, site=SITE if preloaded else None, unshare=False)]
+                    "-c", guard(work=WORKDIR, site=SITE if preloaded else None, unshare=False,
+                                drop_to=SANDBOX_ID if _as_root() else None)]
                 status, returncode = _run(argv, None, (data.fileno(), program.fileno()), out, err, timeout_s)
         return Result(status, returncode, _read(out, max_output), _read(err, max_output), _read(data, max_output))
 
 
-def _guard(*, work: str, site: Optional[str], unshare: bool, preload: tuple, data_fd: int, audit: bool,
-           limits: tuple) -> str:
+def _guard(*, work: str, site: Optional[str], unshare: bool, drop_to: Optional[int], preload: tuple, data_fd: int,
+           audit: bool, limits: tuple) -> str:
     """The child's first code, with its settings written in."""
     return (_GUARD.replace("PRELOAD", repr(tuple(preload))).replace("DATA_FD", str(data_fd))
-            .replace("AUDIT", repr(bool(audit))).replace("UNSHARE", repr(unshare))
+            .replace("AUDIT", repr(bool(audit))).replace("UNSHARE", repr(unshare)).replace("DROP_TO", repr(drop_to))
             .replace("SITE_DIR", repr(site)).replace("WORK", repr(work)).replace("LIMITS", repr(limits)))
 
 
@@ -255,18 +275,25 @@ def bwrap_argv(bwrap: Optional[str], program_fd: int, preloaded=()) -> list:
     if bwrap is None:
         raise Unavailable(_missing())
     exe, binds, links = _interpreter()
-    argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(SANDBOX_ID),
-            "--gid", str(SANDBOX_ID), "--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv"]
+    if _as_root():  # privileged, no user namespace: the guard drops to SANDBOX_ID with these two
+        argv = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(SANDBOX_ID),
+                "--gid", str(SANDBOX_ID)]
+    argv += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv"]
     for name, value in ENV.items():
         argv += ["--setenv", name, value]
     argv += ["--setenv", "HOME", WORKDIR, "--setenv", "TMPDIR", WORKDIR]
+    mounts = [(path, path) for path in binds] + list(preloaded)
+    # The folders above the mount points, readable by all (bwrap run by root makes them 0700).
+    for folder in sorted({parent for _, inside in mounts for parent in _parents(inside)}):
+        argv += ["--perms", "0755", "--dir", folder]
     for target, link in links:
         argv += ["--symlink", target, link]
-    for path in binds:
-        argv += ["--ro-bind", path, path]
-    for path, inside in preloaded:
+    for path, inside in mounts:
         argv += ["--ro-bind", path, inside]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", WORKDIR,
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "0777", "--size", str(TMPFS_BYTES), "--tmpfs", WORKDIR,
              "--file", str(program_fd), f"{WORKDIR}/program.py",
              # only the working folder is writable (and bounded): not bwrap's root or /dev (/dev/shm)
              "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORKDIR, "--", exe, "-I", "-B"]
@@ -294,6 +321,12 @@ def _interpreter():
     return exe, tuple(binds), tuple(links)
 
 
+def _parents(path: str) -> list:
+    """``/a/b/c`` -> ``["/a", "/a/b"]``."""
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
+
+
 def _under(path: str, folders) -> bool:
     real = os.path.realpath(path)
     return any(real == f or real.startswith(f.rstrip("/") + "/") for f in map(os.path.realpath, folders))
@@ -317,6 +350,10 @@ def _package_paths(names: tuple) -> tuple:
         else:
             found.append((spec.origin, os.path.basename(spec.origin)))
     return tuple(found)
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
 
 
 def _bwrap() -> Optional[str]:
@@ -345,20 +382,17 @@ def problem() -> Optional[str]:
 
 
 def _probe(bwrap: str) -> Optional[str]:
-    with tempfile.TemporaryFile() as program, tempfile.TemporaryFile() as err:
-        try:
-            proc = subprocess.run(bwrap_argv(bwrap, program.fileno()) + ["-c", "pass"], env=ENV, timeout=30,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                  pass_fds=(program.fileno(),))
-            if proc.returncode == 0:
-                return None
-            said = _read(err, 4096).strip().splitlines()
-            why = said[-1] if said else f"exit status {proc.returncode}"
-        except (OSError, subprocess.TimeoutExpired) as error:
-            why = str(error)
+    try:
+        result = run_python("pass", timeout_s=30)  # the whole way: bwrap, the guard, its uid drop
+        said = result.stderr.strip().splitlines()
+        why = None if result.passed else said[-1] if said else f"{result.status}, exit status {result.returncode}"
+    except OSError as error:
+        why = str(error)
+    if why is None:
+        return None
     return (f"scoring runs untrusted code in a bubblewrap sandbox, and {bwrap} cannot start one here ({why}): "
-            "it needs bubblewrap >= 0.8 and user namespaces (sysctl user.max_user_namespaces > 0, "
-            f"kernel.unprivileged_userns_clone=1 where it exists), {UNSAFE_HINT}")
+            "it needs bubblewrap >= 0.8 and, as a user, user namespaces (sysctl user.max_user_namespaces > 0, "
+            f"kernel.unprivileged_userns_clone=1 where it exists), as root, CAP_SYS_ADMIN, {UNSAFE_HINT}")
 
 
 def require(unsafe_no_sandbox: bool = False) -> None:
