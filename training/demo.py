@@ -10,7 +10,9 @@ HumanEval, MTPB (multi- and single-turn) and prompt perplexity with a few sample
 split folders: the instruct stage trains on one of them (``--instruct_split``, default the first
 the index lists), as a split is a complete dataset and the root has no shards. It shows the stages
 and the evaluation wired together, not a useful model: the tiny config trains for a few steps, so
-scores are near zero. The output folder is replaced on each run.
+scores are near zero. The output folder is replaced on each run. Completions are scored in the
+bwrap sandbox where it runs; where it cannot, the demo says so and scores its own tiny model's
+completions with only the sandbox's inner layers (``--unsafe_no_sandbox`` of the scoring commands).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from training.cli import ArgumentParser, UsageError, run_main
 from training import model as model_lib
 from training import train
 from training.lineage import lineage_chain
-from training.eval import humaneval, mtpb, perplexity
+from training.eval import humaneval, mtpb, perplexity, sandbox
 
 
 def main(argv=None) -> dict:
@@ -60,16 +62,21 @@ def main(argv=None) -> dict:
         parent = out
     summary["lineage"] = lineage_chain(parent)
 
+    why = sandbox.problem()
+    unsafe = why is not None
+    if unsafe:
+        print(f"note: the demo scores without the OS sandbox: {why}", file=sys.stderr)
     he = os.path.join(args.output, "humaneval.jsonl")
     humaneval.generate(parent, args.n, he, limit=args.problems, max_new_tokens=args.max_new_tokens, device="cpu")
-    summary["humaneval"] = humaneval.score(he, ks=(1, args.n))
+    summary["humaneval"] = humaneval.score(he, ks=(1, args.n), unsafe_no_sandbox=unsafe)
     multi = os.path.join(args.output, "mtpb_multi.jsonl")
     single = os.path.join(args.output, "mtpb_single.jsonl")
     mtpb.generate(parent, multi, n=1, limit=args.problems, max_length_cap=args.max_new_tokens, device="cpu")
     mtpb.generate(parent, single, n=1, single_turn=True, limit=args.problems,
                   max_length_cap=args.max_new_tokens, device="cpu")
-    summary["mtpb_multi_turn"] = mtpb.score(multi, timeout_s=10)["pass_rate"]
-    summary["mtpb_single_turn"] = mtpb.score(single, single_turn=True, timeout_s=10)["pass_rate"]
+    summary["mtpb_multi_turn"] = mtpb.score(multi, timeout_s=10, unsafe_no_sandbox=unsafe)["pass_rate"]
+    summary["mtpb_single_turn"] = mtpb.score(single, single_turn=True, timeout_s=10,
+                                             unsafe_no_sandbox=unsafe)["pass_rate"]
     summary["perplexity"] = perplexity.main(["--checkpoint", parent, "--multi", multi + "_results.jsonl",
                                              "--single", single + "_results.jsonl", "--device", "cpu"])
     print(json.dumps({k: summary[k] for k in ("lineage", "humaneval", "mtpb_multi_turn", "mtpb_single_turn")}))

@@ -91,20 +91,37 @@ def _accept(server):
         return None
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the mount and network namespaces are the root (CI) layer")
 def test_sandbox_kernel_layers_hold_without_the_audit_hook(tmp_path):
-    """As root, writes outside the folder and connections fail in the kernel even with the
+    """Under bwrap, writes outside the folder and connections fail in the kernel even with the
     in-process hook left out (the layers do not depend on each other)."""
-    probe = sandbox.run_python("import os\nprint(os.geteuid())", audit=False)
     target = tmp_path / "outside.txt"
     r = sandbox.run_python(f"open({str(target)!r}, 'w').write('x')", audit=False, timeout_s=3)
-    if "Read-only file system" not in r.stderr:
-        pytest.skip(f"this kernel refused the mount namespace ({probe.stdout.strip()}: {r.summary()})")
-    assert not target.exists()
+    assert not r.passed and "No such file or directory" in r.stderr and not target.exists()
+    for path in ("/x", "/usr/x", "/dev/shm/x"):  # bwrap's own root and /dev: read-only, only the folder takes writes
+        r = sandbox.run_python(f"open({path!r}, 'w')", audit=False, timeout_s=3)
+        assert not r.passed and "Read-only file system" in r.stderr, path
     r = sandbox.run_python("open('inside.txt', 'w').write('ok')\nprint(open('inside.txt').read())", audit=False)
     assert r.passed and r.stdout.strip() == "ok"
     r = sandbox.run_python("import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=2)", audit=False,
                            timeout_s=3)
+    assert not r.passed and ("unreachable" in r.stderr or "refused" in r.stderr)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="without bwrap, the mount namespace is the root (CI) layer")
+def test_sandbox_root_layers_without_bwrap_or_audit_hook(tmp_path):
+    """Without bwrap, as root, writes outside the folder fail in the kernel (a mount namespace of
+    the child's own) even with the in-process hook left out."""
+    probe = sandbox.run_python("import os\nprint(os.geteuid())", audit=False, unsafe_no_sandbox=True)
+    target = tmp_path / "outside.txt"
+    r = sandbox.run_python(f"open({str(target)!r}, 'w').write('x')", audit=False, timeout_s=3, unsafe_no_sandbox=True)
+    if "Read-only file system" not in r.stderr:
+        pytest.skip(f"this kernel refused the mount namespace ({probe.stdout.strip()}: {r.summary()})")
+    assert not target.exists()
+    r = sandbox.run_python("open('inside.txt', 'w').write('ok')\nprint(open('inside.txt').read())", audit=False,
+                           unsafe_no_sandbox=True)
+    assert r.passed and r.stdout.strip() == "ok"
+    r = sandbox.run_python("import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=2)", audit=False,
+                           timeout_s=3, unsafe_no_sandbox=True)
     assert not r.passed and ("unreachable" in r.stderr or "refused" in r.stderr)
 
 

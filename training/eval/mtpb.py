@@ -2,7 +2,8 @@
 
     python -m training.eval.mtpb generate --checkpoint DIR --output SAMPLES.jsonl [--n 1]
         [--single_turn] [--temperature 0.2] [--top_p 0.95] [--limit P] [--seed 0]
-    python -m training.eval.mtpb score SAMPLES.jsonl [--single_turn] [--timeout_s 20]
+    python -m training.eval.mtpb score SAMPLES.jsonl [--single_turn] [--timeout_s 20] \
+        [--unsafe_no_sandbox]
 
 The rules are the paper's benchmark code's (codegen1/benchmark/mtpb_sample.py, mtpb_exec.py),
 re-implemented here: each turn's template is filled with the test case's inputs
@@ -13,7 +14,9 @@ turn stops at the problem's ``max_gen_length`` tokens (256 where absent). The fi
 in the sandbox with its last expression turned into ``print(...)``; the first argument of the last
 ``print`` call is compared with the expected output (:func:`equivalent`). The single-turn
 counterpart writes all the turns' comments first and asks for one completion (then ``turns``
-holds one completion, with ``max_gen_length`` times the number of turns as its budget).
+holds one completion, with ``max_gen_length`` times the number of turns as its budget). Where the
+sandbox (bwrap, :mod:`training.eval.sandbox`) cannot run, ``score`` refuses in one line unless
+given ``--unsafe_no_sandbox``.
 
 Sample lines: ``{"id": "1", "case": 0..4, "turns": [completion, ...]}``. ``score`` writes
 ``SAMPLES.jsonl_results.jsonl`` (each sample plus ``passed`` and ``result``) and prints
@@ -142,11 +145,12 @@ __sandbox_report__(json.dumps({"passed": bool(_ok), "error": _error, "value": _s
 '''
 
 
-def check(problem: dict, case: int, turns: list, single_turn: bool, timeout_s: float) -> dict:
+def check(problem: dict, case: int, turns: list, single_turn: bool, timeout_s: float,
+          unsafe_no_sandbox: bool = False) -> dict:
     code = with_final_print(build_program(problem, case, turns, single_turn))
     harness = (_HARNESS.replace("PROGRAM", repr(code)).replace("EXPECTED", repr(problem["outputs"][case]))
                .replace("TOL", repr(TOLERANCE)))
-    result = sandbox.run_python(harness, timeout_s=timeout_s, preload=("numpy",))
+    result = sandbox.run_python(harness, timeout_s=timeout_s, preload=("numpy",), unsafe_no_sandbox=unsafe_no_sandbox)
     if result.status == "timeout":
         return {"passed": False, "result": "timed out"}
     try:
@@ -158,7 +162,8 @@ def check(problem: dict, case: int, turns: list, single_turn: bool, timeout_s: f
 
 
 def score(samples_path: str, single_turn: bool = False, timeout_s: float = 20.0, workers: int = 2,
-          data: str | None = None) -> dict:
+          data: str | None = None, unsafe_no_sandbox: bool = False) -> dict:
+    sandbox.require(unsafe_no_sandbox)
     table = mtpb_problems(data)
     with open(samples_path, encoding="utf-8") as handle:
         samples = [json.loads(line) for line in handle if line.strip()]
@@ -173,7 +178,8 @@ def score(samples_path: str, single_turn: bool = False, timeout_s: float = 20.0,
                              f"{'in all' if single_turn else 'per turn'} in 'turns'")
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(
-            lambda s: check(table[str(s["id"])], s["case"], s["turns"], single_turn, timeout_s), samples))
+            lambda s: check(table[str(s["id"])], s["case"], s["turns"], single_turn, timeout_s, unsafe_no_sandbox),
+            samples))
     with open(samples_path + "_results.jsonl", "w", encoding="utf-8") as handle:
         for s, r in zip(samples, results):
             handle.write(json.dumps({**s, **r}) + "\n")
@@ -239,6 +245,7 @@ def main(argv=None) -> None:
     s.add_argument("--single_turn", action="store_true")
     s.add_argument("--timeout_s", type=float, default=20.0)
     s.add_argument("--workers", type=int, default=2)
+    sandbox.add_flag(s)
     args = parser.parse_args(argv)
     if args.command == "generate":
         count = generate(args.checkpoint, args.output, n=args.n, single_turn=args.single_turn,
@@ -246,7 +253,8 @@ def main(argv=None) -> None:
                          device=args.device, max_length_cap=args.max_new_tokens)
         print(json.dumps({"samples": count, "output": args.output}))
     else:
-        print(json.dumps(score(args.samples, args.single_turn, args.timeout_s, args.workers)))
+        print(json.dumps(score(args.samples, args.single_turn, args.timeout_s, args.workers,
+                               unsafe_no_sandbox=args.unsafe_no_sandbox)))
 
 
 def run(argv=None) -> int:
