@@ -220,7 +220,10 @@ class _GuardedTarInfo(tarfile.TarInfo):
                                    f"over {limit} bytes or {_MAX_EXTENSIONS} headers")
         else:
             state.extensions = state.extension_bytes = 0
-        return obj._proc_member(tar)
+        try:
+            return obj._proc_member(tar)
+        except tarfile.HeaderError as err:  # a bad PAX record, or a bad header after an extension
+            raise ArchiveError("archive_corrupt", f"tar header: {err}") from None
 
     def _proc_sparse(self, tar):
         if self._sparse_structs[1]:
@@ -318,8 +321,8 @@ def iter_members(url: str, limits: ArchiveLimits, report: Optional[ArchiveReport
             guard.pause()
             yield member
             guard.resume()
-        if not state.end:
-            raise ArchiveError("archive_corrupt", "the tar ends without its end-of-archive marker")
+        if not state.end:  # tarfile stopped at a header without saying why
+            raise ArchiveError("archive_corrupt", "the tar stops at a header that cannot be read")
         second = tar.fileobj.read(tarfile.BLOCKSIZE)
         if second != _ZERO_BLOCK:
             raise ArchiveError("archive_truncated" if len(second) < tarfile.BLOCKSIZE else "archive_corrupt",
@@ -329,10 +332,12 @@ def iter_members(url: str, limits: ArchiveLimits, report: Optional[ArchiveReport
         stream.finish()
     except ArchiveError:
         raise
-    except (tarfile.TarError, EOFError, OSError, ValueError, RecursionError) as err:
-        # Once the gzip stream has ended intact, tarfile can only fail for want of more data.
+    except (tarfile.ReadError, EOFError) as err:
+        # tarfile's "unexpected end of data": when the gzip stream ended intact, the tar in it is short.
         reason = "archive_truncated" if stream.ended else "archive_corrupt"
         raise ArchiveError(reason, f"{type(err).__name__}: {err}") from None
+    except (tarfile.TarError, OSError, ValueError, OverflowError) as err:
+        raise ArchiveError("archive_corrupt", f"{type(err).__name__}: {err}") from None
     finally:
         raw.close()
         report.sha256 = hasher.sha256.hexdigest()

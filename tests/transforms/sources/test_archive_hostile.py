@@ -291,3 +291,51 @@ def test_time_is_counted_only_while_reading(tmp_path):
         time.sleep(0.15)  # the consumer's time, 0.3 s in all, is not the archive's
         got.append(member.path)
     assert got == ["a.py", "b.py"]
+
+
+def _pax_records(**records) -> bytes:
+    out = b""
+    for key, value in records.items():
+        body = f" {key}={value}\n".encode()
+        length = len(body) + len(str(len(body)))
+        length = len(body) + len(str(length))
+        out += str(length).encode() + body
+    return out
+
+
+def _pax(data: bytes) -> bytes:
+    return _header("pax", len(data), tarfile.XHDTYPE) + data + bytes(-len(data) % 512)
+
+
+def _gnu_extended_sparse() -> bytes:
+    """An old-style GNU sparse member whose map continues in extension blocks, each saying
+    another follows (tarfile would read them without end)."""
+    header = bytearray(_header("pkg/s.py", 512, tarfile.GNUTYPE_SPARSE, tarfile.GNU_FORMAT))
+    header[482] = 1  # isextended
+    header[148:156] = b" " * 8
+    header[148:155] = b"%06o\0" % tarfile.calc_chksums(bytes(header))[0]
+    extension = bytearray(512)
+    extension[504] = 1
+    return bytes(header) + bytes(extension) * 50
+
+
+@pytest.mark.parametrize("tar_bytes, reason", [
+    pytest.param(lambda: _file("pkg/a.py", b"x" * 2000)[:1500], "archive_truncated", id="cut_inside_a_member"),
+    pytest.param(lambda: _pax(b"0 path=x\n") + _file("pkg/a.py", b"a\n") + END, "archive_corrupt",
+                 id="bad_pax_record"),
+    pytest.param(lambda: _pax(_pax_records(path="pkg/b.py")) + END, "archive_corrupt",
+                 id="pax_then_end_marker"),
+    pytest.param(lambda: _file("pkg/a.py", b"a\n") + b"\x01" * 512 + END, "archive_corrupt",
+                 id="garbage_header"),
+    pytest.param(lambda: _gnu_extended_sparse() + END, "archive_bad_header", id="gnu_extended_sparse"),
+    pytest.param(lambda: _pax(_pax_records(**{"GNU.sparse.major": 1, "GNU.sparse.minor": 0,
+                                              "GNU.sparse.name": "pkg/s.py"}))
+                 + _header("pkg/GNUSparseFile.0/s.py", 512) + b"9" * 512 + END, "archive_bad_header",
+                 id="pax_sparse_1_0"),
+])
+def test_broken_tar_in_an_intact_gzip_stream(tmp_path, tar_bytes, reason):
+    path = tmp_path / "broken.tar.gz"
+    path.write_bytes(gzip.compress(tar_bytes()))
+    with pytest.raises(ArchiveError) as err:
+        list(iter_members(str(path), LIMITS))
+    assert err.value.reason == reason
