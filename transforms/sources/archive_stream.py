@@ -206,7 +206,8 @@ class _GuardedTarInfo(tarfile.TarInfo):
         try:
             obj = cls.frombuf(buf, tar.encoding, tar.errors)
         except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError):
-            raise ArchiveError("archive_truncated", "the tar ends without its end-of-archive marker") from None
+            raise ArchiveError("archive_truncated",
+                               "the tar ends without its end-of-archive marker") from None
         except tarfile.InvalidHeaderError as err:
             raise ArchiveError("archive_corrupt", f"tar header: {err}") from None
         obj.offset = tar.fileobj.tell() - tarfile.BLOCKSIZE
@@ -215,7 +216,8 @@ class _GuardedTarInfo(tarfile.TarInfo):
             state.extension_bytes += max(obj.size, 0)
             limit = state.limits.max_header_bytes
             if state.extension_bytes > limit or state.extensions > _MAX_EXTENSIONS:
-                raise ArchiveError("archive_bad_header", f"{obj.type!r} header extensions of "
+                kind = obj.type.decode("latin-1")
+                raise ArchiveError("archive_bad_header", f"{kind!r} header extensions of "
                                    f"{state.extension_bytes} bytes in {state.extensions} headers, "
                                    f"over {limit} bytes or {_MAX_EXTENSIONS} headers")
         else:

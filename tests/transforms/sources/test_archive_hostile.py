@@ -320,7 +320,8 @@ def _gnu_extended_sparse() -> bytes:
 
 
 @pytest.mark.parametrize("tar_bytes, reason", [
-    pytest.param(lambda: _file("pkg/a.py", b"x" * 2000)[:1500], "archive_truncated", id="cut_inside_a_member"),
+    pytest.param(lambda: _file("pkg/a.py", b"x" * 2000)[:1500], "archive_truncated",
+                 id="cut_inside_a_member"),
     pytest.param(lambda: _pax(b"0 path=x\n") + _file("pkg/a.py", b"a\n") + END, "archive_corrupt",
                  id="bad_pax_record"),
     pytest.param(lambda: _pax(_pax_records(path="pkg/b.py")) + END, "archive_corrupt",
