@@ -45,6 +45,15 @@ def add_curation_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_archive_bytes", type=positive_int, default=limits.max_archive_bytes,
                         help="Bound on the declared size of all members of one archive (bomb guard).")
     parser.add_argument("--max_archive_members", type=positive_int, default=limits.max_members)
+    parser.add_argument("--max_archive_header_bytes", type=positive_int, default=limits.max_header_bytes,
+                        help="Bound on one member's GNU long-name/long-link and PAX header data.")
+    parser.add_argument("--max_archive_ratio", type=positive_int, default=limits.max_ratio,
+                        help="Bound on decompressed:compressed bytes of one archive (bomb guard), "
+                             "checked past the first 64 MiB.")
+    parser.add_argument("--max_archive_stream_bytes", type=positive_int, default=limits.max_stream_bytes,
+                        help="Bound on the bytes read from one archive, decompressed or compressed.")
+    parser.add_argument("--max_archive_seconds", type=positive_int, default=int(limits.max_seconds),
+                        help="Bound on the time spent reading one archive.")
     flags.add_quality_flags(parser)
 
 
@@ -63,7 +72,11 @@ def curation_config(args) -> CurationConfig:
         license_min_confidence=args.license_min_confidence,
         min_stars=args.min_stars,
         extensions=tuple(args.extensions),
-        limits=ArchiveLimits(args.max_file_bytes, args.max_archive_bytes, args.max_archive_members),
+        limits=ArchiveLimits(
+            max_file_bytes=args.max_file_bytes, max_archive_bytes=args.max_archive_bytes,
+            max_members=args.max_archive_members, max_header_bytes=args.max_archive_header_bytes,
+            max_ratio=args.max_archive_ratio, max_stream_bytes=args.max_archive_stream_bytes,
+            max_seconds=args.max_archive_seconds),
         quality=quality,
     )
 

@@ -4,16 +4,20 @@ Repositories are redistributed (Reshuffle) before reading so archives are fetche
 and documents are redistributed after, so one huge repository does not pin later stages to the
 worker that read it.
 
-Rule for a corrupt or truncated archive: the repository is counted as a reject
-(``archive_corrupt`` / ``archive_truncated`` / ``archive_too_large``...), and the files read in
-full before the damage are kept (they passed tar's header checksums and were read to their
-declared size); the member being read when the damage showed is dropped. Keeping them needs no
-buffering, so memory stays bounded by one file whatever the repository's size.
+Rule for an archive that is not complete (``archive_truncated``, ``archive_corrupt``,
+``archive_bomb``, ``archive_too_large``...: see archive_stream): the repository is counted as a
+reject with that reason and none of its documents are emitted, not even the files read in full
+before the damage: a truncated download must not silently shrink a repository. The documents are
+withheld until the archive's end was read and checked (spooled to a temporary file past
+``SPOOL_BYTES``, so memory stays bounded by one file whatever the repository's size); withdrawn
+documents are counted (``withdrawn``). Member rejects (links, ``too_large``, ``binary``...) are
+emitted as they are read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 
 import apache_beam as beam
 
@@ -24,6 +28,7 @@ from transforms.stats import histograms
 
 STAGE = "read"
 ARCHIVES = "archives"
+SPOOL_BYTES = 32 << 20
 
 
 def decode_source(data: bytes) -> tuple[str | None, str | None]:
@@ -36,12 +41,36 @@ def decode_source(data: bytes) -> tuple[str | None, str | None]:
         return None, "invalid_utf8"
 
 
+class _Withheld:
+    """The files of an archive read so far, kept until it is known whether the archive is whole."""
+
+    def __init__(self):
+        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        self._files: list[tuple[str, int]] = []  # (path, length) in spool order
+
+    def add(self, path: str, data: bytes) -> None:
+        self._spool.write(data)
+        self._files.append((path, len(data)))
+
+    def __len__(self):
+        return len(self._files)
+
+    def __iter__(self):
+        self._spool.seek(0)
+        for path, length in self._files:
+            yield path, self._spool.read(length)
+
+    def close(self):
+        self._spool.close()
+
+
 class _ReadArchiveFn(beam.DoFn):
     def __init__(self, limits: ArchiveLimits):
         self._limits = limits
 
     def process(self, repo: RepoSpec):
         report = ArchiveReport()
+        withheld = _Withheld()
         try:
             for member in iter_members(repo.archive, self._limits, report):
                 doc_id = f"{repo.repo_name}:{member.path}"
@@ -49,30 +78,41 @@ class _ReadArchiveFn(beam.DoFn):
                     yield reject(doc_id, STAGE, member.reason, member.detail)
                     continue
                 histograms.observe(histograms.DOCUMENT_BYTES_READ, len(member.data))
-                text, reason = decode_source(member.data)
+                _, reason = decode_source(member.data)
                 if reason is not None:
                     yield reject(doc_id, STAGE, reason, f"{len(member.data)} bytes")
                     continue
-                count(STAGE, KEPT)
-                yield Document(
-                    id=doc_id,
-                    repo_name=repo.repo_name,
-                    path=member.path,
-                    text=text,
-                    sha256=hashlib.sha256(member.data).hexdigest(),
-                    stars=repo.stars,
-                    license=repo.license_spdx,
-                    license_source=repo.license_source,
-                    license_confidence=repo.license_confidence,
-                    ref=repo.ref,
-                )
+                withheld.add(member.path, member.data)
             status = "complete"
             count(STAGE, "archives_complete")
+            for path, data in withheld:
+                count(STAGE, KEPT)
+                yield self._document(repo, path, data)
         except ArchiveError as err:
             status = err.reason
-            yield reject(repo.repo_name, STAGE, err.reason, err.detail)
+            if withheld:
+                count(STAGE, "withdrawn", len(withheld))
+            detail = f"{err.detail}; {len(withheld)} documents withdrawn" if withheld else err.detail
+            yield reject(repo.repo_name, STAGE, err.reason, detail)
+        finally:
+            withheld.close()
         yield beam.pvalue.TaggedOutput(
             ARCHIVES, (repo.repo_name, report.sha256, report.compressed_bytes, status)
+        )
+
+    @staticmethod
+    def _document(repo: RepoSpec, path: str, data: bytes) -> Document:
+        return Document(
+            id=f"{repo.repo_name}:{path}",
+            repo_name=repo.repo_name,
+            path=path,
+            text=data.decode("utf-8"),
+            sha256=hashlib.sha256(data).hexdigest(),
+            stars=repo.stars,
+            license=repo.license_spdx,
+            license_source=repo.license_source,
+            license_confidence=repo.license_confidence,
+            ref=repo.ref,
         )
 
 

@@ -1,24 +1,50 @@
 """Stream a repository archive (GitHub codeload ``.tar.gz``) member by member, safely.
 
-Nothing is extracted to disk: tarfile runs in stream mode (``r|*``) over an fsspec file, so an
-archive is read once, front to back, from local disk, ``gs://`` or ``https://``. Member names are
-never used as filesystem paths, yet links, devices, absolute names and ``..`` are still rejected
-so the corpus never contains them. A bomb is stopped before it costs time: the declared sizes of
-all members and their count are bounded, and a file over the size limit is skipped unread.
+Nothing is extracted to disk: the archive is read once, front to back, from local disk, ``gs://``
+or ``https://`` through fsspec, its gzip stream decompressed here in bounded steps and its tar
+headers parsed by tarfile in stream mode. Member names are never used as filesystem paths, yet
+links, devices, absolute names and ``..`` are still rejected so the corpus never contains them.
+
+Every archive ends in exactly one way: complete, or an ``ArchiveError`` whose reason is counted.
+Nothing a hostile archive holds can make the read unbounded:
+
+- declared sizes: the sum over all members (``max_archive_bytes``) and their count
+  (``max_members``) are checked at each header, before any data is read; a file over
+  ``max_file_bytes`` is skipped unread (its bytes are still decompressed, to reach the next header,
+  under the guards below);
+- header extensions: a GNU long name/link (``L``/``K``) or PAX (``x``/``g``) header larger than
+  ``max_header_bytes`` (or a chain of them before one member adding up to more) is
+  ``archive_bad_header`` before its data is read, as are GNU sparse maps that are not bounded;
+- work: the decompressed bytes (``max_stream_bytes``, which also bounds the compressed bytes read),
+  the ratio decompressed:compressed once past ``ratio_floor_bytes`` (``max_ratio``, else
+  ``archive_bomb``) and the time spent reading (``max_seconds``, else ``archive_timeout``) are
+  checked at every step of at most 64 KiB;
+- completeness: an archive is complete only when the tar's end-of-archive marker (two zero blocks)
+  was read and its gzip stream ended with a valid CRC32 and ISIZE. A stream or a tar that ends
+  early is ``archive_truncated``; a bad checksum, damaged data or any byte after the end of the
+  gzip stream (garbage, or a second gzip stream: codeload writes one) is ``archive_corrupt``.
+
+Memory: one file's data (``max_file_bytes``), one member's header extensions
+(``max_header_bytes``) and a few 64 KiB buffers; see README.md for the measured bound.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import tarfile
+import time
 import zlib
 from typing import Iterator, Optional
 
 import fsspec
 
 LICENSE_PREFIXES = ("LICENSE", "LICENCE", "COPYING")
+_STEP = 1 << 16  # the most bytes read, or decompressed, between two checks of the guards
+_EXTENSION_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
+                    tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+_MAX_EXTENSIONS = 8  # extension headers before one member (tar writes at most a few)
+_ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)
 
 
 class ArchiveError(Exception):
@@ -35,6 +61,11 @@ class ArchiveLimits:
     max_file_bytes: int = 1 << 20
     max_archive_bytes: int = 4 << 30  # sum of the declared sizes of all members
     max_members: int = 1_000_000
+    max_header_bytes: int = 64 << 10  # GNU long name/link and PAX data before one member
+    max_ratio: int = 100  # decompressed bytes per compressed byte, once past ratio_floor_bytes
+    ratio_floor_bytes: int = 64 << 20
+    max_stream_bytes: int = 8 << 30  # decompressed (and compressed) bytes read from one archive
+    max_seconds: float = 600.0  # time spent reading one archive, its consumer's time not counted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +91,149 @@ class _HashingReader:
         self.sha256.update(chunk)
         self.bytes_read += len(chunk)
         return chunk
+
+
+class _Guard:
+    """The work limits of one archive: bytes read, decompression ratio, time.
+
+    The clock runs only while the archive is being read: ``iter_members`` pauses it while its
+    caller holds a member, so a slow consumer does not time the archive out.
+    """
+
+    def __init__(self, limits: ArchiveLimits):
+        self._limits = limits
+        self._spent = 0.0
+        self._since = time.monotonic()
+
+    def pause(self) -> None:
+        self._spent += time.monotonic() - self._since
+
+    def resume(self) -> None:
+        self._since = time.monotonic()
+
+    def check(self, compressed: int, decompressed: int) -> None:
+        limits = self._limits
+        if max(compressed, decompressed) > limits.max_stream_bytes:
+            raise ArchiveError("archive_too_large", f"over {limits.max_stream_bytes} bytes read "
+                               f"({compressed} compressed, {decompressed} decompressed)")
+        if decompressed > limits.ratio_floor_bytes and decompressed > limits.max_ratio * compressed:
+            raise ArchiveError("archive_bomb", f"{decompressed} bytes from {compressed} compressed, "
+                               f"over {limits.max_ratio}:1")
+        spent = self._spent + time.monotonic() - self._since
+        if spent > limits.max_seconds:
+            raise ArchiveError("archive_timeout", f"over {limits.max_seconds:g} s reading")
+
+
+class _GzipStream:
+    """The decompressed bytes of the archive's one gzip stream, in steps of at most ``_STEP``.
+
+    Hand-written over ``zlib.decompressobj(wbits=31)`` (the gzip header, CRC32 and ISIZE checked by
+    zlib) rather than ``gzip.GzipFile`` or tarfile's ``r|gz``, because those read on after the end
+    of the stream (a second gzip member, or trailing zeros skipped silently), and neither lets the
+    guards see the compressed and decompressed counts at every step. ``unconsumed_tail`` keeps
+    each step's output at most ``_STEP`` bytes, so a bomb never inflates a buffer.
+    """
+
+    def __init__(self, raw: _HashingReader, guard: _Guard):
+        self._raw = raw
+        self._guard = guard
+        self._zlib = zlib.decompressobj(wbits=31)
+        self._input = b""
+        self.decompressed = 0
+
+    @property
+    def ended(self) -> bool:
+        """The gzip stream reached its end and its checksums matched."""
+        return self._zlib.eof
+
+    def read(self, size: int = _STEP) -> bytes:
+        """Up to ``size`` bytes, at least one unless the stream ended; never past its end."""
+        while not self._zlib.eof:
+            if not self._input:
+                # Reads grow from 512 bytes to _STEP, so an archive refused at its first
+                # headers costs little more than those headers.
+                self._input = self._raw.read(min(_STEP, max(512, self._raw.bytes_read)))
+                if not self._input:
+                    raise ArchiveError("archive_truncated", "the gzip stream ends before its trailer")
+            try:
+                data = self._zlib.decompress(self._input, max(1, min(size, _STEP)))
+            except zlib.error as err:
+                raise ArchiveError("archive_corrupt", f"gzip: {err}") from None
+            self._input = self._zlib.unconsumed_tail
+            self.decompressed += len(data)
+            consumed = self._raw.bytes_read - len(self._input) - len(self._zlib.unused_data)
+            self._guard.check(consumed, self.decompressed)
+            if data:
+                return data
+        return b""
+
+    def finish(self) -> None:
+        """Read to the end of the stream (tar padding, the trailer); nothing may follow it."""
+        while self.read():
+            pass
+        if self._zlib.unused_data or self._raw.read(1):
+            raise ArchiveError("archive_corrupt", "data after the end of the gzip stream")
+
+
+class _TarState:
+    """What the guarded header parser saw: the end-of-archive block, the extension headers."""
+
+    def __init__(self, limits: ArchiveLimits):
+        self.limits = limits
+        self.end = False
+        self.extension_bytes = 0
+        self.extensions = 0
+
+
+class _GuardedTarInfo(tarfile.TarInfo):
+    """tarfile's header parsing, guarded where tarfile trusts the archive.
+
+    ``fromtarfile`` is tarfile's own four lines plus: a zero block is remembered as the end marker
+    (tarfile stops there silently, as it does at a missing or broken header: those become
+    ``archive_truncated`` / ``archive_corrupt`` here), and an extension header's declared size is
+    checked before tarfile reads its data whole. GNU sparse maps that tarfile would read block by
+    block without a bound (old-style extended sparse headers, PAX sparse 1.0) are refused; codeload
+    never writes sparse members. A per-archive subclass carries ``_state``.
+    """
+
+    _state: _TarState
+
+    @classmethod
+    def fromtarfile(cls, tar):
+        state = cls._state
+        buf = tar.fileobj.read(tarfile.BLOCKSIZE)
+        state.end = buf == _ZERO_BLOCK
+        try:
+            obj = cls.frombuf(buf, tar.encoding, tar.errors)
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError):
+            raise ArchiveError("archive_truncated",
+                               "the tar ends without its end-of-archive marker") from None
+        except tarfile.InvalidHeaderError as err:
+            raise ArchiveError("archive_corrupt", f"tar header: {err}") from None
+        obj.offset = tar.fileobj.tell() - tarfile.BLOCKSIZE
+        if obj.type in _EXTENSION_TYPES:
+            state.extensions += 1
+            state.extension_bytes += max(obj.size, 0)
+            limit = state.limits.max_header_bytes
+            if state.extension_bytes > limit or state.extensions > _MAX_EXTENSIONS:
+                kind = obj.type.decode("latin-1")
+                raise ArchiveError("archive_bad_header", f"{kind!r} header extensions of "
+                                   f"{state.extension_bytes} bytes in {state.extensions} headers, "
+                                   f"over {limit} bytes or {_MAX_EXTENSIONS} headers")
+        else:
+            state.extensions = state.extension_bytes = 0
+        try:
+            return obj._proc_member(tar)
+        except tarfile.HeaderError as err:  # a bad PAX record, or a bad header after an extension
+            raise ArchiveError("archive_corrupt", f"tar header: {err}") from None
+
+    def _proc_sparse(self, tar):
+        if self._sparse_structs[1]:
+            raise ArchiveError("archive_bad_header", f"{self.name}: GNU extended sparse header")
+        return super()._proc_sparse(tar)
+
+    def _proc_gnusparse_10(self, next, pax_headers, tar):
+        raise ArchiveError("archive_bad_header", f"{next.name}: PAX sparse map 1.0")
 
 
 def _classify(info: tarfile.TarInfo) -> tuple[str, Optional[str], str]:
@@ -93,57 +267,78 @@ class ArchiveReport:
 
 def iter_members(url: str, limits: ArchiveLimits, report: Optional[ArchiveReport] = None,
                  want=None) -> Iterator[Member]:
-    """Yield the archive's members in archive order; raise ArchiveError when the archive breaks.
+    """Yield the archive's members in archive order; raise ArchiveError unless it is complete.
 
-    Members yielded before an error were read in full and are intact; the caller decides what to
-    keep. ``want(path)`` may return False to skip reading a file's data (it is then not yielded).
+    Returning normally means the archive is complete (see the module docstring). Members yielded
+    before an error were read in full, but the archive they came from is not whole: the caller
+    decides what to keep. ``want(path)`` may return False to skip reading a file's data (it is then
+    not yielded).
     """
     report = report if report is not None else ArchiveReport()
+    guard = _Guard(limits)
     try:
         raw = fsspec.open(url, "rb").open()
     except (OSError, ValueError) as err:
         raise ArchiveError("archive_unreadable", f"{type(err).__name__}: {err}") from None
     hasher = _HashingReader(raw)
+    stream = _GzipStream(hasher, guard)
+    state = _TarState(limits)
+    info_class = type("_ArchiveTarInfo", (_GuardedTarInfo,), {"_state": state})
     declared = 0
     top = None
     try:
-        with tarfile.open(fileobj=hasher, mode="r|*") as tar:
-            for info in tar:
-                report.members += 1
-                declared += max(info.size, 0)
-                if report.members > limits.max_members:
-                    raise ArchiveError("archive_too_many_members", f"over {limits.max_members}")
-                if declared > limits.max_archive_bytes:
-                    raise ArchiveError("archive_too_large", f"over {limits.max_archive_bytes} bytes")
-                if info.isdir():
-                    continue
-                path, reason, detail = _classify(info)
-                if reason is None:
-                    first = info.name.split("/", 1)[0]
-                    if top is None:
-                        top = first
-                    elif first != top:
-                        path, reason, detail = info.name, "outside_top_level", info.name
-                if reason is not None:
-                    yield Member(path=path, reason=reason, detail=detail)
-                    continue
-                if want is not None and not want(path):
-                    continue
-                if info.size > limits.max_file_bytes:
-                    yield Member(path=path, reason="too_large", detail=f"{info.size} bytes")
-                    continue
+        tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=info_class, bufsize=_STEP)
+        while True:
+            info = tar.next()
+            tar.members.clear()  # stream mode keeps every member's TarInfo otherwise
+            if info is None:
+                break
+            report.members += 1
+            declared += max(info.size, 0)
+            if report.members > limits.max_members:
+                raise ArchiveError("archive_too_many_members", f"over {limits.max_members}")
+            if declared > limits.max_archive_bytes:
+                raise ArchiveError("archive_too_large", f"over {limits.max_archive_bytes} bytes")
+            if info.isdir():
+                continue
+            path, reason, detail = _classify(info)
+            if reason is None:
+                first = info.name.split("/", 1)[0]
+                if top is None:
+                    top = first
+                elif first != top:
+                    path, reason, detail = info.name, "outside_top_level", info.name
+            if reason is not None:
+                member = Member(path=path, reason=reason, detail=detail)
+            elif want is not None and not want(path):
+                continue
+            elif info.size > limits.max_file_bytes:
+                member = Member(path=path, reason="too_large", detail=f"{info.size} bytes")
+            else:
                 handle = tar.extractfile(info)
                 data = handle.read(info.size) if handle is not None else b""
                 if len(data) != info.size:
                     raise ArchiveError("archive_truncated", f"{path}: {len(data)} of {info.size} bytes")
-                yield Member(path=path, data=data)
-            # tarfile stops at the end-of-archive marker; read the rest (padding, the gzip
-            # trailer) so the fingerprint covers the whole file.
-            while hasher.read(1 << 20):
-                pass
+                member = Member(path=path, data=data)
+            guard.pause()
+            yield member
+            guard.resume()
+        if not state.end:  # tarfile stopped at a header without saying why
+            raise ArchiveError("archive_corrupt", "the tar stops at a header that cannot be read")
+        second = tar.fileobj.read(tarfile.BLOCKSIZE)
+        if second != _ZERO_BLOCK:
+            raise ArchiveError("archive_truncated" if len(second) < tarfile.BLOCKSIZE else "archive_corrupt",
+                               "the tar's end-of-archive marker is not two zero blocks")
+        # The rest of the stream (tar record padding, anything after the marker, the gzip trailer)
+        # is read so the checksums are checked and the fingerprint covers the whole file.
+        stream.finish()
     except ArchiveError:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as err:
+    except (tarfile.ReadError, EOFError) as err:
+        # tarfile's "unexpected end of data": when the gzip stream ended intact, the tar in it is short.
+        reason = "archive_truncated" if stream.ended else "archive_corrupt"
+        raise ArchiveError(reason, f"{type(err).__name__}: {err}") from None
+    except (tarfile.TarError, OSError, ValueError, OverflowError) as err:
         raise ArchiveError("archive_corrupt", f"{type(err).__name__}: {err}") from None
     finally:
         raw.close()

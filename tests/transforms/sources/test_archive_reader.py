@@ -1,10 +1,12 @@
 """ReadRepoArchives in a pipeline: documents from a real archive, rejects for hostile members and
-for a truncated archive (whose intact files are kept), and the per-archive fingerprint tuples."""
+for a truncated archive (whose files read in full are withdrawn, not emitted), and the per-archive
+fingerprint tuples."""
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import gzip
 import hashlib
 import tarfile
 from pathlib import Path
@@ -87,15 +89,17 @@ def test_read_repo_archives_pipeline(tmp_path, make_tar, beam_helpers):
     except ArchiveError as err:
         cut_reason = err.reason
     assert len(intact) > 10 and {r[2] for r in click_rejects} == {"binary", "too_large"}
+    assert cut_reason == "archive_truncated"
 
     p = new_pipeline()
     docs, rejects, archives = p | beam.Create([tomli, hostile, cut, missing]) | ReadRepoArchives(limits)
     assert_that(
         docs | "NotClick" >> beam.Filter(lambda d: d.repo_name != "pallets/click"),
         equal_to(expected_docs), label="docs")
+    # A truncated download must not silently shrink a repository: its intact files are withdrawn.
     assert_that(
         docs | "ClickIds" >> beam.Filter(lambda d: d.repo_name == "pallets/click")
-        | beam.Map(lambda d: d.id), equal_to(intact), label="intact")
+        | beam.Map(lambda d: d.id), equal_to([]), label="withdrawn")
     assert_that(
         rejects | beam.Map(lambda r: (r.id, r.stage, r.reason)),
         equal_to([
@@ -119,7 +123,31 @@ def test_read_repo_archives_pipeline(tmp_path, make_tar, beam_helpers):
     result = run(p)
     click_counts = collections.Counter(r[2] for r in click_rejects)
     assert counters(result, "read") == {
-        "kept": 10 + len(intact), "archives_complete": 2, "path_traversal": 1, "link": 1,
+        "kept": 10, "withdrawn": len(intact), "archives_complete": 2, "path_traversal": 1, "link": 1,
         "too_large": 1 + click_counts["too_large"], "invalid_utf8": 1,
         "binary": 1 + click_counts["binary"], cut_reason: 1, "archive_unreadable": 1,
     }
+
+
+def test_archive_cut_at_a_header_boundary_withdraws_all_its_documents(tmp_path, make_tar, beam_helpers):
+    # The tar of three files without its end-of-archive marker, in a valid gzip stream: every file
+    # reads in full, yet the repository is not whole, so none of them is emitted.
+    new_pipeline, run, counters = beam_helpers
+    whole = make_tar("whole.tar.gz", [("r/a.py", b"a = 1\n"), ("r/b.py", b"b = 2\n"),
+                                      ("r/link", b"", tarfile.SYMTYPE, "a.py"), ("r/c.py", b"c = 3\n")])
+    tar_bytes = gzip.decompress(whole.read_bytes())
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(gzip.compress(tar_bytes[: 7 * 512]))  # a.py, b.py, link, c.py: 7 blocks
+    p = new_pipeline()
+    docs, rejects, archives = (p | beam.Create([_repo("x/whole", whole), _repo("x/cut", cut)])
+                               | ReadRepoArchives())
+    assert_that(docs | beam.Map(lambda d: d.id), equal_to(["x/whole:a.py", "x/whole:b.py", "x/whole:c.py"]),
+                label="docs")
+    assert_that(rejects | beam.Map(lambda r: (r.id, r.reason, r.detail)), equal_to([
+        ("x/whole:r/link", "link", "r/link -> a.py"), ("x/cut:r/link", "link", "r/link -> a.py"),
+        ("x/cut", "archive_truncated",
+         "the tar ends without its end-of-archive marker; 3 documents withdrawn")]), label="rejects")
+    assert_that(archives | beam.Map(lambda a: (a[0], a[3])),
+                equal_to([("x/whole", "complete"), ("x/cut", "archive_truncated")]), label="status")
+    assert counters(run(p), "read") == {"kept": 3, "withdrawn": 3, "archives_complete": 1, "link": 2,
+                                        "archive_truncated": 1}
