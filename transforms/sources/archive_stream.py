@@ -31,29 +31,23 @@ Memory: one file's data (``max_file_bytes``), one member's header extensions
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import tarfile
-import time
-import zlib
 from typing import Iterator, Optional
 
 import fsspec
 
+from schemas.files import HashingReader
+from transforms.sources.gzip_stream import STEP, GzipStream, StreamError, WorkGuard
+
 LICENSE_PREFIXES = ("LICENSE", "LICENCE", "COPYING")
-_STEP = 1 << 16  # the most bytes read, or decompressed, between two checks of the guards
 _EXTENSION_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
                     tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
 _MAX_EXTENSIONS = 8  # extension headers before one member (tar writes at most a few)
 _ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)
 
 
-class ArchiveError(Exception):
+class ArchiveError(StreamError):
     """The archive cannot be opened, or is corrupt, truncated or over its limits."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,103 +70,6 @@ class Member:
     data: Optional[bytes] = None
     reason: Optional[str] = None
     detail: str = ""
-
-
-class _HashingReader:
-    """Read-through wrapper that hashes the compressed bytes: the archive's fingerprint for free."""
-
-    def __init__(self, raw):
-        self._raw = raw
-        self.sha256 = hashlib.sha256()
-        self.bytes_read = 0
-
-    def read(self, size=-1):
-        chunk = self._raw.read(size)
-        self.sha256.update(chunk)
-        self.bytes_read += len(chunk)
-        return chunk
-
-
-class _Guard:
-    """The work limits of one archive: bytes read, decompression ratio, time.
-
-    The clock runs only while the archive is being read: ``iter_members`` pauses it while its
-    caller holds a member, so a slow consumer does not time the archive out.
-    """
-
-    def __init__(self, limits: ArchiveLimits):
-        self._limits = limits
-        self._spent = 0.0
-        self._since = time.monotonic()
-
-    def pause(self) -> None:
-        self._spent += time.monotonic() - self._since
-
-    def resume(self) -> None:
-        self._since = time.monotonic()
-
-    def check(self, compressed: int, decompressed: int) -> None:
-        limits = self._limits
-        if max(compressed, decompressed) > limits.max_stream_bytes:
-            raise ArchiveError("archive_too_large", f"over {limits.max_stream_bytes} bytes read "
-                               f"({compressed} compressed, {decompressed} decompressed)")
-        if decompressed > limits.ratio_floor_bytes and decompressed > limits.max_ratio * compressed:
-            raise ArchiveError("archive_bomb", f"{decompressed} bytes from {compressed} compressed, "
-                               f"over {limits.max_ratio}:1")
-        spent = self._spent + time.monotonic() - self._since
-        if spent > limits.max_seconds:
-            raise ArchiveError("archive_timeout", f"over {limits.max_seconds:g} s reading")
-
-
-class _GzipStream:
-    """The decompressed bytes of the archive's one gzip stream, in steps of at most ``_STEP``.
-
-    Hand-written over ``zlib.decompressobj(wbits=31)`` (the gzip header, CRC32 and ISIZE checked by
-    zlib) rather than ``gzip.GzipFile`` or tarfile's ``r|gz``, because those read on after the end
-    of the stream (a second gzip member, or trailing zeros skipped silently), and neither lets the
-    guards see the compressed and decompressed counts at every step. ``unconsumed_tail`` keeps
-    each step's output at most ``_STEP`` bytes, so a bomb never inflates a buffer.
-    """
-
-    def __init__(self, raw: _HashingReader, guard: _Guard):
-        self._raw = raw
-        self._guard = guard
-        self._zlib = zlib.decompressobj(wbits=31)
-        self._input = b""
-        self.decompressed = 0
-
-    @property
-    def ended(self) -> bool:
-        """The gzip stream reached its end and its checksums matched."""
-        return self._zlib.eof
-
-    def read(self, size: int = _STEP) -> bytes:
-        """Up to ``size`` bytes, at least one unless the stream ended; never past its end."""
-        while not self._zlib.eof:
-            if not self._input:
-                # Reads grow from 512 bytes to _STEP, so an archive refused at its first
-                # headers costs little more than those headers.
-                self._input = self._raw.read(min(_STEP, max(512, self._raw.bytes_read)))
-                if not self._input:
-                    raise ArchiveError("archive_truncated", "the gzip stream ends before its trailer")
-            try:
-                data = self._zlib.decompress(self._input, max(1, min(size, _STEP)))
-            except zlib.error as err:
-                raise ArchiveError("archive_corrupt", f"gzip: {err}") from None
-            self._input = self._zlib.unconsumed_tail
-            self.decompressed += len(data)
-            consumed = self._raw.bytes_read - len(self._input) - len(self._zlib.unused_data)
-            self._guard.check(consumed, self.decompressed)
-            if data:
-                return data
-        return b""
-
-    def finish(self) -> None:
-        """Read to the end of the stream (tar padding, the trailer); nothing may follow it."""
-        while self.read():
-            pass
-        if self._zlib.unused_data or self._raw.read(1):
-            raise ArchiveError("archive_corrupt", "data after the end of the gzip stream")
 
 
 class _TarState:
@@ -265,6 +162,72 @@ class ArchiveReport:
     members: int = 0
 
 
+class _MemberReader:
+    """Turns the tar's headers into Members in archive order, enforcing the per-archive counts."""
+
+    def __init__(self, tar, limits: ArchiveLimits, report: ArchiveReport, want):
+        self._tar = tar
+        self._limits = limits
+        self._report = report
+        self._want = want
+        self._declared = 0
+        self._top = None
+
+    def next_info(self):
+        info = self._tar.next()
+        self._tar.members.clear()  # stream mode keeps every member's TarInfo otherwise
+        if info is None:
+            return None
+        self._report.members += 1
+        self._declared += max(info.size, 0)
+        if self._report.members > self._limits.max_members:
+            raise ArchiveError("archive_too_many_members", f"over {self._limits.max_members}")
+        if self._declared > self._limits.max_archive_bytes:
+            raise ArchiveError("archive_too_large", f"over {self._limits.max_archive_bytes} bytes")
+        return info
+
+    def member(self, info) -> Optional[Member]:
+        """The file ``info`` as a Member (its data, or why it is refused); None when not wanted."""
+        path, reason, detail = _classify(info)
+        if reason is None:
+            first = info.name.split("/", 1)[0]
+            if self._top is None:
+                self._top = first
+            elif first != self._top:
+                path, reason, detail = info.name, "outside_top_level", info.name
+        if reason is not None:
+            return Member(path=path, reason=reason, detail=detail)
+        if self._want is not None and not self._want(path):
+            return None
+        if info.size > self._limits.max_file_bytes:
+            return Member(path=path, reason="too_large", detail=f"{info.size} bytes")
+        handle = self._tar.extractfile(info)
+        data = handle.read(info.size) if handle is not None else b""
+        if len(data) != info.size:
+            raise ArchiveError("archive_truncated", f"{path}: {len(data)} of {info.size} bytes")
+        return Member(path=path, data=data)
+
+
+def _check_end(tar, state: _TarState, stream: GzipStream) -> None:
+    """The tar ended with its two zero blocks, and the gzip stream after them with valid checksums."""
+    if not state.end:  # tarfile stopped at a header without saying why
+        raise ArchiveError("archive_corrupt", "the tar stops at a header that cannot be read")
+    second = tar.fileobj.read(tarfile.BLOCKSIZE)
+    if second != _ZERO_BLOCK:
+        raise ArchiveError("archive_truncated" if len(second) < tarfile.BLOCKSIZE else "archive_corrupt",
+                           "the tar's end-of-archive marker is not two zero blocks")
+    # The rest of the stream (tar record padding, anything after the marker, the gzip trailer)
+    # is read so the checksums are checked and the fingerprint covers the whole file.
+    stream.finish()
+
+
+def _open(url: str):
+    try:
+        return fsspec.open(url, "rb").open()
+    except (OSError, ValueError) as err:
+        raise ArchiveError("archive_unreadable", f"{type(err).__name__}: {err}") from None
+
+
 def iter_members(url: str, limits: ArchiveLimits, report: Optional[ArchiveReport] = None,
                  want=None) -> Iterator[Member]:
     """Yield the archive's members in archive order; raise ArchiveError unless it is complete.
@@ -275,65 +238,27 @@ def iter_members(url: str, limits: ArchiveLimits, report: Optional[ArchiveReport
     not yielded).
     """
     report = report if report is not None else ArchiveReport()
-    guard = _Guard(limits)
-    try:
-        raw = fsspec.open(url, "rb").open()
-    except (OSError, ValueError) as err:
-        raise ArchiveError("archive_unreadable", f"{type(err).__name__}: {err}") from None
-    hasher = _HashingReader(raw)
-    stream = _GzipStream(hasher, guard)
+    guard = WorkGuard(limits)
+    raw = _open(url)
+    hasher = HashingReader(raw)
+    stream = GzipStream(hasher, guard)
     state = _TarState(limits)
     info_class = type("_ArchiveTarInfo", (_GuardedTarInfo,), {"_state": state})
-    declared = 0
-    top = None
     try:
-        tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=info_class, bufsize=_STEP)
-        while True:
-            info = tar.next()
-            tar.members.clear()  # stream mode keeps every member's TarInfo otherwise
-            if info is None:
-                break
-            report.members += 1
-            declared += max(info.size, 0)
-            if report.members > limits.max_members:
-                raise ArchiveError("archive_too_many_members", f"over {limits.max_members}")
-            if declared > limits.max_archive_bytes:
-                raise ArchiveError("archive_too_large", f"over {limits.max_archive_bytes} bytes")
-            if info.isdir():
+        tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=info_class, bufsize=STEP)
+        reader = _MemberReader(tar, limits, report, want)
+        while (info := reader.next_info()) is not None:
+            member = None if info.isdir() else reader.member(info)
+            if member is None:
                 continue
-            path, reason, detail = _classify(info)
-            if reason is None:
-                first = info.name.split("/", 1)[0]
-                if top is None:
-                    top = first
-                elif first != top:
-                    path, reason, detail = info.name, "outside_top_level", info.name
-            if reason is not None:
-                member = Member(path=path, reason=reason, detail=detail)
-            elif want is not None and not want(path):
-                continue
-            elif info.size > limits.max_file_bytes:
-                member = Member(path=path, reason="too_large", detail=f"{info.size} bytes")
-            else:
-                handle = tar.extractfile(info)
-                data = handle.read(info.size) if handle is not None else b""
-                if len(data) != info.size:
-                    raise ArchiveError("archive_truncated", f"{path}: {len(data)} of {info.size} bytes")
-                member = Member(path=path, data=data)
             guard.pause()
             yield member
             guard.resume()
-        if not state.end:  # tarfile stopped at a header without saying why
-            raise ArchiveError("archive_corrupt", "the tar stops at a header that cannot be read")
-        second = tar.fileobj.read(tarfile.BLOCKSIZE)
-        if second != _ZERO_BLOCK:
-            raise ArchiveError("archive_truncated" if len(second) < tarfile.BLOCKSIZE else "archive_corrupt",
-                               "the tar's end-of-archive marker is not two zero blocks")
-        # The rest of the stream (tar record padding, anything after the marker, the gzip trailer)
-        # is read so the checksums are checked and the fingerprint covers the whole file.
-        stream.finish()
+        _check_end(tar, state, stream)
     except ArchiveError:
         raise
+    except StreamError as err:
+        raise ArchiveError(err.reason, err.detail) from None
     except (tarfile.ReadError, EOFError) as err:
         # tarfile's "unexpected end of data": when the gzip stream ended intact, the tar in it is short.
         reason = "archive_truncated" if stream.ended else "archive_corrupt"
@@ -342,8 +267,8 @@ def iter_members(url: str, limits: ArchiveLimits, report: Optional[ArchiveReport
         raise ArchiveError("archive_corrupt", f"{type(err).__name__}: {err}") from None
     finally:
         raw.close()
-        report.sha256 = hasher.sha256.hexdigest()
-        report.compressed_bytes = hasher.bytes_read
+        report.sha256 = hasher.digest.hexdigest()
+        report.compressed_bytes = hasher.size
 
 
 def is_license_file(path: str) -> bool:
