@@ -106,7 +106,7 @@ def test_an_invalid_manifest_is_one_line(tmp_path, capsys):
     (folder / "manifest.json").write_text('{"shards": [' * 1000)
     assert report.run([str(folder), "--output", str(tmp_path / "r.html")]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"error: {folder}: invalid manifest (nested 2000 deep, more than 64)"]
+    assert err == [f"error: {folder}: invalid manifest (nested deeper than 64)"]
     assert not (tmp_path / "r.html").exists()
 
 
