@@ -7,6 +7,7 @@ do. Errors in flags or inputs end the run with one line naming what is wrong (ex
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import sys
@@ -27,7 +28,12 @@ class UsageError(Exception):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are UsageErrors: one line, not usage text plus an error line."""
+    """argparse whose errors are UsageErrors: one line, not usage text plus an error line. Flags
+    must be spelt in full: an abbreviation (``--min_star``) is not taken for the flag it starts."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UsageError(message)
@@ -52,6 +58,42 @@ def comma_list(text: str) -> tuple:
     if not items:
         raise argparse.ArgumentTypeError("must name at least one item")
     return items
+
+
+def _beam_option_parser() -> argparse.ArgumentParser:
+    """Every Beam pipeline option, as ``PipelineOptions.get_all_options`` builds them (each direct
+    subclass adds its own); Beam only logs an argument it does not know, so Sluice checks here."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)  # noqa: SLF001 - Beam's way for an options class to add its flags
+    return parser
+
+
+def _flag_names(parser: argparse.ArgumentParser) -> list[str]:
+    return [name for action in parser._actions for name in action.option_strings if name.startswith("--")]
+
+
+def check_beam_args(parser: argparse.ArgumentParser, beam_args: list[str]) -> None:
+    """Every argument Sluice's parser left must be a Beam pipeline option: anything else (a
+    misspelt or abbreviated flag, a stray value) is a UsageError naming it and the closest flag."""
+    beam = _beam_option_parser()
+    _, unknown = beam.parse_known_args(beam_args)
+    if not unknown:
+        return
+    name = unknown[0].split("=", 1)[0]
+    close = difflib.get_close_matches(name, _flag_names(parser) + _flag_names(beam), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close and name.startswith("-") else ""
+    raise UsageError(f"unrecognized argument {unknown[0]}{hint}: neither a flag of {parser.prog} nor a Beam"
+                     " pipeline option")
+
+
+def parse_pipeline_args(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, list[str]]:
+    """(the pipeline's flags, the Beam options left for the runner); anything else is a UsageError."""
+    args, beam_args = parser.parse_known_args(argv)
+    check_beam_args(parser, beam_args)
+    return args, beam_args
 
 
 def require_file(path: str, flag: str) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from pipelines.driver import UsageError, comma_list, non_negative_int, positive_int, require_file
+from pipelines.driver import UsageError, comma_list, non_negative_int, parse_pipeline_args, positive_int
+from pipelines.driver import require_file
 from transforms.decontamination import BENCHMARKS, DEFAULT_MIN_COVERAGE, Decontaminate
 from transforms.decontamination import DEFAULT_NGRAM as DECONTAMINATION_NGRAM
 from transforms.dedup.near import VERIFY_MODES, NearDedupConfig
@@ -153,6 +154,6 @@ def add_corpus_flags(parser, *, near_dedup_default: bool, decontamination: bool)
 
 def parse_built(parser, argv):
     """Parse with a parser from ``add_corpus_flags``: (args, the remaining flags for Beam)."""
-    args, beam_args = parser.parse_known_args(argv)
+    args, beam_args = parse_pipeline_args(parser, argv)
     check_stream_flags(args)
     return args, beam_args

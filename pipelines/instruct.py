@@ -25,7 +25,8 @@ import sys
 import apache_beam as beam
 
 from pipelines import flags, versions
-from pipelines.driver import ArgumentParser, UsageError, pipeline_options, positive_int, require_file, run_main
+from pipelines.driver import ArgumentParser, UsageError, parse_pipeline_args, pipeline_options, positive_int
+from pipelines.driver import require_file, run_main
 from pipelines.manifests import file_sha256, stream_sections
 from pipelines.run import RUN, Run
 from schemas import instruct as schema
@@ -68,7 +69,7 @@ def build_parser():
 
 
 def parse_args(argv):
-    args, beam_args = build_parser().parse_known_args(argv)
+    args, beam_args = parse_pipeline_args(build_parser(), argv)
     flags.check_stream_flags(args)
     given = sys.argv[1:] if argv is None else argv
     if any(a == "--pack_tail" or a.startswith("--pack_tail=") for a in given) and args.pack_tail != "pad":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import math
 
-from transforms.stats import histograms
 
 COLORS = ("#3b6fb6", "#e08a2c", "#4a9d5b", "#c4463a", "#8261b4", "#7f7f7f")
 WIDTH = 760

@@ -26,7 +26,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import mono, multi, nl
-from pipelines.driver import ArgumentParser, UsageError, pipeline_options, positive_int, run_main
+from pipelines.driver import ArgumentParser, UsageError, parse_pipeline_args, pipeline_options, positive_int
+from pipelines.driver import run_main
 from pipelines.manifests import file_sha256
 from pipelines.run import RUN, Run, RunMode
 from schemas.files import join
@@ -125,7 +126,7 @@ def parse_args(argv):
     peek = ArgumentParser(add_help=False)
     peek.add_argument("--source", choices=tuple(SOURCES))
     source = peek.parse_known_args(argv)[0].source
-    return build_parser(source).parse_known_args(argv)
+    return parse_pipeline_args(build_parser(source), argv)
 
 
 class _TrainFn(beam.DoFn):

@@ -68,3 +68,44 @@ def test_run_main_reports_a_dry_run_and_a_submitted_job(capsys):
     assert capsys.readouterr().out == "dry run: the graph translated (0 transforms); nothing was submitted or published\n"
     assert driver.run_main(submitted, []) == 0
     assert "submitted job 2026-12-07_00_00_00-1;" in capsys.readouterr().out
+
+
+def pipeline_parser():
+    parser = driver.ArgumentParser(prog="sluice mono")
+    parser.add_argument("--min_stars", type=driver.non_negative_int, default=0)
+    parser.add_argument("--max_file_bytes", type=driver.positive_int, default=1 << 20)
+    return parser
+
+
+def test_beam_options_pass_and_anything_else_is_a_usage_error_naming_the_closest_flag():
+    args, beam_args = driver.parse_pipeline_args(pipeline_parser(), [
+        "--min_stars", "5", "--runner=DataflowRunner", "--project", "p", "--region=us-central1",
+        "--direct_num_workers=2", "--no_auth", "--setup_file", "./setup.py"])
+    assert args.min_stars == 5
+    assert beam_args == ["--runner=DataflowRunner", "--project", "p", "--region=us-central1",
+                         "--direct_num_workers=2", "--no_auth", "--setup_file", "./setup.py"]
+    for argv, named, closest in ((["--min_stras", "5"], "--min_stras", "--min_stars"),
+                                 (["--max_file_byte=9"], "--max_file_byte=9", "--max_file_bytes"),
+                                 (["--runer=DirectRunner"], "--runer=DirectRunner", "--runner")):
+        with pytest.raises(driver.UsageError, match=f"^unrecognized argument {named} \\(did you mean {closest}\\?\\)"):
+            driver.parse_pipeline_args(pipeline_parser(), argv)
+    with pytest.raises(driver.UsageError, match="^unrecognized argument stray: neither a flag of sluice mono"):
+        driver.parse_pipeline_args(pipeline_parser(), ["stray"])
+
+
+def test_an_abbreviated_flag_is_not_taken_for_the_flag_it_starts():
+    """--min_star 100000 once read as --min_stars and published an empty version."""
+    with pytest.raises(driver.UsageError, match=r"unrecognized argument --min_star \(did you mean --min_stars\?\)"):
+        driver.parse_pipeline_args(pipeline_parser(), ["--min_star", "100000"])
+
+
+def test_a_misspelt_flag_stops_the_pipeline_before_any_work(tmp_path, capsys, sample_manifest):
+    from pipelines import mono
+
+    status = mono.run(["--input", str(sample_manifest), "--output", str(tmp_path / "mono" / "v1"),
+                       "--tokenizer", str(tmp_path / "t.model"), "--min_stras", "5"])
+    assert status == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: unrecognized argument --min_stras (did you mean --min_stars?): neither a flag of sluice mono"
+        " nor a Beam pipeline option"]
+    assert not (tmp_path / "mono").exists()
