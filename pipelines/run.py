@@ -28,6 +28,7 @@ from pipelines.manifests import build_manifest, utc_now
 from schemas import manifest as manifest_schema
 from schemas.files import join
 from transforms.stats import progress
+from transforms.stats.run_stats import read_json
 
 MODES = ("run", "submit", "finalize")
 
@@ -126,7 +127,7 @@ class Run:
             raise UsageError(f"--output: version {self.version} is already published")
         if not FileSystems.exists(job_path):
             raise UsageError(f"--output: no submitted job for {self.version} (no {job_path})")
-        job = versions.read_json_file(job_path)
+        job = read_json(job_path)
         if job["job_id"] != self.mode.job_id:
             raise UsageError(f"--dataflow_job_id: {self.mode.job_id} did not write {self.version}"
                              f" (its staging folder belongs to job {job['job_id']})")

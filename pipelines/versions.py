@@ -94,7 +94,3 @@ def write_json_file(path: str, value: dict) -> None:
         FileSystems.delete([path])
     FileSystems.rename([temporary], [path])
 
-
-def read_json_file(path: str):
-    with FileSystems.open(path, compression_type="uncompressed") as handle:
-        return json.loads(handle.read())
