@@ -15,6 +15,7 @@ import sys
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from transforms.sources import bigquery
 from transforms.stats import progress
 
 # Beam's DirectRunner first tries the Prism runner, which downloads a binary; Sluice's local
@@ -134,6 +135,7 @@ def exit_status(status) -> int:
 def run_main(main, argv=None, **context) -> int:
     """Run ``main(argv, **context)``; a UsageError or a bad flag becomes one line on stderr and exit
     status 2. Local runs started from the command line print their progress (transforms/stats/progress.py).
+    A dry run (Beam's --dry_run, or --bigquery_dry_run_only's estimate) prints one line and exits 0.
     """
     logging.getLogger().setLevel(logging.WARNING)
     os.environ.setdefault(progress.ENV, progress.DEFAULT_INTERVAL_S)
@@ -142,6 +144,8 @@ def run_main(main, argv=None, **context) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except bigquery.DryRunOnly as estimate:
+        print(estimate.line())
     except DryRun as dry:
         job = getattr(dry.result, "job", None)
         transforms = len(job.proto_pipeline.components.transforms) if job is not None else 0

@@ -16,10 +16,44 @@ from transforms.decontamination import BENCHMARKS, DEFAULT_MIN_COVERAGE, Deconta
 from transforms.decontamination import DEFAULT_NGRAM as DECONTAMINATION_NGRAM
 from transforms.dedup.near import VERIFY_MODES, NearDedupConfig
 from transforms.filters.quality import QualityThresholds
+from transforms.sources import bigquery, github_sql
 from transforms.streams.packing import TAIL_MODES
 from transforms.streams.tokenize import load_tokenizer
 
 MAX_SHARDS = 99999  # shard names carry five digits
+
+
+def add_bigquery_flags(parser) -> None:
+    """The flags of every query Sluice sends live to BigQuery (``bigquery.checked_query``): the
+    project billed, the dataset read, priority, timeout and the cost cap, and a dry run only."""
+    parser.add_argument("--bigquery_project", help="Run the SQL live on BigQuery, billed to this project.")
+    parser.add_argument("--bigquery_dataset", default=github_sql.LIVE_DATASET,
+                        help="Dataset holding the github_repos tables (live query).")
+    parser.add_argument("--bigquery_priority", choices=("BATCH", "INTERACTIVE"), default="BATCH")
+    parser.add_argument("--bigquery_timeout_s", type=positive_int, default=3600,
+                        help="Timeout of every BigQuery client call (live query).")
+    parser.add_argument("--bigquery_maximum_bytes_billed", type=positive_int,
+                        default=bigquery.DEFAULT_MAXIMUM_BYTES_BILLED,
+                        help="A live query whose dry run estimates more bytes than this is refused; the"
+                             " job itself fails rather than bill more (5 TB: ~$28 on demand).")
+    parser.add_argument("--bigquery_dry_run_only", action="store_true",
+                        help="Dry-run the live query, print the bytes it would bill (one JSON line) and"
+                             " exit 0: nothing is run, claimed or published.")
+
+
+def live_query(args, destination: str | None = None,
+               stars_table: str = github_sql.STARS_PLACEHOLDER) -> bigquery.LiveQuery:
+    """The LiveQuery of the --bigquery_* flags (``add_bigquery_flags``)."""
+    return bigquery.LiveQuery(
+        project=args.bigquery_project, destination=destination, dataset=args.bigquery_dataset,
+        stars_table=stars_table, priority=args.bigquery_priority, timeout_s=args.bigquery_timeout_s,
+        maximum_bytes_billed=args.bigquery_maximum_bytes_billed, dry_run_only=args.bigquery_dry_run_only)
+
+
+def bigquery_error(err: ValueError) -> UsageError:
+    """A ValueError of ``bigquery.connect`` / ``checked_query`` as the one line naming its flag."""
+    flag = "--bigquery_maximum_bytes_billed" if isinstance(err, bigquery.OverCap) else "--bigquery_project"
+    return UsageError(f"{flag}: {err}")
 
 
 def add_stream_flags(parser) -> None:

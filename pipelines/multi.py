@@ -5,6 +5,8 @@
         [--stars_table sample_repos] [--min_file_bytes N] [--max_file_bytes N] \
         [--no-language_tags] [stream, decontamination and near-dedup flags] [any Beam option]
     ... --bigquery_project P --bigquery_destination P.D.T    (live query, Dataflow)
+    ... --bigquery_project P --bigquery_export_to 'gs://BUCKET/multi/*.parquet'  (EXPORT DATA, then read)
+    ... --bigquery_project P ... --bigquery_dry_run_only   (print the bytes it would bill, exit 0)
     ... --bigquery_export 'gs://BUCKET/multi/*.parquet'      (an EXPORT DATA of the query)
 
 Stages: query (transforms/sources/sql/github_repos_multi.sql: license, stars, binary, extension and size
@@ -41,16 +43,12 @@ def add_source_flags(parser) -> None:
     parser.add_argument("--bigquery_snapshot",
                         help="Local folder with contents/files/licenses/languages/sample_repos .parquet:"
                              " the SQL runs there, transpiled to DuckDB (the default for local runs).")
-    parser.add_argument("--bigquery_project", help="Run the SQL live on BigQuery, billed to this project.")
+    flags.add_bigquery_flags(parser)
     parser.add_argument("--bigquery_destination",
                         help="project.dataset.table the live query's result is written to (overwritten).")
-    parser.add_argument("--bigquery_dataset", default=github_sql.LIVE_DATASET,
-                        help="Dataset holding the github_repos tables (live query).")
-    parser.add_argument("--bigquery_priority", choices=("BATCH", "INTERACTIVE"), default="BATCH")
-    parser.add_argument("--bigquery_timeout_s", type=positive_int, default=3600,
-                        help="Timeout of every BigQuery client call (live query).")
-    parser.add_argument("--bigquery_maximum_bytes_billed", type=positive_int, default=None,
-                        help="The live query fails rather than bill more bytes than this.")
+    parser.add_argument("--bigquery_export_to",
+                        help="With --bigquery_project: EXPORT DATA the query to these Parquet files"
+                             " (gs://BUCKET/PATH/*.parquet, overwritten), then read them.")
     parser.add_argument("--bigquery_export",
                         help="Parquet or Avro files of an EXPORT DATA of the query (any Beam filesystem glob).")
 
@@ -107,17 +105,50 @@ def query_params(args) -> tuple[github_sql.QueryParams, frozenset]:
 
 
 def source_mode(args) -> str:
+    """snapshot, query (live: into --bigquery_destination, or exported to --bigquery_export_to) or export."""
     chosen = [name for name, value in (("snapshot", args.bigquery_snapshot), ("query", args.bigquery_project),
                                        ("export", args.bigquery_export)) if value]
     if len(chosen) != 1:
         raise UsageError("give exactly one of --bigquery_snapshot DIR, --bigquery_project PROJECT"
                                 " or --bigquery_export GLOB")
-    if chosen[0] == "query" and not args.bigquery_destination:
-        raise UsageError("--bigquery_project: needs --bigquery_destination project.dataset.table")
-    return chosen[0]
+    if chosen[0] != "query":
+        for flag in ("bigquery_destination", "bigquery_export_to", "bigquery_dry_run_only"):
+            if getattr(args, flag):
+                raise UsageError(f"--{flag}: only with --bigquery_project (a live query); this run reads"
+                                 f" --bigquery_{chosen[0]}")
+        return chosen[0]
+    if bool(args.bigquery_destination) == bool(args.bigquery_export_to):
+        raise UsageError("--bigquery_project: needs one of --bigquery_destination project.dataset.table"
+                         " or --bigquery_export_to gs://BUCKET/PATH/*.parquet")
+    if args.bigquery_export_to:
+        try:
+            bigquery.check_export_uri(args.bigquery_export_to)
+        except ValueError as err:
+            raise UsageError(f"--bigquery_export_to: {err}") from None
+    return "query"
 
 
-def stage_rows(args, mode: str, params: github_sql.QueryParams, stats_dir: str):
+def live_rows(args, params: github_sql.QueryParams, client=None):
+    """The live query (``bigquery.checked_query``: dry run, cap, then the job): the Beam read of
+    its rows and the manifest's inputs section. ``client``: a ``bigquery.Client``, or None to
+    connect with the default credentials."""
+    live = flags.live_query(args, args.bigquery_destination, args.stars_table)
+    try:
+        job = bigquery.materialise_query(client or bigquery.connect(live), live, params,
+                                         export_to=args.bigquery_export_to)
+    except ValueError as err:
+        raise flags.bigquery_error(err) from None
+    inputs = {"source": "bigquery", "project": live.project, "dataset": live.dataset}
+    if args.bigquery_export_to:  # read exactly like --bigquery_export
+        require_file(args.bigquery_export_to, "--bigquery_export_to")
+        read = bigquery.read_files(args.bigquery_export_to)
+        inputs["pattern"] = args.bigquery_export_to
+    else:
+        read = bigquery.read_table(live.destination, live.timeout_s)
+    return read, inputs, job
+
+
+def stage_rows(args, mode: str, params: github_sql.QueryParams, stats_dir: str, client=None):
     """(the Beam read of the rows, the manifest's inputs section); runs the query where needed."""
     query = {"sql": github_sql.SQL_FILE, "sql_sha256": github_sql.sql_sha256(),
              "parameters": params.named(), "stars_table": args.stars_table}
@@ -136,25 +167,27 @@ def stage_rows(args, mode: str, params: github_sql.QueryParams, stats_dir: str):
         require_file(args.bigquery_export, "--bigquery_export")
         return bigquery.read_files(args.bigquery_export), {
             "source": "export", "pattern": args.bigquery_export, "query": query}
-    live = bigquery.LiveQuery(
-        project=args.bigquery_project, destination=args.bigquery_destination,
-        dataset=args.bigquery_dataset, stars_table=args.stars_table, priority=args.bigquery_priority,
-        timeout_s=args.bigquery_timeout_s, maximum_bytes_billed=args.bigquery_maximum_bytes_billed)
-    try:
-        job = bigquery.materialise_query(live, params)
-    except ValueError as err:
-        raise UsageError(f"--bigquery_project: {err}") from None
-    return bigquery.read_table(live.destination, live.timeout_s), {
-        "source": "bigquery", "project": live.project, "dataset": live.dataset, "query": {**query, **job}}
+    read, inputs, job = live_rows(args, params, client)
+    return read, {**inputs, "query": {**query, **job}}
+
+
+def stop_if_dry_run_only(args, selection: Selection, client=None) -> None:
+    """--bigquery_dry_run_only: the live query's dry run, before the version is claimed or any
+    graph is built; it ends in DryRunOnly (printed, exit 0) or a one-line refusal."""
+    if selection.mode == "query" and args.bigquery_dry_run_only:
+        live_rows(args, selection.params, client)
+        raise AssertionError("a dry run only never runs the query")  # checked_query raised DryRunOnly
 
 
 def read_config(args, mode: RunMode = RUN) -> Selection:
     """The checked source and selection flags; a bad one is a UsageError."""
     source = source_mode(args)
     if source == "query" and mode.mode != "run":
-        # A template's publish step reruns this driver: it must not run (and bill) the query again.
+        # A template's publish step reruns this driver: it must not run (and bill) the query or the
+        # export again; and a launcher must not wait for a query of hours (launches time out).
         raise UsageError("--bigquery_project: a Flex Template run takes --bigquery_export (or"
-                         " --bigquery_snapshot); run the live query from a driver that waits")
+                         " --bigquery_snapshot); run the live query or --bigquery_export_to from a"
+                         " driver that waits")
     params, allowed = query_params(args)
     quality = flags.quality_thresholds(args)
     try:  # a --stars_table that is not a plain table name fails here, before any work
@@ -171,10 +204,10 @@ def read_config(args, mode: RunMode = RUN) -> Selection:
                      licenses=tuple(sorted(allowed)), quality=quality)
 
 
-def curate(pipeline, args, selection: Selection, stats_dir: str) -> tuple[CuratedRows, dict]:
+def curate(pipeline, args, selection: Selection, stats_dir: str, client=None) -> tuple[CuratedRows, dict]:
     """Run the query where needed, then read and curate its rows: (the curated rows, the
-    manifest's inputs section)."""
-    read, inputs = stage_rows(args, selection.mode, selection.params, stats_dir)
+    manifest's inputs section). ``client``: the live path's ``bigquery.Client`` (None: connect)."""
+    read, inputs = stage_rows(args, selection.mode, selection.params, stats_dir, client)
     return pipeline | "Curate" >> CurateMultiRows(read, selection), inputs
 
 
@@ -193,15 +226,18 @@ def languages_section(corpus: CorpusRun, languages) -> dict:
     return languages_report(read, kept, rejects, languages)
 
 
-def main(argv=None, mode=RUN):
+def main(argv=None, mode=RUN, bigquery_client=None):
+    """``bigquery_client``: the client the live path sends its queries with (None: connect with
+    the default credentials)."""
     args, beam_args = parse_args(argv)
     selection = read_config(args, mode)
+    stop_if_dry_run_only(args, selection, bigquery_client)
     near_dedup = flags.near_dedup_config(args)
     if near_dedup is not None:
         near_dedup = dataclasses.replace(near_dedup, per_language=True)
     decontamination = flags.decontamination_config(args)
     with CorpusRun(DATASET, args, beam_args, mode) as corpus:
-        curated, inputs = curate(corpus.pipeline, args, selection, corpus.run.stats_dir)
+        curated, inputs = curate(corpus.pipeline, args, selection, corpus.run.stats_dir, bigquery_client)
         documents, rejects = corpus.clean(curated.documents, curated.rejects, decontamination, near_dedup)
         rejects = rejects | "AllRejects" >> beam.Flatten()
         corpus.write(documents, rejects, prefix_language_tag=args.language_tags,

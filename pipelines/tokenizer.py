@@ -88,14 +88,16 @@ class MultiSource:
     add_flags = staticmethod(multi.add_read_flags)
     EMPTY_FLAGS = {"snapshot": "--bigquery_snapshot", "query": "--bigquery_project", "export": "--bigquery_export"}
 
-    def __init__(self, args, mode: RunMode):
+    def __init__(self, args, mode: RunMode, bigquery_client=None):
         self.args = args
         self.config = multi.read_config(args, mode)
         self.empty_flag = self.EMPTY_FLAGS[self.config.mode]
         self._inputs: dict | None = None
+        self._client = bigquery_client  # the live query's client (None: connect with default credentials)
+        multi.stop_if_dry_run_only(args, self.config, bigquery_client)  # before the version is claimed
 
     def curate(self, pipeline, run: Run):
-        curated, self._inputs = multi.curate(pipeline, self.args, self.config, run.stats_dir)
+        curated, self._inputs = multi.curate(pipeline, self.args, self.config, run.stats_dir, self._client)
         return curated.documents
 
     def inputs(self, run: Run) -> dict:
@@ -161,9 +163,11 @@ class _TrainFn(beam.DoFn):
                "vocab_size": tokenizer.vocab_size}
 
 
-def main(argv=None, mode=RUN):
+def main(argv=None, mode=RUN, bigquery_client=None):
+    """``bigquery_client``: the client ``--source multi``'s live query is sent with (None: connect)."""
     args, beam_args = parse_args(argv)
-    source = SOURCES[args.source](args, mode)
+    source = (MultiSource(args, mode, bigquery_client) if args.source == "multi"  # the one source that queries
+              else SOURCES[args.source](args, mode))
     with Run(args.output, mode) as run:
         pipeline = beam.Pipeline(options=pipeline_options(beam_args))
         seed = args.seed
