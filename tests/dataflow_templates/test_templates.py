@@ -142,8 +142,10 @@ def test_graph_translates_for_dataflow(name, offline_dataflow, tmp_path, sample_
     assert not output.exists()  # nothing published
 
 
-def test_multi_template_refuses_the_live_query(tmp_path, capsys, sample_tokenizer):
-    status = launch.main(["--pipeline=multi", "--bigquery_project=p", "--bigquery_destination=p.d.t",
+@pytest.mark.parametrize("target", ["--bigquery_destination=p.d.t", "--bigquery_export_to=gs://b-1/m/*.parquet"])
+def test_multi_template_refuses_the_live_query(tmp_path, capsys, sample_tokenizer, target):
+    # The publish step reruns the driver: it would run (and bill) the query or the export again.
+    status = launch.main(["--pipeline=multi", "--bigquery_project=p", target,
                           f"--output={tmp_path}/multi/v1", f"--tokenizer={sample_tokenizer}"])
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()

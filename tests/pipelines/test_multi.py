@@ -5,6 +5,7 @@ built locally, and determinism across worker counts."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -12,10 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import multi
+from pipelines.driver import run_main
 from schemas.packed_stream import read_arrow_stream
 from schemas.tokenizer import Tokenizer
 from schemas.tokens import LANGUAGE_TAGS
 from transforms.sources import bigquery
+from tests.transforms.sources.bigquery_double import RecordingClient
 from transforms.sources import github_sql
 
 EXTENSIONS = {ext: lang for lang, exts in github_sql.DEFAULT_EXTENSIONS.items() for ext in exts}
@@ -132,6 +135,7 @@ def test_no_language_tags_and_fewer_languages(multi_snapshot, sample_tokenizer, 
 
     monkeypatch.setattr(beam_bigquery.ReadFromBigQuery, "__init__", refuse)
     monkeypatch.setattr(bigquery, "materialise_query", refuse)
+    monkeypatch.setattr(bigquery, "connect", refuse)
     monkeypatch.setattr(bigquery, "read_table", refuse)
     manifest = run_multi(multi_snapshot, sample_tokenizer, tmp_path / "o", "--no-language_tags",
                          "--languages", "go,python", "--no-near_dedup", "--no-decontaminate",
@@ -150,6 +154,9 @@ def test_no_language_tags_and_fewer_languages(multi_snapshot, sample_tokenizer, 
     (["--bigquery_export", "x.parquet"], "exactly one of"),
     (["--stars_table", "sample_repos; DROP TABLE files"], "--stars_table: not a table name"),
     (["--min_file_bytes", "10", "--max_file_bytes", "5"], "--min_file_bytes"),
+    (["--bigquery_dry_run_only"], "--bigquery_dry_run_only: only with --bigquery_project"),
+    (["--bigquery_export_to", "gs://b-1/multi/*.parquet"], "--bigquery_export_to: only with --bigquery_project"),
+    (["--bigquery_maximum_bytes_billed", "0"], "--bigquery_maximum_bytes_billed: "),
 ])
 def test_bad_flags_give_one_line(multi_snapshot, sample_tokenizer, tmp_path, capsys, argv, needle):
     status = multi.run(["--bigquery_snapshot", str(multi_snapshot), "--output", str(tmp_path / "o"),
@@ -201,6 +208,56 @@ def test_live_query_without_client_or_credentials_fails_fast(sample_tokenizer, t
                         "--tokenizer", str(sample_tokenizer)])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and err[0].startswith("error: --bigquery_project:"), err
+
+
+def live_argv(tmp_path, sample_tokenizer, *extra):
+    return ["--bigquery_project", "billing-project", "--output", str(tmp_path / "multi" / "v1"),
+            "--tokenizer", str(sample_tokenizer), *extra]
+
+
+@pytest.mark.parametrize("target", [["--bigquery_destination", "p.d.t"],
+                                    ["--bigquery_export_to", "gs://sluice-inputs/multi/part-*.parquet"]])
+def test_dry_run_only_prints_the_estimate_and_claims_nothing(sample_tokenizer, tmp_path, capsys, target):
+    client = RecordingClient(estimate=2_345_678_901_234)
+    status = run_main(multi.main, live_argv(tmp_path, sample_tokenizer, *target, "--bigquery_dry_run_only",
+                                            "--licenses", "mit"), bigquery_client=client)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert status == 0 and len(out) == 1, out
+    estimate = json.loads(out[0])["bigquery_dry_run"]
+    assert estimate["bytes_estimated"] == 2_345_678_901_234
+    assert estimate["maximum_bytes_billed"] == bigquery.DEFAULT_MAXIMUM_BYTES_BILLED
+    assert [s.config.dry_run for s in client.sent] == [True]  # no job, no export
+    assert not client.sent[0].sql.startswith("EXPORT")
+    assert not (tmp_path / "multi").exists()  # no version claimed, nothing staged or published
+
+
+def test_a_query_over_the_cap_is_one_line_and_never_sent(sample_tokenizer, tmp_path, capsys):
+    client = RecordingClient(estimate=10**12 + 1)
+    status = run_main(multi.main, live_argv(tmp_path, sample_tokenizer, "--bigquery_destination", "p.d.t",
+                                            "--bigquery_maximum_bytes_billed", str(10**12)), bigquery_client=client)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert err[0].startswith("error: --bigquery_maximum_bytes_billed: the query would process 1,000,000,000,001"
+                             " bytes, over the cap of 1,000,000,000,000 bytes"), err
+    assert [s.config.dry_run for s in client.sent] == [True]
+    assert not (tmp_path / "multi" / "v1" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ([], "--bigquery_project: needs one of --bigquery_destination"),
+    (["--bigquery_destination", "p.d.t", "--bigquery_export_to", "gs://b-1/m/*.parquet"],
+     "--bigquery_project: needs one of --bigquery_destination"),
+    (["--bigquery_export_to", "gs://b-1/m/x'--*.parquet"], "--bigquery_export_to: not an export uri"),
+    (["--bigquery_export_to", "gs://b-1/m/part.parquet"], "--bigquery_export_to: not an export uri"),
+    (["--bigquery_destination", "p.d.t", "--bigquery_maximum_bytes_billed", "1e12"],
+     "--bigquery_maximum_bytes_billed: invalid positive_int value"),
+])
+def test_live_flag_combinations_give_one_line_before_any_query(sample_tokenizer, tmp_path, capsys, extra, needle):
+    client = RecordingClient()
+    status = run_main(multi.main, live_argv(tmp_path, sample_tokenizer, *extra), bigquery_client=client)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and needle in err[0], err
+    assert client.sent == []
 
 
 def test_export_files_feed_the_same_pipeline(multi_snapshot, sample_tokenizer, tmp_path):

@@ -4,14 +4,17 @@ from the Mono samples and (--source multi) from the Multi snapshot."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pyarrow.parquet as pq
 import pytest
 
 from pipelines import tokenizer as tokenizer_pipeline
+from pipelines.driver import run_main
 from schemas import dataset_version as dv
 from schemas import tokens
 from schemas.tokenizer import Tokenizer
+from tests.transforms.sources.bigquery_double import RecordingClient
 from transforms.sources.archive_reader import decode_source
 from transforms.sources.archive_stream import ArchiveLimits, iter_members
 from transforms.sources.github_sql import DEFAULT_EXTENSIONS, SNAPSHOT_TABLES
@@ -130,3 +133,14 @@ def test_source_multi_bad_flags_give_one_line(multi_snapshot, tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and needle in err[-1], err
     assert not (tmp_path / "t" / "manifest.json").exists()
+
+
+def test_source_multi_dry_run_only_prints_the_estimate_and_claims_nothing(tmp_path, capsys):
+    client = RecordingClient(estimate=2_000_000_000_000)
+    status = run_main(tokenizer_pipeline.main, [
+        "--source", "multi", "--bigquery_project", "p", "--bigquery_export_to", "gs://b-1/multi/part-*.parquet",
+        "--bigquery_dry_run_only", "--output", str(tmp_path / "tokenizer" / "v1")], bigquery_client=client)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert status == 0 and json.loads(out[-1])["bigquery_dry_run"]["bytes_estimated"] == 2_000_000_000_000
+    assert [s.config.dry_run for s in client.sent] == [True]
+    assert not (tmp_path / "tokenizer").exists()
