@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 
 import apache_beam as beam
 
@@ -133,14 +134,18 @@ def live_rows(args, params: github_sql.QueryParams, client=None):
     its rows and the manifest's inputs section. ``client``: a ``bigquery.Client``, or None to
     connect with the default credentials."""
     live = flags.live_query(args, args.bigquery_destination, args.stars_table)
+    started = time.time()
     try:
         job = bigquery.materialise_query(client or bigquery.connect(live), live, params,
                                          export_to=args.bigquery_export_to)
     except ValueError as err:
         raise flags.bigquery_error(err) from None
     inputs = {"source": "bigquery", "project": live.project, "dataset": live.dataset}
-    if args.bigquery_export_to:  # read exactly like --bigquery_export
-        require_file(args.bigquery_export_to, "--bigquery_export_to")
+    if args.bigquery_export_to:  # read exactly like --bigquery_export, once the files are this export's
+        try:
+            job["files"] = bigquery.check_export_files(args.bigquery_export_to, started)
+        except ValueError as err:
+            raise UsageError(f"--bigquery_export_to: {err}") from None
         read = bigquery.read_files(args.bigquery_export_to)
         inputs["pattern"] = args.bigquery_export_to
     else:

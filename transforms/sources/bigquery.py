@@ -36,6 +36,7 @@ _LOG = logging.getLogger(__name__)
 # licenses and sample_repos (~2.3 TB + a few hundred GB) fits with room for the tables' growth; a
 # query that would scan twice that is a mistake (a wrong dataset, a missing filter), not a run.
 DEFAULT_MAXIMUM_BYTES_BILLED = 5 * 10**12
+EXPORT_CLOCK_SLACK_S = 600.0  # check_export_files: a file older than the export by more is stale
 # EXPORT DATA writes to GCS only, through one '*' in the file name (BigQuery numbers the files there).
 # The bucket follows GCS's naming rules; object names are kept to a plain character set, so the
 # value quoted into the statement can hold no quote, backslash or newline.
@@ -203,6 +204,24 @@ def materialise_query(client, live: LiveQuery, params: github_sql.QueryParams, e
     _, info = checked_query(client, live, sql, params.named(),
                             destination=None if export_to else live.destination, export_to=export_to)
     return info
+
+
+def check_export_files(pattern: str, started_s: float, slack_s: float = EXPORT_CLOCK_SLACK_S) -> int:
+    """How many files match ``pattern`` after an export that started at ``started_s`` (epoch
+    seconds, this machine's clock); ValueError with one line when none does, or when one was last
+    written before ``started_s - slack_s``. EXPORT DATA overwrites the files it writes, but nothing
+    removes the extra files of an earlier, larger export to the same uri, and the read that follows
+    would take them for this run's rows. ``slack_s`` absorbs clock skew with the storage service."""
+    from apache_beam.io.filesystems import FileSystems
+
+    files = FileSystems.match([pattern])[0].metadata_list
+    if not files:
+        raise ValueError(f"no file matches {pattern} after the export")
+    stale = sorted(f.path for f in files if f.last_updated_in_seconds < started_s - slack_s)
+    if stale:
+        raise ValueError(f"{len(stale)} of {len(files)} files matching {pattern} predate this export"
+                         f" (first {stale[0]}): left by an earlier export; export to a new folder")
+    return len(files)
 
 
 def read_table(table: str, timeout_s: float) -> beam.PTransform:

@@ -141,3 +141,19 @@ def test_bigquerys_refusal_is_one_line():
         bigquery.materialise_query(RecordingClient(error=error), LIVE, PARAMS)
     message = str(refused.value)
     assert "\n" not in message and message.startswith("BigQuery refused the dry run: Forbidden: Access Denied")
+
+
+def test_export_files_older_than_the_export_are_refused(tmp_path):
+    import os
+
+    for name in ("part-000.parquet", "part-001.parquet"):
+        (tmp_path / name).write_bytes(b"PAR1")
+    started = os.path.getmtime(tmp_path / "part-000.parquet")
+    assert bigquery.check_export_files(str(tmp_path / "part-*.parquet"), started) == 2
+    os.utime(tmp_path / "part-001.parquet", (started - 7 * 86400, started - 7 * 86400))  # last week's
+    with pytest.raises(ValueError) as stale:
+        bigquery.check_export_files(str(tmp_path / "part-*.parquet"), started)
+    assert str(stale.value).startswith(f"1 of 2 files matching {tmp_path}/part-*.parquet predate this export"
+                                       f" (first {tmp_path}/part-001.parquet)")
+    with pytest.raises(ValueError, match="no file matches"):
+        bigquery.check_export_files(str(tmp_path / "none-*.parquet"), started)
