@@ -316,3 +316,17 @@ def test_sluice_github_manifest_is_registered(tmp_path, multi_snapshot, capsys):
     assert "wrote 4 repositories" in capsys.readouterr().out
     assert cli.main([]) == 0
     assert "github_manifest" in capsys.readouterr().out
+
+
+def test_a_write_that_fails_midway_leaves_the_old_manifest_and_no_temporary(tmp_path):
+    out = tmp_path / "manifest.jsonl"
+    out.write_bytes(b"complete\n")
+
+    def lines():
+        yield b'{"repo_name": "a/b"}\n'
+        raise ValueError("the query died")
+
+    counts = github_manifest.github_manifest.ManifestLines(frozenset())
+    with pytest.raises(ValueError, match="the query died"):
+        github_manifest.write_manifest(str(out), lines(), False, counts)
+    assert out.read_bytes() == b"complete\n" and [p.name for p in tmp_path.iterdir()] == ["manifest.jsonl"]
