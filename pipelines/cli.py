@@ -8,6 +8,7 @@ import sys
 # Every command, with its line in ``sluice --help``.
 PIPELINES = {
     "datasets": "Inspect dataset versions: list ROOT, show V, diff V1 V2, verify V.",
+    "github_manifest": "Build a Mono manifest (repositories, licenses, stars, archive URLs) from github_repos.",
     "instruct": "Instruction-tuning mixtures (FLAN): task registry to packed streams per held-out split.",
     "mono": "The Mono corpus: GitHub Python archives to packed streams.",
     "multi": "The Multi corpus: GitHub files in six languages (BigQuery SQL) to packed streams.",
@@ -29,7 +30,8 @@ TEMPLATES = {
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in PIPELINES:
-        lines = [f"  {name:<10} {text}" for name, text in PIPELINES.items()]
+        width = max(map(len, PIPELINES))
+        lines = [f"  {name:<{width}} {text}" for name, text in PIPELINES.items()]
         print("usage: sluice PIPELINE [flags]   (sluice PIPELINE --help)\n\npipelines:\n" + "\n".join(lines))
         if argv and argv[0] not in ("-h", "--help"):
             print(f"error: unknown pipeline {argv[0]!r}", file=sys.stderr)

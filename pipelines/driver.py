@@ -83,11 +83,25 @@ def check_beam_args(parser: argparse.ArgumentParser, beam_args: list[str]) -> No
     _, unknown = beam.parse_known_args(beam_args)
     if not unknown:
         return
-    name = unknown[0].split("=", 1)[0]
-    close = difflib.get_close_matches(name, _flag_names(parser) + _flag_names(beam), n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]}?)" if close and name.startswith("-") else ""
+    hint = _closest_flag_hint(unknown[0], _flag_names(parser) + _flag_names(beam))
     raise UsageError(f"unrecognized argument {unknown[0]}{hint}: neither a flag of {parser.prog} nor a Beam"
                      " pipeline option")
+
+
+def _closest_flag_hint(argument: str, names: list[str]) -> str:
+    name = argument.split("=", 1)[0]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close and name.startswith("-") else ""
+
+
+def parse_command_args(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """The flags of a command that is not a Beam pipeline (it takes no Beam options): any other
+    argument is a UsageError naming it and the closest flag, as for the pipelines."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        hint = _closest_flag_hint(unknown[0], _flag_names(parser))
+        raise UsageError(f"unrecognized argument {unknown[0]}{hint}: not a flag of {parser.prog}")
+    return args
 
 
 def parse_pipeline_args(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, list[str]]:

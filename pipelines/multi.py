@@ -87,20 +87,31 @@ def parse_args(argv):
     return flags.parse_built(build_parser(), argv)
 
 
-def query_params(args) -> tuple[github_sql.QueryParams, frozenset]:
-    unknown = [lang for lang in args.languages if lang not in github_sql.DEFAULT_EXTENSIONS]
+def checked_languages(languages) -> tuple:
+    """--languages, sorted and unique; a language without extensions is a UsageError."""
+    unknown = [lang for lang in languages if lang not in github_sql.DEFAULT_EXTENSIONS]
     if unknown:
         raise UsageError(f"--languages: unknown {', '.join(unknown)} (known:"
                                 f" {', '.join(github_sql.DEFAULT_EXTENSIONS)})")
+    return tuple(sorted(set(languages)))
+
+
+def allowed_licenses(licenses) -> frozenset:
+    """--licenses in SPDX form; an unknown key is a UsageError."""
     try:
-        allowed = normalize_allow_list(args.licenses)
+        return normalize_allow_list(licenses)
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def query_params(args) -> tuple[github_sql.QueryParams, frozenset]:
+    languages = checked_languages(args.languages)
+    allowed = allowed_licenses(args.licenses)
     if args.min_file_bytes > args.max_file_bytes:
         raise UsageError("--min_file_bytes: larger than --max_file_bytes")
     # licenses.license holds GitHub's keys: the lowercase SPDX ids ("mit", "apache-2.0").
     params = github_sql.QueryParams(
-        languages=tuple(sorted(set(args.languages))), licenses=tuple(sorted(s.lower() for s in allowed)),
+        languages=languages, licenses=tuple(sorted(s.lower() for s in allowed)),
         min_bytes=args.min_file_bytes, max_bytes=args.max_file_bytes, min_stars=args.min_stars)
     return params, allowed
 

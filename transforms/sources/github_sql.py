@@ -1,4 +1,10 @@
-"""The Multi corpus's one SQL file, for BigQuery and for DuckDB over a local snapshot.
+"""The SQL files over BigQuery's github_repos dataset, for BigQuery and for DuckDB over a local snapshot.
+
+Each file is described by a ``SqlFile``: its name under ``sql/`` and the snapshot tables and columns
+it reads. ``MULTI`` (``sql/github_repos_multi.sql``, the Multi corpus's rows) is the default of every
+function here; ``MONO_MANIFEST`` (``sql/github_repos_mono_manifest.sql``) selects the repositories of
+a Mono manifest (``pipelines/github_manifest.py``). Both share one renderer, one parameter
+convention and one snapshot check, so a second query cannot drift from the first.
 
 ``sql/github_repos_multi.sql`` is BigQuery Standard SQL. Values (extensions, languages, licenses,
 bounds) are named query parameters, so a flag holding quotes or SQL can only ever be a value.
@@ -59,8 +65,42 @@ SNAPSHOT_COLUMNS = {
     "languages": {},
     STARS_PLACEHOLDER: {"repo_name": "string", "watch_count": "integer (int64)"},
 }
+# The columns the Mono manifest query reads: no contents (2.3 TB live), only names, refs and paths.
+MONO_MANIFEST_COLUMNS = {
+    "files": {"repo_name": "string", "ref": "string", "path": "string", "symlink_target": "string"},
+    "licenses": {"repo_name": "string", "license": "string"},
+    STARS_PLACEHOLDER: {"repo_name": "string", "watch_count": "integer (int64)"},
+}
+# The keys of licenses.license in bigquery-public-data.github_repos (GitHub's license keys). Several
+# are not SPDX ids ("gpl-3.0" is SPDX's GPL-3.0-only), so an allow-list in SPDX form is matched
+# against these keys through the same normalisation Mono's license filter uses.
+GITHUB_LICENSE_KEYS = ("agpl-3.0", "apache-2.0", "artistic-2.0", "bsd-2-clause", "bsd-3-clause", "cc0-1.0",
+                       "epl-1.0", "gpl-2.0", "gpl-3.0", "isc", "lgpl-2.1", "lgpl-3.0", "mit", "mpl-2.0",
+                       "unlicense")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME_PART = re.compile(r"^[A-Za-z0-9_-]+$")  # project ids have '-', datasets and tables '_'
+
+
+@dataclasses.dataclass(frozen=True)
+class SqlFile:
+    """One SQL file of ``sql/`` and the snapshot tables and columns it reads ({table: {column: kind}})."""
+
+    name: str
+    columns: dict
+
+    @property
+    def tables(self) -> tuple:
+        return tuple(self.columns)
+
+    def text(self) -> str:
+        return importlib.resources.files("transforms.sources").joinpath("sql", self.name).read_text(encoding="utf-8")
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text().encode("utf-8")).hexdigest()
+
+
+MULTI = SqlFile(SQL_FILE, SNAPSHOT_COLUMNS)
+MONO_MANIFEST = SqlFile("github_repos_mono_manifest.sql", MONO_MANIFEST_COLUMNS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,12 +126,23 @@ class QueryParams:
         }
 
 
-def sql_text() -> str:
-    return importlib.resources.files("transforms.sources").joinpath("sql", SQL_FILE).read_text(encoding="utf-8")
+def sql_text(query: SqlFile = MULTI) -> str:
+    return query.text()
 
 
-def sql_sha256() -> str:
-    return hashlib.sha256(sql_text().encode("utf-8")).hexdigest()
+def sql_sha256(query: SqlFile = MULTI) -> str:
+    return query.sha256()
+
+
+def github_license_keys(allowed: Iterable[str]) -> tuple:
+    """The values of licenses.license that an allow-list in SPDX form (``normalize_allow_list``)
+    accepts: GitHub's keys whose SPDX form is allowed, plus each allowed id in lowercase (a key
+    this module does not list yet still matches when it is the SPDX id, as most are)."""
+    from transforms.filters.licenses import normalize_license
+
+    allowed = set(allowed)
+    keys = {key for key in GITHUB_LICENSE_KEYS if normalize_license(key) in allowed}
+    return tuple(sorted(keys | {spdx.lower() for spdx in allowed}))
 
 
 def language_of(path: str, languages: Iterable[str]) -> str | None:
@@ -115,8 +166,9 @@ def _split_table(name: str) -> list[str]:
     return parts
 
 
-def render(dialect: str, dataset: str | None, stars_table: str = STARS_PLACEHOLDER) -> str:
-    """The SQL file in ``dialect`` ("bigquery" or "duckdb") with its tables renamed as identifiers.
+def render(dialect: str, dataset: str | None, stars_table: str = STARS_PLACEHOLDER,
+           query: SqlFile = MULTI) -> str:
+    """The SQL file ``query`` in ``dialect`` ("bigquery" or "duckdb") with its tables renamed as identifiers.
 
     ``dataset`` is ``project.dataset`` (or ``dataset``) for BigQuery, None for DuckDB's unqualified
     views; ``stars_table`` is a table of the dataset (``sample_repos``) or a qualified name.
@@ -130,7 +182,7 @@ def render(dialect: str, dataset: str | None, stars_table: str = STARS_PLACEHOLD
     stars_parts = _split_table(stars_table)
     if dialect == "duckdb" and (len(stars_parts) != 1 or not _TABLE_NAME.match(stars_parts[0])):
         raise ValueError(f"a snapshot table is a plain name, got {stars_table!r}")
-    tree = sqlglot.parse_one(sql_text(), read="bigquery")
+    tree = sqlglot.parse_one(query.text(), read="bigquery")
 
     def rename(node):
         if not isinstance(node, exp.Table) or node.db != PLACEHOLDER_DATASET:
@@ -163,24 +215,24 @@ def schema_problem(table: str, schema: pa.Schema, expected: dict) -> str | None:
     return None
 
 
-def check_snapshot(snapshot_dir: str, stars_table: str = STARS_PLACEHOLDER) -> dict:
-    """``{table: path}`` of the tables the query reads, each checked before any query runs: its
+def check_snapshot(snapshot_dir: str, stars_table: str = STARS_PLACEHOLDER, query: SqlFile = MULTI) -> dict:
+    """``{table: path}`` of the tables ``query`` reads, each checked before any query runs: its
     Parquet file exists and its schema holds the columns the query reads with the types expected
-    (SNAPSHOT_COLUMNS; only the files' footers are read). ValueError, one line naming the table,
+    (``query.columns``; only the files' footers are read). ValueError, one line naming the table,
     the column and the type expected, otherwise."""
     import os
 
     import pyarrow.parquet as pq
 
-    wanted = dict(SNAPSHOT_COLUMNS)
+    wanted = dict(query.columns)
     if stars_table != STARS_PLACEHOLDER and _TABLE_NAME.match(stars_table):
-        wanted[stars_table] = SNAPSHOT_COLUMNS[STARS_PLACEHOLDER]
+        wanted[stars_table] = query.columns[STARS_PLACEHOLDER]
     paths = {}
     for name, columns in wanted.items():
         path = os.path.join(snapshot_dir, f"{name}.parquet")
         if not os.path.isfile(path):
             raise ValueError(f"{snapshot_dir} has no {name}.parquet"
-                             f" (a snapshot holds {', '.join(SNAPSHOT_TABLES)})")
+                             f" (a snapshot for {query.name} holds {', '.join(query.tables)})")
         try:
             schema = pq.read_schema(path)
         except (pa.ArrowException, OSError) as err:
@@ -192,16 +244,17 @@ def check_snapshot(snapshot_dir: str, stars_table: str = STARS_PLACEHOLDER) -> d
     return paths
 
 
-def snapshot_tables(snapshot_dir: str, stars_table: str = STARS_PLACEHOLDER) -> dict:
-    """``{table: {path, bytes, sha256, rows}}`` for the snapshot's five Parquet files, after
-    ``check_snapshot`` (all five required, and ``stars_table`` where it is another table)."""
+def snapshot_tables(snapshot_dir: str, stars_table: str = STARS_PLACEHOLDER, query: SqlFile = MULTI) -> dict:
+    """``{table: {path, bytes, sha256, rows}}`` for the snapshot's Parquet files that ``query``
+    reads (Multi: all five), after ``check_snapshot`` (``stars_table`` too, where it is another
+    table)."""
     import os
 
     import pyarrow.parquet as pq
 
     tables = {}
-    for name, path in check_snapshot(snapshot_dir, stars_table).items():
-        if name not in SNAPSHOT_TABLES:
+    for name, path in check_snapshot(snapshot_dir, stars_table, query).items():
+        if name not in query.columns:
             continue  # a --stars_table: checked, but the manifest records the five tables as before
         with open(path, "rb") as handle:
             _, digest = sha256_of(handle)
@@ -210,15 +263,16 @@ def snapshot_tables(snapshot_dir: str, stars_table: str = STARS_PLACEHOLDER) -> 
     return tables
 
 
-def snapshot_connection(snapshot_dir: str, threads: int | None = None, stars_table: str = STARS_PLACEHOLDER):
+def snapshot_connection(snapshot_dir: str, threads: int | None = None, stars_table: str = STARS_PLACEHOLDER,
+                        query: SqlFile = MULTI):
     """A DuckDB connection with one view per Parquet file of the snapshot, named like the table
-    (the tables the query reads checked first: ``check_snapshot``)."""
+    (the tables ``query`` reads checked first: ``check_snapshot``)."""
     import duckdb
 
     import glob
     import os
 
-    paths = check_snapshot(snapshot_dir, stars_table)
+    paths = check_snapshot(snapshot_dir, stars_table, query)
     for path in sorted(glob.glob(os.path.join(glob.escape(snapshot_dir), "*.parquet"))):
         name = os.path.basename(path)[: -len(".parquet")]
         if _TABLE_NAME.match(name):  # other tables of the snapshot, e.g. a --stars_table
@@ -233,14 +287,20 @@ def snapshot_connection(snapshot_dir: str, threads: int | None = None, stars_tab
     return con
 
 
-def run_snapshot_query(con, params: QueryParams, stars_table: str = STARS_PLACEHOLDER,
-                       batch_rows: int = 10_000):
-    """The query's result over a snapshot, as a stream of Arrow record batches (RESULT_SCHEMA)."""
-    relation = con.sql(render("duckdb", None, stars_table), params=params.named())
+def stream_snapshot_query(con, query: SqlFile, named: dict, stars_table: str = STARS_PLACEHOLDER,
+                          batch_rows: int = 10_000):
+    """``query``'s result over a snapshot connection with ``named`` parameters, as a stream of
+    Arrow record batches of DuckDB's types: one batch in memory at a time."""
+    relation = con.sql(render("duckdb", None, stars_table, query), params=named)
     # DuckDB 2 renamed fetch_arrow_reader to to_arrow_reader; both stream, batch by batch.
     stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
-    reader = stream(batch_rows)
-    for batch in reader:
+    yield from stream(batch_rows)
+
+
+def run_snapshot_query(con, params: QueryParams, stars_table: str = STARS_PLACEHOLDER,
+                       batch_rows: int = 10_000):
+    """The Multi query's result over a snapshot, as a stream of Arrow record batches (RESULT_SCHEMA)."""
+    for batch in stream_snapshot_query(con, MULTI, params.named(), stars_table, batch_rows):
         yield from pa.Table.from_batches([batch]).cast(RESULT_SCHEMA).to_batches()
 
 

@@ -60,8 +60,13 @@ def write_atomically(path: str, write) -> tuple[int, str]:
     writer = _HashingWriter(raw)
     try:
         write(writer)
-    finally:
+    except BaseException:
+        # A failed write leaves no half file behind: a reader's glob (a manifest's '*.jsonl')
+        # must never take a temporary name for a complete file.
         raw.close()
+        FileSystems.delete([temporary])
+        raise
+    raw.close()
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([temporary], [path])

@@ -157,3 +157,57 @@ def test_other_string_and_integer_types_and_all_null_columns_fit(tmp_path, multi
                    tmp_path / "sample_repos.parquet")
     assert set(github_sql.check_snapshot(folder)) == set(github_sql.SNAPSHOT_TABLES)
     assert set(github_sql.snapshot_tables(folder)) == set(github_sql.SNAPSHOT_TABLES)
+
+
+# The Mono manifest query shares the renderer, the parameter convention and the snapshot check.
+MANIFEST = github_sql.MONO_MANIFEST
+
+
+def test_each_sql_file_is_rendered_with_its_own_tables():
+    sql = github_sql.render("bigquery", "my-project.github_repos", "other-project.stars.repos", MANIFEST)
+    tables = {re.sub(r" AS \w+$", "", t.sql(dialect="bigquery"))
+              for t in sqlglot.parse_one(sql, read="bigquery").find_all(sqlglot.exp.Table) if t.db}
+    assert tables == {"`my-project`.`github_repos`.`files`", "`my-project`.`github_repos`.`licenses`",
+                      "`other-project`.`stars`.`repos`"}, "no contents: the manifest never scans 2.3 TB"
+    assert "github_repos" not in without_comments(github_sql.render("duckdb", None, query=MANIFEST))
+    assert github_sql.render("duckdb", None) == github_sql.render("duckdb", None, query=github_sql.MULTI)
+    assert github_sql.sql_sha256(MANIFEST) != github_sql.sql_sha256() == github_sql.MULTI.sha256()
+
+
+def test_the_manifest_sql_takes_every_value_as_a_parameter():
+    from transforms.sources.github_manifest import ManifestParams
+
+    names = set(re.findall(r"@(\w+)", MANIFEST.text().split("WITH", 1)[1]))
+    assert names == set(ManifestParams(("python",), ("mit",)).named())
+    body = without_comments(github_sql.render("duckdb", None, query=MANIFEST))
+    assert "@" not in body and {f"${n}" for n in names} <= set(re.findall(r"\$\w+", body))
+    assert not re.search(r"ARRAY_AGG", body, re.I)
+    for value in ("'mit'", "'py'"):
+        assert value not in body
+
+
+def test_a_snapshot_is_checked_for_the_tables_and_columns_of_its_query(tmp_path, multi_snapshot):
+    for name in ("files", "licenses", "sample_repos"):
+        (tmp_path / f"{name}.parquet").write_bytes((multi_snapshot / f"{name}.parquet").read_bytes())
+    assert set(github_sql.check_snapshot(str(tmp_path), query=MANIFEST)) == {"files", "licenses", "sample_repos"}
+    assert set(github_sql.snapshot_tables(str(tmp_path), query=MANIFEST)) == {"files", "licenses", "sample_repos"}
+    with pytest.raises(ValueError, match=r"has no contents.parquet \(a snapshot for github_repos_multi.sql holds"):
+        github_sql.check_snapshot(str(tmp_path))
+    files = pq.read_table(multi_snapshot / "files.parquet").drop_columns(["ref"])
+    pq.write_table(files, tmp_path / "files.parquet")
+    with pytest.raises(ValueError, match=r"table files has no column ref \(expected string\)$"):
+        github_sql.check_snapshot(str(tmp_path), query=MANIFEST)
+
+
+@pytest.mark.parametrize("keys, expected", [
+    (("mit", "apache-2.0"), ("apache-2.0", "mit")),
+    (("gpl-3.0",), ("gpl-3.0", "gpl-3.0-only")),  # GitHub's key is not the SPDX id
+    (("GPL-2.0-only", "LGPL-2.1-only", "AGPL-3.0-only"), ("agpl-3.0", "agpl-3.0-only", "gpl-2.0", "gpl-2.0-only",
+                                                          "lgpl-2.1", "lgpl-2.1-only")),
+    (("0bsd",), ("0bsd",)),
+])
+def test_github_license_keys_of_an_spdx_allow_list(keys, expected):
+    from transforms.filters.licenses import normalize_allow_list, normalize_license
+
+    assert github_sql.github_license_keys(normalize_allow_list(keys)) == expected
+    assert all(normalize_license(key) for key in github_sql.GITHUB_LICENSE_KEYS), "Mono reads each key"

@@ -47,6 +47,7 @@ def test_write_atomically_leaves_no_partial_file_on_error(tmp_path):
     with pytest.raises(RuntimeError):
         write_atomically(str(path), failing)
     assert path.read_bytes() == b"previous complete shard"
+    assert [p.name for p in tmp_path.iterdir()] == ["shard.tfrecord"], "no temporary file is left"
 
 
 def _shard_docs(index, lengths, start):
