@@ -20,16 +20,18 @@ import itertools
 import os
 import re
 
+from pipelines import flags
 from pipelines.driver import ArgumentParser, UsageError, comma_list, non_negative_int, parse_command_args
 from pipelines.driver import positive_int, run_main
 from pipelines.manifests import file_sha256, sluice_info, utc_now
 from pipelines.multi import allowed_licenses, checked_languages
 from pipelines.versions import write_json_file
 from transforms.filters.licenses import DEFAULT_ALLOWED
-from transforms.sources import github_manifest, github_sql
+from transforms.sources import bigquery, github_manifest, github_sql
 from transforms.streams.shard_writer import write_atomically
 
 META_SUFFIX = ".meta.json"  # not .jsonl: a Mono --input glob '*.jsonl' never takes it for a manifest
+LIVE_PAGE_ROWS = 10_000  # rows per page of the live result: the driver holds one page at a time
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -38,9 +40,7 @@ def build_parser():
     parser.add_argument("--bigquery_snapshot",
                         help="Local folder with files/licenses/sample_repos .parquet: the SQL runs there,"
                              " transpiled to DuckDB.")
-    parser.add_argument("--bigquery_project", help="Run the SQL live on BigQuery, billed to this project.")
-    parser.add_argument("--bigquery_dataset", default=github_sql.LIVE_DATASET,
-                        help="Dataset holding the github_repos tables (live query).")
+    flags.add_bigquery_flags(parser)
     parser.add_argument("--output", required=True,
                         help="The manifest to write (JSON Lines; local or any Beam filesystem); replaced"
                              " atomically, with OUTPUT.meta.json beside it.")
@@ -70,6 +70,8 @@ def source_mode(args) -> str:
               if value]
     if len(chosen) != 1:
         raise UsageError("give exactly one of --bigquery_snapshot DIR or --bigquery_project PROJECT")
+    if chosen[0] == "snapshot" and args.bigquery_dry_run_only:
+        raise UsageError("--bigquery_dry_run_only: only with --bigquery_project (a snapshot bills nothing)")
     return chosen[0]
 
 
@@ -114,13 +116,23 @@ def live_sql(args) -> str:
         raise UsageError(f"--bigquery_dataset/--stars_table: {err}") from None
 
 
-def live_rows(args, params: github_manifest.ManifestParams):
-    """(the query's rows from BigQuery; the meta file's inputs section)."""
-    live_sql(args)
-    # TEMPORARY, until this branch is merged with the BigQuery dry run and cost cap: run live_sql(args)
-    # with params.named() through bigquery.checked_query (dry run first) and stream the job's rows,
-    # inputs {"source": "bigquery", "project", "dataset", "query": {**query_section(args, params), **info}}.
-    raise UsageError("--bigquery_project: the live path is wired in a following change")
+def live_rows(args, params: github_manifest.ManifestParams, client=None):
+    """(the query's rows from BigQuery, streamed page by page; the meta file's inputs section).
+
+    The query goes through ``bigquery.checked_query``: a dry run first (its estimate logged and
+    recorded), refused past --bigquery_maximum_bytes_billed, which is set on the job too. It reads
+    no ``contents``, so it bills a small fraction of the Multi query. ``client``: a
+    ``bigquery.Client``, or None to connect with the default credentials.
+    """
+    live = flags.live_query(args, stars_table=args.stars_table)
+    try:
+        job, info = bigquery.checked_query(client or bigquery.connect(live), live, live_sql(args), params.named())
+    except ValueError as err:
+        raise flags.bigquery_error(err) from None
+    inputs = {"source": "bigquery", "project": live.project, "dataset": live.dataset,
+              "query": {**query_section(args, params), **info}}
+    rows = (dict(row.items()) for row in job.result(timeout=live.timeout_s, page_size=LIVE_PAGE_ROWS))
+    return rows, inputs
 
 
 def check_inputs(args, source: str) -> None:
@@ -177,14 +189,18 @@ def meta(args, inputs: dict, params, allowed, counts: github_manifest.ManifestLi
     }
 
 
-def main(argv=None):
+def main(argv=None, bigquery_client=None):
+    """``bigquery_client``: the client the live path sends its query with (None: connect)."""
     args = parse_args(argv)
     source = source_mode(args)
     params, allowed = query_params(args)
     path = output_path(args.output)
     check_inputs(args, source)
     started = utc_now()
-    rows, inputs = (snapshot_rows if source == "snapshot" else live_rows)(args, params)
+    if source == "snapshot":
+        rows, inputs = snapshot_rows(args, params)
+    else:
+        rows, inputs = live_rows(args, params, bigquery_client)
     counts = github_manifest.ManifestLines(allowed, args.max_repos, args.seed, manifest_path=path)
     write_manifest(path, counts(rows), args.allow_empty, counts)
     output = file_sha256(path)
@@ -194,8 +210,8 @@ def main(argv=None):
           f" sha256 {output['sha256'][:12]}); {path + META_SUFFIX}")
 
 
-def run(argv=None) -> int:
-    return run_main(main, argv)
+def run(argv=None, **context) -> int:
+    return run_main(main, argv, **context)
 
 
 if __name__ == "__main__":

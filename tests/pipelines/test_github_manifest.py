@@ -15,8 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import cli, github_manifest
+from transforms.sources import github_sql
 from transforms.filters.licenses import DEFAULT_ALLOWED, is_allowed, normalize_allow_list, normalize_license
 from transforms.sources.repo_list import parse_manifest_line
+from tests.transforms.sources.bigquery_double import RecordingClient
 
 PYTHON = ("py",)
 ALL_EXTENSIONS = ("c", "h", "cc", "cpp", "cxx", "c++", "hh", "hpp", "hxx", "h++", "go", "java",
@@ -301,13 +303,51 @@ def test_no_contents_table_is_needed(tmp_path, multi_snapshot):
     assert as_expected(records) == expected_manifest(multi_snapshot, PYTHON, DEFAULT_ALLOWED)
 
 
-def test_the_live_path_renders_for_the_dataset_then_stops_until_wired(tmp_path, capsys):
-    """TEMPORARY: the live path is wired with the BigQuery dry run and cost cap (issue 15 §4)."""
-    base = ["--bigquery_project", "p", "--output", str(tmp_path / "m.jsonl")]
+def live_rows_of(snapshot):
+    """What BigQuery would return for the default parameters: the expected rows as result rows."""
+    expected = expected_manifest(snapshot, PYTHON, DEFAULT_ALLOWED)
+    return [{"repo_name": repo, "license": license_, "stars": stars, "ref": ref, "files": 1}
+            for repo, (stars, license_, ref) in sorted(expected.items())]
+
+
+def test_the_live_path_dry_runs_then_writes_the_rows_bigquery_returns(tmp_path, multi_snapshot, capsys):
+    from google.cloud import bigquery as bq
+
+    client = RecordingClient(estimate=7_000_000_000, rows=live_rows_of(multi_snapshot))
+    out = tmp_path / "manifest.jsonl"
+    argv = ["--bigquery_project", "p", "--bigquery_dataset", "proj.github_repos", "--output", str(out),
+            "--min_stars", "2"]
+    assert github_manifest.run(argv, bigquery_client=client) == 0
+    dry, real = client.sent
+    assert dry.config.dry_run and not real.config.dry_run and dry.sql == real.sql
+    assert "`proj`.`github_repos`.`files`" in real.sql and "`contents`" not in real.sql
+    assert real.config.maximum_bytes_billed == 5 * 10**12
+    params = {p.name: p for p in real.config.query_parameters}
+    assert isinstance(params["licenses"], bq.ArrayQueryParameter) and "mit" in params["licenses"].values
+    assert isinstance(params["min_stars"], bq.ScalarQueryParameter) and params["min_stars"].value == 2
+    assert "'mit'" not in real.sql and "@min_stars" in real.sql
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert as_expected(records) == expected_manifest(multi_snapshot, PYTHON, DEFAULT_ALLOWED)
+    meta = json.loads((tmp_path / ("manifest.jsonl" + github_manifest.META_SUFFIX)).read_text())
+    assert meta["inputs"]["source"] == "bigquery" and meta["inputs"]["dataset"] == "proj.github_repos"
+    assert meta["inputs"]["query"]["bytes_estimated"] == 7_000_000_000
+    assert meta["inputs"]["query"]["sql_sha256"] == github_sql.MONO_MANIFEST.sha256()
+
+
+def test_the_live_path_stops_at_a_dry_run_only_or_over_the_cap(tmp_path, capsys):
+    out = tmp_path / "manifest.jsonl"
+    base = ["--bigquery_project", "p", "--output", str(out)]
+    client = RecordingClient(estimate=10**9)
+    assert github_manifest.run([*base, "--bigquery_dry_run_only"], bigquery_client=client) == 0
+    assert json.loads(capsys.readouterr().out)["bigquery_dry_run"]["bytes_estimated"] == 10**9
+    assert [s.config.dry_run for s in client.sent] == [True] and not out.exists()
+    client = RecordingClient(estimate=10**9)
+    assert github_manifest.run([*base, "--bigquery_maximum_bytes_billed", "1000"], bigquery_client=client) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: --bigquery_maximum_bytes_billed: the query would process 1,000,000,000 bytes")
+    assert not client.real and not out.exists()
     line = one_line_error(capsys, [*base, "--bigquery_dataset", "a.b.c"])
     assert "--bigquery_dataset/--stars_table: not a dataset name" in line
-    line = one_line_error(capsys, base)
-    assert line == "error: --bigquery_project: the live path is wired in a following change"
 
 
 def test_sluice_github_manifest_is_registered(tmp_path, multi_snapshot, capsys):
