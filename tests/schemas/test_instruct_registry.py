@@ -172,7 +172,7 @@ def test_the_registry_modules_import_no_beam_pipelines_or_transforms():
     import subprocess
     import sys
 
-    code = ("import sys, schemas.instruct, schemas.instruct_parse, schemas.instruct_example\n"
+    code = ("import sys, schemas.instruct, schemas.instruct_parse, schemas.instruct_example, schemas.instruct_eval\n"
             "print([m for m in sys.modules if m.split('.')[0] in ('apache_beam', 'pipelines', 'transforms')])")
     proc = subprocess.run([sys.executable, "-c", code], cwd=pathlib.Path(__file__).resolve().parents[2],
                           capture_output=True, text=True, timeout=120)

@@ -192,7 +192,7 @@ def eval_texts(registry: Registry) -> list:
                     seen = {text for _, text in texts}
                     texts += [(f"references.{i}", v) for i, v in enumerate(reference_values(record, task.references))
                               if v not in seen]
-                except FieldError:
+                except FieldError:  # the example itself is a counted render reject (instruct_render)
                     pass
             for name, text in texts:
                 if len(decontamination_tokens(text)) >= MIN_ITEM_TOKENS:  # shorter ones never match
