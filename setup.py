@@ -31,7 +31,9 @@ REQUIRED = [
 # Downstream training jobs (training/): the CPU wheel of torch where the machine provides one
 # (never an unpinned torch: it pulls a multi-GB CUDA build); transformers for CodeGen's classes.
 # A GPU image needs no Beam: training/requirements.txt lists what training/ and schemas/ import.
-TRAIN = ["torch==2.13.0", "transformers==5.18.0"]
+# sacrebleu and rouge-score: the FLAN evaluation's BLEU and ROUGE-L (training/eval/metrics.py), pinned
+# so a score never moves under a library upgrade.
+TRAIN = ["torch==2.13.0", "transformers==5.18.0", "sacrebleu==2.6.0", "rouge-score==0.1.2"]
 
 EXTRAS = {
     "train": TRAIN,

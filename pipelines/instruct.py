@@ -195,6 +195,9 @@ def split_fields(run: Run, args, registry, split: schema.Split) -> dict:
                  **mixture_section(registry, read_json(join(stats, "plan.json")),
                                    read_json(join(stats, "realised.json")))},
         eval={"examples": sum(s["examples"] for s in eval_stats), "tasks": eval_tasks,
+              # how each held-out task is scored, and the forward templates each example is rendered with
+              "metrics": {t: list(registry.task(t).metrics) for t in split.eval_tasks},
+              "templates": {t: list(registry.task(t).forward_templates) for t in split.eval_tasks},
               "files": [{k: s[k] for k in ("path", "examples", "bytes", "sha256")} for s in eval_stats]},
     )
 

@@ -31,6 +31,15 @@ FORMATS = ("jsonl", "parquet", "hf_disk", "mono")
 EXTRACTORS = ("python_functions",)
 # Fields a python_functions extractor gives each function (transforms/instruct/code_tasks.py).
 CODE_FIELDS = ("name", "qualname", "signature", "docstring", "code", "path")
+# The metrics a task may name (``metric:``; the first named is the task's primary score), computed
+# by ``training/eval/metrics.py`` with the libraries FLAN's numbers come from:
+#   accuracy     rank classification over the task's options (needs ``options``)
+#   exact_match  SQuAD v1.1 normalisation, the best over the references
+#   f1           SQuAD v1.1 token F1, the best over the references
+#   bleu         sacrebleu corpus BLEU over a task's examples, all references
+#   rouge_l      rouge-score ROUGE-L F-measure, the best over the references
+METRICS = ("accuracy", "exact_match", "f1", "bleu", "rouge_l")
+WILDCARD = "*"  # in a ``references`` path: every element of a list
 
 
 class RegistryError(ValueError):
@@ -149,6 +158,26 @@ def field_value(record: dict, spec: FieldSpec) -> Any:
     return text
 
 
+def reference_values(record: dict, path: tuple, field: str = "references") -> list:
+    """The values at a ``references`` path, ``*`` standing for every element of a list (a list at
+    the end is every element too): strings, or scalars as JSON prints them. FieldError when the
+    path reaches nothing or a value is not text."""
+    values = [record]
+    for i, part in enumerate(path):
+        if part == WILDCARD:
+            if not all(isinstance(v, list) for v in values):
+                raise FieldError("missing_field", f"{field}: {'.'.join(map(str, path[:i]))} is not a list")
+            values = [item for v in values for item in v]
+        else:
+            values = [_get(v, (part,), field) for v in values]
+    flat = [item for v in values for item in (v if isinstance(v, list) else [v])]
+    if not flat:
+        raise FieldError("missing_field", f"{field}: {'.'.join(map(str, path))} is empty")
+    if any(isinstance(v, (dict, list)) or v is None for v in flat):
+        raise FieldError("not_text", f"{field}: {'.'.join(map(str, path))} holds a non-text value")
+    return [scalar_key(v) for v in flat]
+
+
 def example_fields(task: Task, record: dict) -> dict:
     """{field: value} of a record; FieldError when it lacks one."""
     return {name: field_value(record, spec) for name, spec in task.fields.items()}
@@ -202,6 +231,8 @@ class Task:
     options: tuple = ()  # fixed classification options
     options_field: Optional[str] = None  # or a field whose value lists each example's options
     note: str = ""  # e.g. why a task is evaluation-only
+    metrics: tuple = ()  # names from METRICS, the first the primary score; required when evaluated
+    references: tuple = ()  # path (``*`` wildcards) of every reference answer; () = the target alone
 
     @property
     def trainable(self) -> bool:
@@ -214,6 +245,21 @@ class Task:
     @property
     def has_options(self) -> bool:
         return bool(self.options) or self.options_field is not None
+
+    @property
+    def forward_templates(self) -> tuple:
+        """Indexes of the templates that pose the task itself: what evaluation renders, each one."""
+        return tuple(i for i, t in enumerate(self.templates) if not t.inverse)
+
+    @property
+    def answer_field(self) -> Optional[str]:
+        """The one field every forward target fills (a reference replaces it); None if there is none."""
+        used = {frozenset(self.templates[i].fields()[1]) for i in self.forward_templates}
+        if len(used) == 1:
+            only = next(iter(used))
+            if len(only) == 1:
+                return next(iter(only))
+        return None
 
 
 @dataclasses.dataclass(frozen=True)

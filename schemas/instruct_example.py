@@ -1,7 +1,10 @@
 """The instruction example record: one example rendered with its template, with no Beam import.
 
 What the instruct transforms render, decontaminate, tokenize and (``--write_examples``) write as
-Parquet for auditing; ``transforms/stats/side_outputs.py`` writes the rows.
+Parquet for auditing; ``transforms/stats/side_outputs.py`` writes the rows. A training example is
+rendered once, with the template its hash picks; an evaluation example once per forward template
+of its task, carrying its metrics, references and options into the evaluation record
+(``schemas/instruct_eval.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ class RenderedExample:
     inverse: bool
     input: str
     target: str
+    # Evaluation examples only (split "eval"), what scoring needs (``schemas/instruct_eval.py``):
+    metrics: tuple = ()  # the task's metrics, the first the primary
+    references: tuple = ()  # every reference answer, the target first
+    options: tuple = ()  # the classification options shown after the input; () when none
 
     @property
     def text(self) -> str:

@@ -8,12 +8,13 @@ holds the mapped fields needs the sources read: ``transforms.instruct.task_sourc
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import posixpath
 from typing import Any, Optional
 
-from schemas.instruct import (CODE_FIELDS, EXTRACTORS, FORMATS, MAX_INVERSE, SPLITS, TEMPLATES_PER_TASK,
-                              FieldSpec, Registry, RegistryError, Source, Task, Template, scalar_key)
+from schemas.instruct import (CODE_FIELDS, EXTRACTORS, FORMATS, MAX_INVERSE, METRICS, SPLITS, TEMPLATES_PER_TASK,
+                              WILDCARD, FieldSpec, Registry, RegistryError, Source, Task, Template, scalar_key)
 
 
 def _path(text: Any, where: str) -> tuple:
@@ -113,7 +114,8 @@ def _parse_task(spec: Any, base: str, label: str, index: int) -> Task:
     if not _is_name(name):
         raise RegistryError(f"{label}: task {index}: 'name' must be letters, digits and '_', got {name!r}")
     where = f"{label}: task {name}"
-    unknown = sorted(set(spec) - {"name", "cluster", "source", "fields", "options", "templates", "note"})
+    unknown = sorted(set(spec) - {"name", "cluster", "source", "fields", "options", "templates", "note",
+                                  "metric", "references"})
     if unknown:
         raise RegistryError(f"{where}: unknown keys {unknown}")
     cluster = spec.get("cluster")
@@ -122,9 +124,46 @@ def _parse_task(spec: Any, base: str, label: str, index: int) -> Task:
     source = _parse_source(spec.get("source"), base, where)
     fields = _parse_fields(spec.get("fields"), source, where)
     options, options_field = _parse_options(spec.get("options", ()), fields, where)
-    return Task(name=name, cluster=cluster, source=source, fields=fields,
+    task = Task(name=name, cluster=cluster, source=source, fields=fields,
                 templates=_parse_templates(spec.get("templates"), fields, where),
-                options=options, options_field=options_field, note=str(spec.get("note", "")))
+                options=options, options_field=options_field, note=str(spec.get("note", "")),
+                references=_parse_references(spec.get("references"), where))
+    metrics = _parse_metrics(spec.get("metric"), task, where)
+    if task.references and task.answer_field is None:
+        raise RegistryError(f"{where}: 'references' replace the answer in the forward targets, which must all"
+                            " fill one and the same field")
+    return dataclasses.replace(task, metrics=metrics)
+
+
+def _parse_metrics(raw: Any, task: Task, where: str) -> tuple:
+    """``metric: NAME`` or a list of names (the first is the primary score); required when the task
+    has evaluation examples, since they are scored."""
+    known = ", ".join(METRICS)
+    if raw is None:
+        if task.has_eval:
+            raise RegistryError(f"{where}: an evaluated task needs 'metric' (one or a list of: {known})")
+        return ()
+    names = [raw] if isinstance(raw, str) else raw
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise RegistryError(f"{where}: 'metric' must be a name or a list of names (of: {known})")
+    for name in names:
+        if name not in METRICS:
+            raise RegistryError(f"{where}: unknown metric {name!r} (known: {known})")
+    if len(set(names)) != len(names):
+        raise RegistryError(f"{where}: 'metric' names a metric twice")
+    if "accuracy" in names and not task.has_options:
+        raise RegistryError(f"{where}: metric 'accuracy' ranks the task's options, and the task has no 'options'")
+    return tuple(names)
+
+
+def _parse_references(raw: Any, where: str) -> tuple:
+    """The path of every reference answer (``answers.*.text``); () when the target is the only one."""
+    if raw is None:
+        return ()
+    path = _path(raw, f"{where}: references")
+    if any(isinstance(p, str) and WILDCARD in p and p != WILDCARD for p in path):
+        raise RegistryError(f"{where}: references {raw!r}: '{WILDCARD}' must be a whole path part")
+    return path
 
 
 def _parse_fields(raw: Any, source: Source, where: str) -> dict:

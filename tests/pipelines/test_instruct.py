@@ -14,10 +14,9 @@ import pytest
 import yaml
 
 from pipelines import instruct
+from schemas.instruct_eval import read_eval_records
 from schemas.instruct_parse import load_registry
 from schemas.packed_stream import read_arrow_columns, read_tfrecord_columns
-from schemas.tf_example import Example
-from schemas.tfrecord import read_records
 from schemas.tokenizer import Tokenizer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -43,15 +42,7 @@ def examples_of(out):
 
 
 def eval_records(path):
-    out = []
-    with open(path, "rb") as handle:
-        for data in read_records(handle):
-            record = Example.FromString(data).features.feature
-            out.append({"task": record["task"].bytes_list.value[0].decode(),
-                        "inputs": list(record["inputs"].int64_list.value),
-                        "template": record["template"].int64_list.value[0],
-                        "inputs_text": record["inputs_text"].bytes_list.value[0].decode()})
-    return out
+    return list(read_eval_records(str(path)))
 
 
 def test_published_and_held_out(holdout_run, published_output_check):
@@ -64,16 +55,24 @@ def test_published_and_held_out(holdout_run, published_output_check):
     assert {r["cluster"] for r in train}.isdisjoint({"commonsense", "reading_comprehension_with_commonsense"})
     assert {r["task"] for r in train} == set(manifest["mixture"]["tasks"])
     assert {"code_docstring_to_function", "code_function_to_docstring", "gap", "gsm8k"} <= {r["task"] for r in train}
-    # The evaluation set: every evaluation example of the held-out cluster's tasks, and nothing else.
-    assert manifest["eval"]["tasks"] == {"codah": 50, "piqa": 100, "strategyqa": 50}
-    records = eval_records(out / manifest["eval"]["files"][0]["path"])
-    assert len(records) == 200 and {r["task"] for r in records} == {"codah", "piqa", "strategyqa"}
-    assert {r["task"] for r in held} == {"codah", "piqa", "strategyqa"} and len(held) == 200
+    # The evaluation set: every evaluation example of the held-out cluster's tasks under each of its
+    # task's eight forward templates (50, 100 and 50 examples), and nothing else.
+    assert manifest["eval"]["tasks"] == {"codah": 400, "piqa": 800, "strategyqa": 400}
+    assert manifest["eval"]["metrics"] == {"codah": ["accuracy"], "piqa": ["accuracy"], "strategyqa": ["accuracy"]}
+    assert manifest["eval"]["templates"] == {t: list(range(8)) for t in ("codah", "piqa", "strategyqa")}
+    records = eval_records(out)  # the split's folder: its eval/ files
+    assert len(records) == 1600 and {r.task for r in records} == {"codah", "piqa", "strategyqa"}
+    assert {r["task"] for r in held} == {"codah", "piqa", "strategyqa"} and len(held) == 1600
+    assert not any(r["inverse"] for r in held)
     registry = load_registry(str(REGISTRY))
-    for r in records:  # classification options follow the input of every forward template
-        task = registry.task(r["task"])
-        assert ("\n\nOPTIONS:\n- " in r["inputs_text"]) == (not task.templates[r["template"]].inverse)
-    assert all(r["inputs"] for r in records)
+    for r in records:  # forward templates only, their options after the input, the target among them
+        task = registry.task(r.task)
+        assert not task.templates[r.template].inverse and r.cluster == task.cluster
+        assert r.input.endswith("\n\nOPTIONS:\n" + "\n".join(f"- {o}" for o in r.options))
+        assert r.target in r.options and r.references == (r.target,) and r.metrics == ("accuracy",)
+    assert {r.options for r in records if r.task == "strategyqa"} == {("yes", "no")}
+    assert len({r.options for r in records if r.task == "piqa"}) == 100  # each example its own two
+    assert all(r.input_ids and r.target_ids for r in records)
     assert manifest["stream"]["segment_ids"] and manifest["stream"]["loss_mask"]
 
 
@@ -139,10 +138,10 @@ def test_same_bytes_with_two_worker_processes(holdout_run, sample_tokenizer, tmp
         assert (other_out / name).read_bytes() == (out / name).read_bytes()
 
 
-def small_registry(tmp_path) -> pathlib.Path:
-    """Three real sample tasks in two clusters, paths made absolute."""
+def small_registry(tmp_path, names=("web_questions", "nq_open", "poem_sentiment")) -> pathlib.Path:
+    """Real sample tasks (by default three, in two clusters), paths made absolute."""
     data = yaml.safe_load(REGISTRY.read_text())
-    tasks = [t for t in data["tasks"] if t["name"] in ("web_questions", "nq_open", "poem_sentiment")]
+    tasks = [t for t in data["tasks"] if t["name"] in names]
     for task in tasks:
         task["source"]["splits"] = {k: str(REGISTRY.parent / v) for k, v in task["source"]["splits"].items()}
     path = tmp_path / "tasks.json"
@@ -183,9 +182,9 @@ def test_all_holdouts_in_one_run(sample_tokenizer, tmp_path, capsys):
         assert top["counts"][f"pack@{name}"] == manifest["counts"]["pack"]
         assert not any("@" in stage for stage in manifest["counts"])
     assert list(manifests["holdout-sentiment"]["mixture"]["tasks"]) == ["web_questions"]
-    assert manifests["holdout-sentiment"]["eval"]["tasks"] == {"poem_sentiment": 50}
+    assert manifests["holdout-sentiment"]["eval"]["tasks"] == {"poem_sentiment": 350}  # 7 forward templates
     assert list(manifests["holdout-closed_book_qa"]["mixture"]["tasks"]) == ["poem_sentiment"]
-    assert manifests["holdout-closed_book_qa"]["eval"]["tasks"] == {"nq_open": 100, "web_questions": 50}
+    assert manifests["holdout-closed_book_qa"]["eval"]["tasks"] == {"nq_open": 700, "web_questions": 350}
     assert dataset_version.read_manifest(str(out)) == top and top["shards"] == []
     assert top["config"]["splits"] == ["holdout-closed_book_qa", "holdout-sentiment"]
     assert top["lineage"]["parents"]["tokenizer"]["path"] == str(sample_tokenizer.parent)
@@ -222,6 +221,70 @@ def test_all_holdouts_in_one_run(sample_tokenizer, tmp_path, capsys):
     assert instruct.run(["--tasks", str(registry), "--output", str(out), "--tokenizer", str(sample_tokenizer),
                          "--all_holdouts"]) == 2
     assert "already published" in capsys.readouterr().err
+
+
+def test_evaluation_sets_measure_the_task(sample_tokenizer, tmp_path):
+    """Every split's evaluation set, built by --all_holdouts from real sample tasks: each held-out
+    example once under each forward template of its task and never under an inverse one (e-SNLI's
+    inverse templates would put a hypothesis in the target), with the task's metrics, its options and
+    every reference answer its dataset gives (NQ-open's and WebQuestions' answer lists, SciTLDR's
+    several summaries, DART's annotations, XQuAD's answers)."""
+    names = ("e_snli", "xquad_en", "nq_open", "web_questions", "scitldr", "dart", "wsc", "poem_sentiment")
+    registry_path = small_registry(tmp_path, names)
+    registry = load_registry(str(registry_path))
+    out = tmp_path / "instruct" / "v1"
+    manifests = run(sample_tokenizer, out, "--all_holdouts", "--num_shards", "1", "--mixing_cap", "50",
+                    "--no-decontaminate", registry=registry_path)
+    manifests.pop("version")
+    seen = {}
+    for name, manifest in manifests.items():
+        records = eval_records(out / name)
+        split_tasks = {t.name for t in registry.tasks if t.cluster == manifest["holdout"]["cluster"]}
+        assert {r.task for r in records} == split_tasks and len(records) == manifest["eval"]["examples"]
+        templates = {}
+        for r in records:
+            task = registry.task(r.task)
+            assert not task.templates[r.template].inverse, (r.task, r.template)
+            assert r.metrics == task.metrics and manifest["eval"]["metrics"][r.task] == list(task.metrics)
+            assert r.references[0] == r.target and len(set(r.references)) == len(r.references)
+            templates.setdefault((r.task, r.id), []).append(r.template)
+            seen[(r.task, r.id, r.template)] = r
+        # each example exactly once per forward template of its task
+        for (task_name, _), got in templates.items():
+            assert sorted(got) == list(registry.task(task_name).forward_templates), task_name
+        assert {t for t, _ in templates} == split_tasks
+    sources = {name: [json.loads(line) for line in open(path)] for name, path in (
+        ("nq_open", REGISTRY.parent / "nq_open" / "validation.jsonl"),
+        ("web_questions", REGISTRY.parent / "web_questions" / "validation.jsonl"),
+        ("scitldr", REGISTRY.parent / "scitldr" / "validation.jsonl"),
+        ("dart", REGISTRY.parent / "dart" / "validation.jsonl"),
+        ("xquad_en", REGISTRY.parent / "xquad_en" / "validation.jsonl"),
+        ("wsc", REGISTRY.parent / "wsc" / "test.jsonl"))}
+    want = {}
+    for i, row in enumerate(sources["nq_open"]):
+        want[("nq_open", f"nq_open/validation.jsonl:{i}")] = row["answer"]
+    for row in sources["web_questions"]:
+        want[("web_questions", f"web_questions/{row['qId']}")] = row["answers"]
+    for row in sources["scitldr"]:
+        want[("scitldr", f"scitldr/{row['paper_id']}")] = row["target"]
+    for i, row in enumerate(sources["dart"]):
+        want[("dart", f"dart/validation.jsonl:{i}")] = [a["text"] for a in row["annotations"]]
+    for row in sources["xquad_en"]:
+        want[("xquad_en", f"xquad_en/{row['id']}")] = [a["text"] for a in row["answers"]]
+    for (task, example_id, _), r in seen.items():
+        if (task, example_id) in want:
+            assert r.references == tuple(dict.fromkeys(want[(task, example_id)])), (task, example_id)
+    several = {task for (task, example_id, _), r in seen.items() if len(r.references) > 1}
+    assert several == {"nq_open", "web_questions", "scitldr"}  # the samples' XQuAD and DART rows have one
+    moon = seen[("nq_open", "nq_open/validation.jsonl:0", 0)]
+    assert moon.references == ("14 December 1972 UTC", "December 1972") and moon.metrics == ("exact_match", "f1")
+    for i, row in enumerate(sources["wsc"]):  # per-example options: the two candidates
+        for template in range(10):
+            r = seen[("wsc", f"wsc/test.jsonl:{i}", template)]
+            assert r.options == tuple(row["answers"]) and r.target in r.options
+    e_snli = [r for (task, _, _), r in seen.items() if task == "e_snli"]
+    assert len(e_snli) == 700 and {r.target for r in e_snli} <= set(registry.task("e_snli").options)
+    assert {r.metric for r in seen.values() if r.task in ("dart", "scitldr")} == {"rouge_l"}
 
 
 def test_bad_registry_is_one_line(sample_tokenizer, tmp_path, capsys):
@@ -270,7 +333,8 @@ def test_no_holdout_builds_one_mixture_of_every_trainable_task(sample_tokenizer,
     manifest = run(sample_tokenizer, tmp_path / "out", "--num_shards", "1", "--no-decontaminate",
                    registry=registry)["all"]
     assert sorted(manifest["mixture"]["tasks"]) == ["poem_sentiment", "web_questions"]  # nq_open: eval only
-    assert manifest["holdout"]["cluster"] is None and manifest["eval"] == {"examples": 0, "tasks": {}, "files": []}
+    assert manifest["holdout"]["cluster"] is None
+    assert manifest["eval"] == {"examples": 0, "tasks": {}, "metrics": {}, "templates": {}, "files": []}
     assert not (tmp_path / "out" / "eval").exists()
 
 

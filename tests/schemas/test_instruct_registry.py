@@ -74,6 +74,34 @@ def test_field_mapping_forms():
     assert err.value.reason == "missing_field"
 
 
+def test_metrics_and_references_of_the_shipped_registry(instruct_registry):
+    registry = instruct_registry
+    for task in registry.tasks:  # every evaluated task names known metrics; accuracy only with options
+        assert task.metrics and set(task.metrics) <= set(schema.METRICS), task.name
+        assert ("accuracy" in task.metrics) <= task.has_options
+    assert registry.task("xquad_en").metrics == ("exact_match", "f1")
+    assert registry.task("ntrex128_en_de").metrics == ("bleu",)
+    assert {registry.task(t).metrics for t in ("scitldr", "dart", "e2e_nlg")} == {("rouge_l",)}
+    assert registry.task("xquad_en").references == ("answers", "*", "text")
+    assert registry.task("e_snli").forward_templates == (0, 1, 2, 3, 4, 5, 6)
+    assert registry.task("e_snli").answer_field == "answer"
+
+
+def test_reference_values_expand_wildcards():
+    record = {"answers": [{"text": "Denver Broncos"}, {"text": "Broncos"}], "answer": ["1972", 1972],
+              "nested": [["a", "b"], ["c"]], "empty": []}
+    assert schema.reference_values(record, ("answers", "*", "text")) == ["Denver Broncos", "Broncos"]
+    assert schema.reference_values(record, ("answer", "*")) == ["1972", "1972"]
+    assert schema.reference_values(record, ("answer",)) == ["1972", "1972"]  # a list at the end: each element
+    assert schema.reference_values(record, ("nested", "*")) == ["a", "b", "c"]
+    assert schema.reference_values(record, ("answers", 1, "text")) == ["Broncos"]
+    for path, reason in ((("empty", "*"), "missing_field"), (("missing",), "missing_field"),
+                         (("answers",), "not_text"), (("answers", "*", "start"), "missing_field")):
+        with pytest.raises(schema.FieldError) as err:
+            schema.reference_values(record, path)
+        assert err.value.reason == reason, path
+
+
 # ------------------------------------------------------------------------------- bad registries
 # (a source that lacks a mapped field or matches no file: tests/transforms/instruct/test_task_sources.py)
 
@@ -93,6 +121,16 @@ def test_tiny_registry_loads(tiny_registry, write_registry):
     (lambda d: d["tasks"][0]["templates"][0].update(target="{answer!r}"), "must be a plain {field_name}"),
     (lambda d: d["tasks"].append(copy.deepcopy(d["tasks"][0])), "task names occur twice: qa"),
     (lambda d: d.update(close_clusters={"closed_book_qa": ["nli"]}), "close_clusters names clusters no task has"),
+    (lambda d: d["tasks"][0].update(metric="blue"),
+     r"task qa: unknown metric 'blue' \(known: accuracy, exact_match, f1, bleu, rouge_l\)"),
+    (lambda d: d["tasks"][0].update(metric=["f1", "f1"]), "names a metric twice"),
+    (lambda d: d["tasks"][0].update(metric={"name": "f1"}), "'metric' must be a name or a list of names"),
+    (lambda d: d["tasks"][0].update(metric="accuracy"), "metric 'accuracy' ranks the task's options, and the task"),
+    (lambda d: d["tasks"][0]["source"]["splits"].update(eval=d["tasks"][0]["source"]["splits"]["train"]),
+     "task qa: an evaluated task needs 'metric'"),
+    (lambda d: d["tasks"][0].update(references="answers.x*"), "'[*]' must be a whole path part"),
+    (lambda d: (d["tasks"][0].update(references="a.*"), d["tasks"][0]["templates"][4].update(target="{question}")),
+     "'references' replace the answer in the forward targets, which must all fill one and the same field"),
 ])
 def test_bad_registry_fails_with_one_clear_line(tiny_registry, write_registry, change, message):
     change(tiny_registry)
@@ -134,7 +172,7 @@ def test_the_registry_modules_import_no_beam_pipelines_or_transforms():
     import subprocess
     import sys
 
-    code = ("import sys, schemas.instruct, schemas.instruct_parse, schemas.instruct_example\n"
+    code = ("import sys, schemas.instruct, schemas.instruct_parse, schemas.instruct_example, schemas.instruct_eval\n"
             "print([m for m in sys.modules if m.split('.')[0] in ('apache_beam', 'pipelines', 'transforms')])")
     proc = subprocess.run([sys.executable, "-c", code], cwd=pathlib.Path(__file__).resolve().parents[2],
                           capture_output=True, text=True, timeout=120)

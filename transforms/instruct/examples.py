@@ -3,8 +3,11 @@
 Files are spread over workers one per element (a JSONL file is read line by line, a Parquet file one
 row group at a time), then the records are redistributed, so rendering is not limited to one worker
 per file. Code tasks run Sluice's own Mono curation (license, quality, exact dedup) on their repo
-manifest and take the Python functions with docstrings. A record that lacks what its task's fields
-need is a counted reject, never a crash: ``instruct_render/<reason>``.
+manifest and take the Python functions with docstrings. A training record is rendered with the
+template its hash picks; an evaluation record under each of its task's forward templates (one
+example each, the same id), never an inverse one, with its metrics, references and options. A
+record that lacks what its task's fields need is a counted reject, never a crash:
+``instruct_render/<reason>`` (``kept`` counts records, not renderings).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from schemas.instruct_example import RenderedExample
 from transforms.stats.counting import KEPT, count
 from transforms.curation.github import CurateGithubRepos, CurationConfig
 from transforms.instruct.code_tasks import ExtractPythonFunctions
-from transforms.instruct.render import render, stable_hash, template_index
+from transforms.instruct.render import render, render_eval, stable_hash, template_index
 from transforms.instruct.task_sources import file_records, split_files
 
 READ_STAGE = "instruct_read"
@@ -81,14 +84,20 @@ class _RenderFn(beam.DoFn):
         index = template_index(self._seed, task.name, example_id, len(task.templates))
         try:
             fields = example_fields(task, record)
-            text_input, target = render(task, index, fields)
+            if split == "eval":  # every forward template, with what scoring needs
+                rendered = render_eval(task, fields, record)
+            else:
+                rendered = [(index, *render(task, index, fields), (), ())]
         except FieldError as err:
             count(RENDER_STAGE, err.reason)
             return
         count(RENDER_STAGE, KEPT)
-        yield RenderedExample(
-            task=task.name, cluster=task.cluster, split=split, id=f"{task.name}/{example_id}",
-            template=index, inverse=task.templates[index].inverse, input=text_input, target=target)
+        metrics = task.metrics if split == "eval" else ()
+        for index, text_input, target, references, options in rendered:
+            yield RenderedExample(
+                task=task.name, cluster=task.cluster, split=split, id=f"{task.name}/{example_id}",
+                template=index, inverse=task.templates[index].inverse, input=text_input, target=target,
+                metrics=metrics, references=references, options=options)
 
 
 def _to_code_tasks(function, tasks):

@@ -1,5 +1,6 @@
-"""Rendering an example: its template chosen by hash, its fields filled in, and a classification
-task's options listed after the input.
+"""Rendering an example: a training example's template chosen by hash, an evaluation example under
+each forward template, its fields filled in, and a classification task's options listed after the
+input.
 
 Every choice by hash uses ``stable_hash`` (the same on every worker and run, unlike Python's
 ``hash()``): the template here, the caps' ranks (``mixing.py``) and code functions' evaluation share
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from schemas.instruct import TEMPLATES_PER_TASK, FieldError, Task
+from schemas.instruct import TEMPLATES_PER_TASK, FieldError, Task, reference_values
 
 OPTIONS_HEADER = "OPTIONS:"
 
@@ -49,3 +50,29 @@ def render(task: Task, index: int, fields: dict) -> tuple[str, str]:
         options = options_of(task, fields)
         text_input = f"{text_input}\n\n{OPTIONS_HEADER}\n" + "\n".join(f"- {o}" for o in options)
     return text_input, target
+
+
+def references(task: Task, index: int, fields: dict, record: dict, target: str) -> tuple:
+    """Every reference answer of an evaluation example under forward template ``index``: the target,
+    then each value at the task's ``references`` path put in place of the answer field, each once."""
+    found = [target]
+    if task.references:
+        template = task.templates[index]
+        for value in reference_values(record, task.references):
+            found.append(template.target.format(**dict(fields, **{task.answer_field: value})))
+    return tuple(dict.fromkeys(found))
+
+
+def render_eval(task: Task, fields: dict, record: dict) -> list:
+    """``(template, input, target, references, options)`` under each forward template of the task,
+    in template order: how a held-out example is evaluated (FLAN: every template, never an inverse
+    one). FieldError when a template cannot be filled or, for a task scored by accuracy, the target
+    is not one of the options (rank classification could never choose it)."""
+    options = tuple(options_of(task, fields)) if task.has_options else ()
+    out = []
+    for index in task.forward_templates:
+        text_input, target = render(task, index, fields)
+        if "accuracy" in task.metrics and target not in options:
+            raise FieldError("target_not_an_option", f"template {index}: {target!r} is not an option")
+        out.append((index, text_input, target, references(task, index, fields, record, target), options))
+    return out

@@ -7,7 +7,8 @@ example whole: in the shuffle order (the corpora's global shuffle) examples fill
 examples of a row 1, 2, 3... (0 = padding) and ``loss_mask`` is 1 exactly on target tokens and the
 end-of-text that closes them (the model learns when to stop), so a trainer masks attention across
 segments and trains on targets only. Shards go through the corpora's shard writer; the evaluation
-set (held-out tasks, unpacked) is TFRecord with ``inputs``, ``targets`` and the texts.
+set (held-out tasks, unpacked, one record per example and forward template) is TFRecord in the
+layout of ``schemas/instruct_eval.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import dataclasses
 import apache_beam as beam
 import numpy as np
 
+from schemas.instruct_eval import EvalRecord, encode_eval_record
 from schemas.instruct_example import RenderedExample
-from schemas.tf_example import Example
 from schemas.tfrecord import write_record
 from transforms.stats.counting import KEPT, count
 from transforms.streams.shuffle import GroupIntoShuffledShards
@@ -148,17 +149,14 @@ class WriteMixture(beam.PTransform):
 
 
 def eval_record(example: RenderedExample, input_bytes: bytes, target_bytes: bytes) -> bytes:
-    """One evaluation example as a tf.train.Example: token ids unpacked, with its texts and task."""
-    record = Example()
-    features = record.features.feature
-    features["inputs"].int64_list.value[:] = np.frombuffer(input_bytes, dtype="<i4").tolist()
-    features["targets"].int64_list.value[:] = np.frombuffer(target_bytes, dtype="<i4").tolist()
-    features["task"].bytes_list.value[:] = [example.task.encode("utf-8")]
-    features["id"].bytes_list.value[:] = [example.id.encode("utf-8")]
-    features["template"].int64_list.value[:] = [example.template]
-    features["inputs_text"].bytes_list.value[:] = [example.input.encode("utf-8")]
-    features["targets_text"].bytes_list.value[:] = [example.target.encode("utf-8")]
-    return record.SerializeToString(deterministic=True)
+    """One evaluation example under one forward template as a tf.train.Example
+    (``schemas/instruct_eval.py``): token ids unpacked, its texts, task, cluster, template, metrics,
+    references and options."""
+    return encode_eval_record(EvalRecord(
+        task=example.task, cluster=example.cluster, id=example.id, template=example.template,
+        metrics=example.metrics, input=example.input, target=example.target, references=example.references,
+        options=example.options, input_ids=tuple(np.frombuffer(input_bytes, dtype="<i4").tolist()),
+        target_ids=tuple(np.frombuffer(target_bytes, dtype="<i4").tolist())))
 
 
 class _WriteEvalShardFn(beam.DoFn):
@@ -189,7 +187,10 @@ def _eval_item(tokenized: TokenizedExample):
     from schemas.records import TokenizedDocument
 
     input_bytes, target_bytes = tokenized.tokens
-    return TokenizedDocument(id=tokenized.id, tokens=(tokenized.example, input_bytes, target_bytes))
+    # An example is written once per forward template: the shuffle's id names both, so every item's
+    # key is its own (and equal keys never compare the examples themselves).
+    shuffle_id = f"{tokenized.id}@{tokenized.example.template}"
+    return TokenizedDocument(id=shuffle_id, tokens=(tokenized.example, input_bytes, target_bytes))
 
 
 class WriteEvalSet(beam.PTransform):

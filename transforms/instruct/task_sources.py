@@ -15,7 +15,7 @@ import json
 import posixpath
 from typing import Iterator, Optional
 
-from schemas.instruct import FieldError, Registry, RegistryError, Source, Task, example_fields
+from schemas.instruct import FieldError, Registry, RegistryError, Source, Task, example_fields, reference_values
 from schemas.instruct_parse import load_registry
 from transforms.decontamination import MIN_ITEM_TOKENS
 from transforms.decontamination import tokens as decontamination_tokens
@@ -134,6 +134,8 @@ def _check_split(task: Task, split: str, location: str, where: str) -> None:
     else:
         needed = set().union(*(f.top_keys() for f in task.fields.values()))
         needed |= {task.source.id_field} if task.source.id_field else set()
+        if split == "eval" and task.references:
+            needed.add(task.references[0])
     try:
         keys = first_record_keys(task.source, split)
     except (OSError, ValueError) as err:
@@ -164,7 +166,8 @@ def load_checked_registry(path: str) -> Registry:
 
 
 def eval_texts(registry: Registry) -> list:
-    """``{id, text}`` for each field of every evaluation example of the file-based tasks.
+    """``{id, text}`` for each field and reference answer of every evaluation example of the
+    file-based tasks.
 
     Decontamination matches content, not template wording, and one item per field (a question, a
     passage) matches a training input that holds it whatever surrounds it; fields too short to be
@@ -183,8 +186,15 @@ def eval_texts(registry: Registry) -> list:
             except FieldError:
                 continue
             example_id = str(record.get(task.source.id_field, row_id)) if task.source.id_field else row_id
-            for name, value in fields.items():
-                text = value if isinstance(value, str) else "\n".join(value)
+            texts = [(name, value if isinstance(value, str) else "\n".join(value)) for name, value in fields.items()]
+            if task.references:  # every reference answer (SciTLDR's several summaries...)
+                try:
+                    seen = {text for _, text in texts}
+                    texts += [(f"references.{i}", v) for i, v in enumerate(reference_values(record, task.references))
+                              if v not in seen]
+                except FieldError:  # the example itself is a counted render reject (instruct_render)
+                    pass
+            for name, text in texts:
                 if len(decontamination_tokens(text)) >= MIN_ITEM_TOKENS:  # shorter ones never match
                     items.append({"id": f"eval:{task.name}/{example_id}:{name}", "text": text})
     return items

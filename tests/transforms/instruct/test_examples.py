@@ -40,7 +40,7 @@ def render_all(registry_data, tmp_path):
     registry = load_checked_registry(str(path))
     pipeline = beam.Pipeline(runner="FnApiRunner")
     examples, _ = pipeline | ReadAndRender(registry, seed=0)
-    summary = examples | beam.Map(lambda e: (e.task, e.split, e.id, e.target))
+    summary = examples | beam.Map(lambda e: (e.task, e.split, e.id, e.template, e.target, e.references, e.options))
     assert_that(summary, equal_to(list(expected(registry))))
     result = pipeline.run()
     result.wait_until_finish()
@@ -48,16 +48,25 @@ def render_all(registry_data, tmp_path):
 
 
 def expected(registry):
-    """What rendering must give, computed without Beam from the same rows."""
+    """What rendering must give, computed without Beam from the same rows: a training example under
+    the template its hash picks, an evaluation example under each forward template (never an
+    inverse one), with its references and options."""
     task = registry.task("poem_sentiment")
+    options = ("negative", "no impact", "positive")
     for split, name, n in (("train", "train.jsonl", 12), ("eval", "validation.jsonl", 5)):
         for i, record in enumerate(rows(name, n)):
             if record["label"] == 2:  # the tests below map only three labels
                 continue
             row_id = f"{name.split('.')[0]}:{i}" if task.source.format == "hf_disk" else f"{name.replace('jsonl', task.source.format)}:{i}"
             fields = example_fields(task, record)
-            index = template_index(0, task.name, row_id)
-            yield task.name, split, f"{task.name}/{row_id}", render(task, index, fields)[1]
+            if split == "train":
+                index = template_index(0, task.name, row_id)
+                yield task.name, split, f"{task.name}/{row_id}", index, render(task, index, fields)[1], (), ()
+                continue
+            for index in (0, 1, 2, 3, 4, 5, 6):  # the forward ones; 7, 8 and 9 are inverse
+                assert not task.templates[index].inverse
+                answer = fields["sentiment"]
+                yield task.name, split, f"{task.name}/{row_id}", index, answer, (answer,), options
 
 
 def three_labels(task):
@@ -125,12 +134,17 @@ def test_code_tasks_from_parquet_documents(tmp_path):
     assert len(functions) > 10
     with beam.Pipeline(runner="FnApiRunner") as pipeline:
         examples, _ = pipeline | ReadAndRender(registry, seed=0)
-        got = examples | beam.Map(lambda e: (e.id, e.split, e.target))
+        got = examples | beam.Map(lambda e: (e.id, e.split, e.template, e.target))
         task = registry.task("code_function_to_docstring")
         want = []
         for fid, rec in functions:
-            target = render(task, template_index(0, task.name, fid), example_fields(task, rec))[1]
-            assert target in (rec["docstring"], rec["code"])
-            want.append((f"{task.name}/{fid}", code_split(fid, 0.3), target))
+            split = code_split(fid, 0.3)
+            # training: the template its hash picks; evaluation: each forward one (the docstring)
+            indexes = [template_index(0, task.name, fid)] if split == "train" else list(range(8))
+            for index in indexes:
+                target = render(task, index, example_fields(task, rec))[1]
+                assert target in (rec["docstring"], rec["code"])
+                assert split == "train" or target == rec["docstring"]
+                want.append((f"{task.name}/{fid}", split, index, target))
         assert_that(got, equal_to(want))
-    assert {split for _, split, _ in want} == {"train", "eval"}
+    assert {split for _, split, _, _ in want} == {"train", "eval"}

@@ -96,3 +96,38 @@ def test_templates_are_chosen_by_hash_and_used_evenly():
     assert template_index(0, "t", "id1") == template_index(0, "t", "id1")
     assert [template_index(1, "t", f"id{i}") for i in range(50)] != \
         [template_index(0, "t", f"id{i}") for i in range(50)]
+
+
+def test_evaluation_renders_each_forward_template_with_references_and_options(instruct_registry):
+    """An evaluation example: every forward template, none inverse, its target first among its
+    references (NQ-open's answer list) and its options (fixed or its own)."""
+    import dataclasses
+
+    import pytest
+
+    from schemas.instruct import FieldError
+    from transforms.instruct.render import render_eval
+
+    nq = instruct_registry.task("nq_open")
+    record = real_records(nq, 1)[0]  # "when was the last time anyone was on the moon"
+    rendered = render_eval(nq, example_fields(nq, record), record)
+    assert [index for index, *_ in rendered] == list(nq.forward_templates) == list(range(7))
+    for index, text_input, target, references, options in rendered:
+        assert (text_input, target) == render(nq, index, example_fields(nq, record))
+        assert references == ("14 December 1972 UTC", "December 1972") and options == ()
+    for name in ("wsc", "e_snli", "aqua_rat"):
+        task = instruct_registry.task(name)
+        for record in real_records(task):
+            fields = example_fields(task, record)
+            out = render_eval(task, fields, record)
+            assert [index for index, *_ in out] == [i for i, t in enumerate(task.templates) if not t.inverse]
+            for _, text_input, target, references, options in out:
+                assert options == tuple(options_of(task, fields)) and target in options
+                assert references == (target,) and text_input.endswith("\n".join(f"- {o}" for o in options))
+    # A target that is not one of the options could never be chosen by rank classification.
+    e_snli = instruct_registry.task("e_snli")
+    wrong = dataclasses.replace(e_snli, options=("yes", "no"))
+    record = next(r for r in real_records(e_snli) if r["label"] == "neutral")
+    with pytest.raises(FieldError) as err:
+        render_eval(wrong, example_fields(wrong, record), record)
+    assert err.value.reason == "target_not_an_option"

@@ -47,3 +47,31 @@ def test_eval_texts_are_the_long_fields_of_evaluation_examples(instruct_registry
     # An NQ-open question is listed by its row and field; its short answer is not evidence.
     first = {item["id"]: item["text"] for item in items if item["id"].startswith("eval:nq_open/validation.jsonl:0:")}
     assert first == {"eval:nq_open/validation.jsonl:0:question": "when was the last time anyone was on the moon"}
+
+
+def test_eval_texts_cover_every_field_and_the_other_references(instruct_registry):
+    """Every long field of every evaluation example is still listed, plus the reference answers a
+    field does not already hold (SciTLDR's second and third TL;DRs), each once."""
+    import json
+    import pathlib
+
+    from schemas.instruct import FieldError, example_fields
+
+    items = {item["id"]: item["text"] for item in eval_texts(instruct_registry)}
+    task = instruct_registry.task("scitldr")
+    path = pathlib.Path(task.source.splits["eval"])
+    extra = 0
+    for row in map(json.loads, path.read_text().splitlines()):
+        try:
+            fields = example_fields(task, row)
+        except FieldError:
+            continue
+        for name, value in fields.items():
+            if len(tokens(value)) >= MIN_ITEM_TOKENS:
+                assert items[f"eval:scitldr/{row['paper_id']}:{name}"] == value
+        for i, tldr in enumerate(row["target"]):
+            key = f"eval:scitldr/{row['paper_id']}:references.{i}"
+            long_enough = len(tokens(tldr)) >= MIN_ITEM_TOKENS
+            assert (items.get(key) == tldr) == (long_enough and tldr not in fields.values())
+            extra += key in items
+    assert extra > 0  # the other summaries are decontamination texts too
