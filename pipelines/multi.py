@@ -35,6 +35,9 @@ from transforms.stats.language_stats import WriteLanguageStats, languages_report
 from transforms.stats.run_stats import read_json
 
 DATASET = "multi"
+# The flags that set each stage, named when a stage removes everything (CorpusRun.publish).
+_SELECTION_FLAGS = ("languages", "licenses", "min_stars", "min_file_bytes", "max_file_bytes")
+STAGE_FLAGS = (("input", _SELECTION_FLAGS), ("read", _SELECTION_FLAGS), ("quality", flags.QUALITY_FLAGS))
 
 
 def add_source_flags(parser) -> None:
@@ -241,7 +244,7 @@ def main(argv=None, mode=RUN):
     if near_dedup is not None:
         near_dedup = dataclasses.replace(near_dedup, per_language=True)
     decontamination = flags.decontamination_config(args)
-    with CorpusRun(DATASET, args, beam_args, mode) as corpus:
+    with CorpusRun(DATASET, args, beam_args, mode, STAGE_FLAGS) as corpus:
         curated, inputs = curate(corpus.pipeline, args, selection, corpus.run.stats_dir)
         documents, rejects = corpus.clean(curated.documents, curated.rejects, decontamination, near_dedup)
         rejects = rejects | "AllRejects" >> beam.Flatten()

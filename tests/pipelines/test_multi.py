@@ -395,3 +395,20 @@ def test_snapshot_rows_that_break_a_rule_never_reach_the_output(
         1000, ["bsd-3-clause", "mit"], 1, 1 << 20)
     assert sorted(set(applied["extension_languages"])) == ["go", "python"]
     assert manifest["config"]["stars_table"] == manifest["inputs"]["query"]["stars_table"] == "sample_repos"
+
+
+def test_a_selection_that_keeps_nothing_fails_unless_allow_empty(
+        multi_snapshot, sample_tokenizer, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SLUICE_PROGRESS_S", "0")
+    argv = ["--bigquery_snapshot", str(multi_snapshot), "--tokenizer", str(sample_tokenizer), "--languages", "go",
+            "--licenses", "mit", "--min_stars", "100000", "--num_shards", "1", "--no-near_dedup"]
+    status = multi.run([*argv, "--output", str(tmp_path / "multi" / "v1")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err == [
+        "error: nothing to publish: no record was read from the input (--languages go, --licenses mit,"
+        " --min_stars 100000, --min_file_bytes 1, --max_file_bytes 1048576); pass --allow_empty to publish"
+        " an empty version"], err
+    assert not (tmp_path / "multi" / "v1").exists()
+    manifest = multi.main([*argv, "--output", str(tmp_path / "multi" / "v2"), "--allow_empty"])
+    assert manifest["config"]["allow_empty"] is True and manifest["totals"]["documents"] == 0
+    assert manifest["inputs"]["query"]["rows"] == 0
