@@ -239,8 +239,9 @@ def test_hostile_inputs_are_counted_rejects(sample_manifest, sample_tokenizer, t
     (archives / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     before = sorted(p.name for p in tmp_path.parent.iterdir())
     out = tmp_path / "out"
+    # One 8-token file survives, under one sequence: --allow_empty publishes it (see the next test).
     manifest = run_mono(archives / "manifest.jsonl", sample_tokenizer, out, "--num_shards", "2",
-                        "--max_file_bytes", "100000", "--write_rejects", "--write_documents")
+                        "--max_file_bytes", "100000", "--write_rejects", "--write_documents", "--allow_empty")
     assert sorted(p.name for p in tmp_path.parent.iterdir()) == before
     assert sorted(p.name for p in archives.iterdir()) == ["evil.tar.gz", "manifest.jsonl", "truncated.tar.gz"]
     reasons = {(r["id"], r["reason"]) for r in read_parquet_folder(out / "rejects")}
