@@ -28,6 +28,10 @@ from transforms.sources.archive_stream import ArchiveLimits
 from transforms.stats.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
 DATASET = "mono"
+# The flags that set each stage, named when a stage removes everything (CorpusRun.publish).
+STAGE_FLAGS = (("input", ("input",)), ("stars", ("min_stars",)),
+               ("license", ("licenses", "license_min_confidence")), ("select", ("extensions", "max_file_bytes")),
+               ("quality", flags.QUALITY_FLAGS))
 
 
 def add_curation_flags(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +112,7 @@ def main(argv=None, mode=RUN):
     curation = curation_config(args)
     near_dedup = flags.near_dedup_config(args)
     decontamination = flags.decontamination_config(args)
-    with CorpusRun(DATASET, args, beam_args, mode) as corpus:
+    with CorpusRun(DATASET, args, beam_args, mode, STAGE_FLAGS) as corpus:
         curated = corpus.pipeline | "Curate" >> CurateGithubRepos(curation)
         documents, rejects = corpus.clean(curated.documents, [curated.rejects], decontamination, near_dedup)
         rejects = rejects | "AllRejects" >> beam.Flatten()

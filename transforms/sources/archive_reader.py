@@ -27,14 +27,22 @@ from transforms.stats.counting import KEPT, REJECTS, count, reject
 from transforms.stats import histograms
 
 STAGE = "read"
+BINARY = "binary"  # the reject reason of a binary file (is_binary)
 ARCHIVES = "archives"
 SPOOL_BYTES = 32 << 20
 
 
+def is_binary(data: bytes | str) -> bool:
+    """Sluice's one rule for a binary file: it holds a NUL byte (git's own heuristic). Text works
+    too: UTF-8 encodes no code point but U+0000 with a zero byte, so Multi's rows (already text)
+    are judged exactly as Mono's archive members are."""
+    return ("\x00" if isinstance(data, str) else b"\x00") in data
+
+
 def decode_source(data: bytes) -> tuple[str | None, str | None]:
     """(text, None) for a UTF-8 text file, or (None, reason) for binary or undecodable bytes."""
-    if b"\x00" in data:
-        return None, "binary"
+    if is_binary(data):
+        return None, BINARY
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
