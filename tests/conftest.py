@@ -257,3 +257,17 @@ def archive_server():
     server = ArchiveServer(ROOT / "samples" / "mono" / "archives")
     yield server
     server.close()
+
+
+@pytest.fixture
+def serve_folder():
+    """serve_folder(folder) -> an ArchiveServer of that folder's files, closed after the test."""
+    servers = []
+
+    def serve(folder):
+        servers.append(ArchiveServer(pathlib.Path(folder)))
+        return servers[-1]
+
+    yield serve
+    for server in servers:
+        server.close()

@@ -47,3 +47,19 @@ def test_eval_texts_are_the_long_fields_of_evaluation_examples(instruct_registry
     # An NQ-open question is listed by its row and field; its short answer is not evidence.
     first = {item["id"]: item["text"] for item in items if item["id"].startswith("eval:nq_open/validation.jsonl:0:")}
     assert first == {"eval:nq_open/validation.jsonl:0:question": "when was the last time anyone was on the moon"}
+
+
+def test_an_https_source_is_fetched_whole_with_retries(serve_folder):
+    """A blip (503, a body cut short) does not shrink a task: the file is read again from its start."""
+    from pathlib import Path
+
+    from transforms.instruct.task_sources import jsonl_records
+
+    folder = Path(__file__).resolve().parents[3] / "samples" / "instruct" / "piqa"
+    server = serve_folder(folder)
+    server.script("/piqa/validation.jsonl", ("status", 503, {"Retry-After": "0"}), ("cut",), "ok")
+    local = list(jsonl_records(str(folder / "validation.jsonl")))
+    assert local and list(jsonl_records(server.url("/piqa/validation.jsonl"))) == local
+    assert len(server.requests) == 3
+    with pytest.raises(OSError, match="^archive_not_found: HTTP 404"):
+        list(jsonl_records(server.url("/piqa/missing.jsonl")))
