@@ -166,3 +166,21 @@ def test_finalize_refuses_another_jobs_staging_folder(tmp_path, capsys, sample_t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "belongs to job 2026-11-26_01_00_00-1" in err[0]
     assert (run_dir / versions.JOB_FILE).exists() and not (tmp_path / "mono" / "v1").exists()
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_images_install_the_http_client(name):
+    """https:// archives need no extra: each image installs the package itself, whose REQUIRED list
+    has the HTTP client (requests) and fsspec's http filesystem."""
+    import ast
+
+    from packaging.requirements import Requirement
+
+    with open(os.path.join(ROOT, "dataflow_templates", name, "Dockerfile")) as handle:
+        assert re.search(r"^RUN pip install --no-cache-dir '\.(\[[\w,]+\])?'$", handle.read(), re.M)
+    with open(os.path.join(ROOT, "setup.py")) as handle:
+        tree = ast.parse(handle.read())
+    required = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                    and [getattr(t, "id", None) for t in node.targets] == ["REQUIRED"])
+    by_name = {r.name: r for r in map(Requirement, required)}
+    assert "requests" in by_name and "http" in by_name["fsspec"].extras

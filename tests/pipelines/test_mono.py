@@ -253,7 +253,7 @@ def test_hostile_inputs_are_counted_rejects(sample_manifest, sample_tokenizer, t
         ("evil/evil:big.py", "too_large"),
         ("evil/evil:latin1.py", "invalid_utf8"),
         ("evil/evil:blob.py", "binary"),
-        ("gone/missing", "archive_unreadable"),
+        ("gone/missing", "archive_not_found"),
         ("manifest:manifest.jsonl:4", "invalid_json"),
         ("manifest:manifest.jsonl:5", "bad_repo_name"),
     } <= reasons
