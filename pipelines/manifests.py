@@ -25,9 +25,10 @@ NOT_REJECTS = frozenset({"kept", "tokens", "sequences", "documents", "tail_token
                          "lines", "archives_complete", "files_complete", "components", "lsh_buckets",
                          "lsh_bucket_members", "verified_edges", "rejected_candidate_edges", "protected_duplicate",
                          "detected"})
-# Stages in pipeline order (Mono, NL and Multi interleaved; each has a subset); others follow.
-STAGE_ORDER = ("manifest", "stars", "license", "read", "select", "set_filter", "quality", "exact_dedup",
-               "decontaminate", "near_dedup", "tokenize", "pack")
+# Stages in pipeline order (Mono, NL, Multi and instruct interleaved; each has a subset); others follow.
+STAGE_ORDER = ("manifest", "stars", "license", "read", "instruct_read", "instruct_code", "instruct_render",
+               "select", "set_filter", "quality", "exact_dedup", "decontaminate", "near_dedup", "tokenize",
+               "instruct_cap", "instruct_tokenize", "pack")
 REPOSITORY_STAGES = frozenset({"manifest", "stars", "license"})  # they count repositories, not documents
 
 
