@@ -117,6 +117,8 @@ def test_dagbag_imports_both_dags_without_errors(dagbag):
     bag = dagbag(**SETTINGS)
     assert bag.import_errors == {}
     assert {"sluice_codegen", "sluice_tokenizer"} <= set(bag.dags)
+    # .airflowignore keeps the shared module out of the parse: it defines no DAG.
+    assert {os.path.basename(path) for path in bag.file_last_changed} == {"sluice_codegen.py", "sluice_tokenizer.py"}
 
 
 def test_a_missing_tokenizer_version_fails_the_weekly_dag_import_with_one_line(dagbag):
