@@ -39,7 +39,11 @@ def test_cloud_run_job_runs_and_verifies_a_dated_nl_version():
         options.get_all_options().keys())  # every flag is a Beam option, none unknown
     assert options.view_as(GoogleCloudOptions).project == "sluice-prod"
     assert shlex.split(lines[3].replace("$version", today)) == ["sluice", "datasets", "verify", args.output]
-    assert container["image"].endswith("/nl:latest")
+    # Pinned to Sluice's version, the image and the workers' alike: `latest` would move under the job.
+    from schemas.version import __version__
+
+    assert container["image"].endswith(f"/nl:{__version__}")
+    assert f"--sdk_container_image={container['image']}" in run
 
 
 def test_cloud_scheduler_job_triggers_the_cloud_run_job():
