@@ -27,6 +27,38 @@ def test_committed_files_equal_the_generated_ones():
          *(["__pycache__"] if os.path.isdir(os.path.join(ROOT, "dataflow_templates", "__pycache__")) else [])])
 
 
+# A pinned base image: a digest, or a tag naming one release (x.y.z, or a dated build YYYYMMDD).
+PINNED = re.compile(r"[^\s:@]+(@sha256:[0-9a-f]{64}|:[^\s@]*(\d+\.\d+\.\d+|\d{8})[^\s@]*)")
+
+
+def from_images(dockerfile: str) -> list[str]:
+    """The image of every FROM line (its ``--platform`` option and ``AS name`` left out)."""
+    images = []
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if words and words[0].upper() == "FROM":
+            images.append(next(w for w in words[1:] if not w.startswith("--")))
+    return images
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_dockerfiles_pin_their_base_images(name):
+    with open(os.path.join(ROOT, "dataflow_templates", name, "Dockerfile")) as handle:
+        images = from_images(handle.read())
+    assert len(images) == 2, images  # the launcher, then Beam's SDK image
+    for image in images:
+        assert PINNED.fullmatch(image), f"{image}: pin a release (x.y.z or a dated tag) or a digest"
+
+
+@pytest.mark.parametrize("image", ["python:latest", "python", "apache/beam_python3.11_sdk:2", "python:3.11",
+                                   "gcr.io/x/launcher-base:flex_templates_base_image_release_latest"])
+def test_the_pin_check_refuses_floating_images(image):
+    assert not PINNED.fullmatch(image)
+    assert PINNED.fullmatch("apache/beam_python3.11_sdk:2.77.0")
+    assert PINNED.fullmatch("gcr.io/x/base:flex_templates_base_image_release_20260112_RC00")
+    assert PINNED.fullmatch("python@sha256:" + "a" * 64)
+
+
 def flags_of(parser) -> dict:
     """{flag name: required} read straight off the parser's option strings."""
     out = {}
