@@ -86,7 +86,7 @@ def main(argv=None) -> int:
         manifest = dataset_version.read_manifest(version)
         print(dataset_version.presented(version, summarize, manifest))
     except dataset_version.MISSING:
-        print(f"error: no manifest at {join(dataset_version.resolve(argv[0]), manifest_schema.MANIFEST_NAME)}", file=sys.stderr)
+        print(f"error: no manifest at {join(version, manifest_schema.MANIFEST_NAME)}", file=sys.stderr)
         return 2
     except dataset_version.DatasetError as err:  # one line naming the version and the damage
         print(f"error: {err}", file=sys.stderr)
