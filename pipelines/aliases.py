@@ -58,7 +58,10 @@ def tag_target(version: str) -> tuple[str, str, dict, str]:
     dataset_folder, _, name = resolved.rpartition("/")
     if not dataset_folder or not VERSION_NAME.fullmatch(name):
         raise UsageError(f"{version}: not a version folder ROOT/DATASET/VERSION")
-    manifest, sha256 = checked(dataset_version.read_manifest_file, resolved)
+    try:
+        manifest, sha256 = checked(dataset_version.read_manifest_file, resolved)
+    except NotADirectoryError:  # a file where the version folder should be
+        raise UsageError(f"{resolved}: not a published version (a file, not a version folder)") from None
     if manifest["version"].get("split") or manifest["version"]["name"] != name:
         raise UsageError(f"{resolved}: its manifest names {dataset_version.version_label(manifest)};"
                          " tag the version folder itself (ROOT/DATASET/VERSION)")
