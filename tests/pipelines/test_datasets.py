@@ -584,3 +584,20 @@ def test_verify_fails_a_tampered_eval_file_with_any_number_of_jobs(tmp_path, cap
         f"FAIL eval/eval-00000-of-00001.tfrecord: sha256 {hashlib.sha256(tampered).hexdigest()[:16]}"
         f"..., manifest says {hashlib.sha256(data).hexdigest()[:16]}..."]
     assert results[0].err == f"verify: {folder}: 1 problem(s) in 4 shard files\n"
+
+
+def test_a_run_given_a_tokenizer_alias_records_the_version_it_names(versions, nl_input, nl_tokenizer, tmp_path):
+    """--tokenizer ROOT/tokenizer/@pinned: the manifest's config, tokenizer and lineage name the
+    version, so they stay true after the alias moves; the stream is the model file's."""
+    root, v1, _ = versions
+    tokenizer = tmp_path / "tokenizer" / nl_tokenizer.parent.name
+    shutil.copytree(nl_tokenizer.parent, tokenizer)
+    assert datasets.run(["tag", str(tokenizer), "pinned"]) == 0
+    manifest = nl.main(nl_argv(nl_input, tmp_path / "tokenizer" / "@pinned", tmp_path / "nl" / "v1"))
+    model = str(tokenizer / "tokenizer.model")
+    assert manifest["config"]["tokenizer"] == manifest["tokenizer"]["path"] == model
+    assert manifest["lineage"]["parents"]["tokenizer"]["path"] == str(tokenizer)
+    assert "@" not in json.dumps(manifest)
+    assert manifest["shards"] == v1["shards"]
+    rows = {r["dataset"]: r for r in datasets.list_versions(str(tmp_path)) if r["status"] == "published"}
+    assert rows["nl"]["tokenizer"] == nl_tokenizer.parent.name
