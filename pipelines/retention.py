@@ -52,12 +52,21 @@ def _manifest(folder: str, validate: bool):
         return None
 
 
+def split_folders(folder: str, manifest: dict) -> list[str]:
+    """The split folders an ``--all_holdouts`` index lists (those inside the version folder)."""
+    out = []
+    for entry in (manifest.get("splits") or {}).values():
+        try:
+            out.append(dataset_version.member_path(folder, entry.get("path") if isinstance(entry, dict) else None))
+        except dataset_version.OutsideVersion:
+            continue
+    return out
+
+
 def lineage_parents(folder: str, manifest: dict) -> set:
     """``(DATASET, VERSION)`` of every parent the manifest's lineage names, and its splits' lineages."""
     found = set()
-    for manifest_of in [manifest] + [_manifest(join(folder, entry.get("path", "")), validate=False)
-                                     for entry in (manifest.get("splits") or {}).values()
-                                     if isinstance(entry, dict) and isinstance(entry.get("path"), str)]:
+    for manifest_of in [manifest] + [_manifest(split, validate=False) for split in split_folders(folder, manifest)]:
         parents = ((manifest_of or {}).get("lineage") or {}).get("parents") or {}
         for parent in (parents.values() if isinstance(parents, dict) else ()):
             path = parent.get("path") if isinstance(parent, dict) else None

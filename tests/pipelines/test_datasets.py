@@ -601,3 +601,15 @@ def test_a_run_given_a_tokenizer_alias_records_the_version_it_names(versions, nl
     assert manifest["shards"] == v1["shards"]
     rows = {r["dataset"]: r for r in datasets.list_versions(str(tmp_path)) if r["status"] == "published"}
     assert rows["nl"]["tokenizer"] == nl_tokenizer.parent.name
+
+
+def test_gc_keeps_a_parent_named_only_by_a_split_of_another_dataset(tmp_path, capsys):
+    root, _ = gc_root(tmp_path)
+    index = root / "instruct" / "v1"
+    ids = np.arange(8, dtype=np.int32).reshape(2, 4)
+    version_writer.write_index(index, {"holdout-a": [{"input_ids": ids}]})
+    edit_manifest(index / "holdout-a", lambda m: m["lineage"].update(parents=tokenizer_parent(root, "t3")))
+    assert datasets.run(["gc", str(root / "tokenizer"), "--keep", "1", "--dry_run"]) == 0
+    assert capsys.readouterr().out.splitlines()[:4] == [
+        "would delete t1", "keep    t2  (parent in a kept version's lineage)",
+        "keep    t3  (parent in a kept version's lineage)", "keep    t4  (newest 1)"]
