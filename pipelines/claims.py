@@ -165,3 +165,16 @@ class Claim:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=60)
+
+
+def staging_status(fs, folder: str) -> str:
+    """A staging folder's run as ``sluice datasets list`` and ``gc`` show it: still running (its
+    claim's owner lives) or not. ``fs`` is the fsspec filesystem of ``folder``."""
+    try:
+        with fs.open(f"{folder}/{CLAIM_PATH}", "rb") as handle:
+            claim = json.loads(handle.read())
+    except (OSError, ValueError):
+        claim = None
+    if isinstance(claim, dict) and owner_alive(claim):
+        return f"running (pid {claim.get('pid')} on {claim.get('host')})"
+    return "staging (unfinished run)"

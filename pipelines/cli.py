@@ -7,7 +7,7 @@ import sys
 
 # Every command, with its line in ``sluice --help``.
 PIPELINES = {
-    "datasets": "Inspect dataset versions: list ROOT, show V, diff V1 V2, verify V.",
+    "datasets": "Dataset versions: list ROOT, show V, diff V1 V2, verify V, tag V ALIAS, resolve P, gc ROOT/D.",
     "github_manifest": "Build a Mono manifest (repositories, licenses, stars, archive URLs) from github_repos.",
     "instruct": "Instruction-tuning mixtures (FLAN): task registry to packed streams per held-out split.",
     "mono": "The Mono corpus: GitHub Python archives to packed streams.",

@@ -3,12 +3,16 @@
     sluice datasets list ROOT              every ROOT/DATASET/VERSION, and unfinished runs
     sluice datasets show ROOT/DATASET/VERSION
     sluice datasets diff V1 V2             config changes, counts per stage and reason, sets, languages, totals
-    sluice datasets verify ROOT/DATASET/VERSION   every shard's size, sha256 and record count vs the manifest
+    sluice datasets verify ROOT/DATASET/VERSION [--jobs N]   every listed file's size and sha256 (and shards' record counts)
+    sluice datasets tag ROOT/DATASET/VERSION ALIAS   point ROOT/DATASET/@ALIAS at the version
+    sluice datasets resolve PATH           ROOT/DATASET/@ALIAS[/rest] -> ROOT/DATASET/VERSION[/rest]
+    sluice datasets gc ROOT/DATASET --keep N [--dry_run]   delete the oldest versions beyond N
 
 A version of instruct's ``--all_holdouts`` holds one complete split per subfolder, each with its own
 manifest, indexed by the version's manifest (``splits``): list and diff read the index, verify
 checks each split's manifest sha256 and then its shards, and show and verify also take a split's
-folder. Any fsspec URL works (local paths, ``gs://`` with gcsfs). ``verify`` exits 1 naming each shard that
+folder. Every command taking a version also takes an alias, ``ROOT/DATASET/@ALIAS`` (and
+``@ALIAS/SPLIT``): pipelines/aliases.py writes them, pipelines/retention.py is gc. Any fsspec URL works (local paths, ``gs://`` with gcsfs). ``verify`` exits 1 naming each shard that
 does not match, so a scheduler can gate training on it; a bad argument exits 2 with one line.
 
 An invalid manifest (not JSON, wrong keys or types, a path leaving its folder: schemas/dataset_version.py)
@@ -23,8 +27,8 @@ import sys
 
 import fsspec
 
-from pipelines import claims, summary, versions
-from pipelines.driver import UsageError, run_main
+from pipelines import aliases, claims, retention, summary, versions
+from pipelines.driver import ArgumentParser, UsageError, positive_int, run_main
 from schemas import dataset_version
 from schemas import manifest as manifest_schema
 from schemas.files import join
@@ -47,6 +51,11 @@ def _checked(read, version: str, *args):
         return read(version, *args)
     except dataset_version.DatasetError as err:
         raise UsageError(str(err)) from None
+
+
+def resolved(path: str) -> str:
+    """``path`` with its alias resolved (schemas.dataset_version.resolve), or a UsageError."""
+    return _checked(dataset_version.resolve, path)
 
 
 def load_manifest(version: str) -> dict:
@@ -81,30 +90,62 @@ def list_versions(root: str) -> list[dict]:
         rows.append({"dataset": dataset_folder, "version": version, "kind": manifest.get("dataset"),
                      "status": "published", "finished": manifest.get("created", {}).get("finished"),
                      "shards": totals.get("shards"), "records": totals.get("records"),
-                     "tokens": totals.get("tokens"), "config": manifest.get("config_fingerprint", "")[:12]})
+                     "tokens": totals.get("tokens"), "config": manifest.get("config_fingerprint", "")[:12],
+                     "tokenizer": tokenizer_version(manifest)})
     published = {(r["dataset"], r["version"]) for r in rows}  # a manifest, valid or not
+    rows += alias_rows(fs, root, base, rows)
     for folder in sorted(fs.glob(f"{base}/*/{versions.STAGING_DIR}/*")):
         dataset_folder, _, version = folder.rsplit("/", 3)[-3:]
         rows.append({"dataset": dataset_folder, "version": version, "kind": None,
-                     "status": staging_status(fs, folder)})
+                     "status": claims.staging_status(fs, folder)})
     for marker in sorted(fs.glob(f"{base}/*/*/{versions.PUBLISHING_MARKER}")):
         dataset_folder, version = marker.rsplit("/", 3)[-3:-1]
         if (dataset_folder, version) not in published:
             rows.append({"dataset": dataset_folder, "version": version, "kind": None,
                          "status": "interrupted publish"})
+    for marker in sorted(fs.glob(f"{base}/*/*/{retention.DELETING_MARKER}")):
+        dataset_folder, version = marker.rsplit("/", 3)[-3:-1]
+        if (dataset_folder, version) not in published:
+            rows.append({"dataset": dataset_folder, "version": version, "kind": None,
+                         "status": "interrupted gc"})
     return sorted(rows, key=lambda r: (r["dataset"], r["version"], r["status"]))
 
 
-def staging_status(fs, folder: str) -> str:
-    """A staging folder's run: still running (its claim's owner lives, pipelines/claims.py) or not."""
-    try:
-        with fs.open(f"{folder}/{claims.CLAIM_PATH}", "rb") as handle:
-            claim = json.loads(handle.read())
-    except (OSError, ValueError):
-        claim = None
-    if isinstance(claim, dict) and claims.owner_alive(claim):
-        return f"running (pid {claim.get('pid')} on {claim.get('host')})"
-    return "staging (unfinished run)"
+def tokenizer_version(manifest: dict) -> str | None:
+    """The tokenizer version a corpus was tokenized with: its lineage's tokenizer parent (the
+    version's name), else the first 12 hex digits of the model's sha256 (a model from no version);
+    None for a tokenizer version itself."""
+    if manifest.get("dataset") == "tokenizer":
+        return None
+    parent = manifest["lineage"]["parents"].get("tokenizer") or {}
+    if parent.get("version"):
+        return str(parent["version"])
+    sha256 = manifest["lineage"].get("tokenizer_sha256") or manifest["tokenizer"].get("sha256")
+    return f"sha256:{sha256[:12]}" if isinstance(sha256, str) else None
+
+
+def alias_rows(fs, root: str, base: str, rows: list) -> list:
+    """Each alias's name put on its version's row (``aliases``); an alias file that cannot be read,
+    or names no published version, a row of its own."""
+    by_version = {(r["dataset"], r["version"]): r for r in rows}
+    extra = []
+    for path in sorted(fs.glob(f"{base}/*/{dataset_version.ALIAS_PREFIX}*")):
+        dataset_folder, file_name = path.rsplit("/", 2)[-2:]
+        name = file_name[len(dataset_version.ALIAS_PREFIX):]
+        if not dataset_version.ALIAS_NAME.fullmatch(name):
+            continue
+        try:
+            version = dataset_version.read_alias(join(root, dataset_folder), name)["version"]
+        except dataset_version.DatasetError:
+            extra.append({"dataset": dataset_folder, "version": file_name, "kind": None, "status": "invalid alias"})
+            continue
+        row = by_version.get((dataset_folder, version))
+        if row is None:
+            extra.append({"dataset": dataset_folder, "version": file_name, "kind": None,
+                          "status": f"alias of missing {version}"[:26]})
+        else:
+            row.setdefault("aliases", []).append(file_name)
+    return extra
 
 
 def split_totals(manifest: dict) -> dict:
@@ -117,12 +158,13 @@ def format_list(rows: list[dict]) -> str:
     if not rows:
         return "no versions"
     lines = [f"{'DATASET':<14} {'VERSION':<22} {'KIND':<10} {'STATUS':<26} {'SHARDS':>6} {'TOKENS':>14}"
-             f"  CONFIG        FINISHED"]
+             f"  {'TOKENIZER':<20}  CONFIG        {'FINISHED':<20}  ALIASES"]
     for r in rows:
         tokens = f"{r['tokens']:,}" if r.get("tokens") is not None else "-"
         shards = r.get("shards") if r.get("shards") is not None else "-"
         lines.append(f"{r['dataset']:<14} {r['version']:<22} {r['kind'] or '-':<10} {r['status']:<26}"
-                     f" {shards:>6} {tokens:>14}  {r.get('config') or '-':<12}  {r.get('finished') or '-'}")
+                     f" {shards:>6} {tokens:>14}  {r.get('tokenizer') or '-':<20}  {r.get('config') or '-':<12}"
+                     f"  {r.get('finished') or '-':<20}  {' '.join(r.get('aliases', [])) or '-'}")
     return "\n".join(lines)
 
 
@@ -218,9 +260,9 @@ def format_diff(result: dict, first: str, second: str) -> str:
     return "\n".join(lines)
 
 
-def verify(version: str) -> list[str]:
+def verify(version: str, jobs: int = 1) -> list[str]:
     """One line per problem (schemas.dataset_version.verify_version), or a UsageError."""
-    return _checked(dataset_version.verify_version, version, load_manifest(version))
+    return _checked(dataset_version.verify_version, version, load_manifest(version), jobs)
 
 
 def shard_count(version: str, manifest: dict) -> tuple[int, int]:
@@ -238,29 +280,60 @@ def shard_count(version: str, manifest: dict) -> tuple[int, int]:
     return files, records
 
 
+def command_parser(command: str) -> ArgumentParser:
+    """The arguments of one ``sluice datasets`` command."""
+    parser = ArgumentParser(prog=f"sluice datasets {command}")
+    positional = {"list": ["ROOT"], "show": ["VERSION"], "diff": ["VERSION1", "VERSION2"], "verify": ["VERSION"],
+                  "tag": ["VERSION", "ALIAS"], "resolve": ["PATH"], "gc": ["DATASET_FOLDER"]}[command]
+    for name in positional:
+        parser.add_argument(name)
+    if command == "verify":
+        parser.add_argument("--jobs", type=positive_int, default=1, help="Files verified at once (threads).")
+    if command == "gc":
+        parser.add_argument("--keep", type=positive_int, required=True,
+                            help="Published versions to keep besides those an alias or a lineage protects.")
+        parser.add_argument("--dry_run", action="store_true", help="Say what would be deleted; delete nothing.")
+    return parser
+
+
+COMMANDS = ("list", "show", "diff", "verify", "tag", "resolve", "gc")
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"list": 1, "show": 1, "diff": 2, "verify": 1}
-    if not argv or argv[0] not in commands or len(argv) - 1 != commands[argv[0]]:
+    if not argv or argv[0] not in COMMANDS:
         raise UsageError("usage: " + " | ".join(
             line.strip().split("  ")[0] for line in USAGE.splitlines() if line.strip()))
-    command, args = argv[0], argv[1:]
+    command = argv[0]
+    args = command_parser(command).parse_args(argv[1:])
     if command == "list":
-        print(format_list(list_versions(args[0])))
+        print(format_list(list_versions(args.ROOT)))
     elif command == "show":
-        print(show(args[0]))
+        print(show(resolved(args.VERSION)))
     elif command == "diff":
-        print(format_diff(diff(*args), *args))
+        first, second = resolved(args.VERSION1), resolved(args.VERSION2)
+        print(format_diff(diff(first, second), first, second))
+    elif command == "tag":
+        print(aliases.format_tag(*aliases.tag(args.VERSION, args.ALIAS)))
+    elif command == "resolve":
+        print(resolved(args.PATH))
+    elif command == "gc":
+        print("\n".join(retention.gc(args.DATASET_FOLDER, args.keep, args.dry_run)))
     else:
-        problems = verify(args[0])
-        manifest = load_manifest(args[0])
-        files, records = shard_count(args[0], manifest)
-        for problem in problems:
-            print(f"FAIL {problem}")
-        if problems:
-            print(f"verify: {args[0]}: {len(problems)} problem(s) in {files} shard files", file=sys.stderr)
-            return 1
-        print(f"verify: {args[0]}: {files} shard files, {records:,} records: OK")
+        return verify_command(resolved(args.VERSION), args.jobs)
+    return 0
+
+
+def verify_command(version: str, jobs: int) -> int:
+    """Print ``FAIL`` lines and a summary; 1 when a file does not match."""
+    problems = verify(version, jobs)
+    files, records = shard_count(version, load_manifest(version))
+    for problem in problems:
+        print(f"FAIL {problem}")
+    if problems:
+        print(f"verify: {version}: {len(problems)} problem(s) in {files} shard files", file=sys.stderr)
+        return 1
+    print(f"verify: {version}: {files} shard files, {records:,} records: OK")
     return 0
 
 

@@ -18,6 +18,8 @@ from transforms.dedup.near import VERIFY_MODES, NearDedupConfig
 from transforms.filters.quality import QualityThresholds
 from transforms.sources import bigquery, github_sql
 from transforms.streams.packing import TAIL_MODES
+from schemas import dataset_version
+from schemas.files import join
 from transforms.streams.tokenize import load_tokenizer
 
 MAX_SHARDS = 99999  # shard names carry five digits
@@ -61,7 +63,9 @@ def add_stream_flags(parser) -> None:
     parser.add_argument("--output", required=True,
                         help="The dataset version to publish, ROOT/DATASET/VERSION (any Beam filesystem);"
                              " a published version is never overwritten.")
-    parser.add_argument("--tokenizer", required=True, help="SentencePiece model from pipelines.tokenizer.")
+    parser.add_argument("--tokenizer", required=True,
+                        help="The tokenizer: a version of pipelines.tokenizer (ROOT/tokenizer/VERSION), an alias"
+                             " of one (ROOT/tokenizer/@ALIAS), or its tokenizer.model file.")
     parser.add_argument("--seq_len", type=positive_int, default=2048)
     parser.add_argument("--num_shards", type=positive_int, default=64)
     parser.add_argument("--seed", type=int, default=0, help="Seed of the global shuffle.")
@@ -85,8 +89,30 @@ def check_stream_flags(args) -> None:
         raise UsageError(f"--num_shards: at most {MAX_SHARDS}")
 
 
+def tokenizer_model(path: str) -> str:
+    """The model file ``--tokenizer`` names: a tokenizer version folder's (``ROOT/tokenizer/VERSION``
+    or an alias ``ROOT/tokenizer/@ALIAS``, resolved now) ``tokenizer.model``, or ``path`` itself
+    (a model file, or a path that is neither, which loading then names). The version is resolved
+    here, once, so the config, the manifest's tokenizer section and its lineage name the version,
+    never the alias, and stay true after the alias moves."""
+    from pipelines.tokenizer import MODEL_NAME  # the tokenizer pipeline imports these flags
+
+    try:
+        folder = dataset_version.resolve(path)
+        manifest = dataset_version.read_manifest(folder)
+    except dataset_version.MISSING:
+        return path
+    except dataset_version.DatasetError as err:
+        raise UsageError(f"--tokenizer: {err}") from None
+    if manifest["dataset"] != "tokenizer":
+        raise UsageError(f"--tokenizer: {folder} is a {manifest['dataset']!r} version, not a tokenizer version")
+    return join(folder.rstrip("/"), MODEL_NAME)
+
+
 def stream_tokenizer(args):
-    """The --tokenizer model, or a one-line usage error."""
+    """The --tokenizer model, or a one-line usage error. ``args.tokenizer`` becomes the model file
+    it names (``tokenizer_model``), which the job and the manifest then use."""
+    args.tokenizer = tokenizer_model(args.tokenizer)
     require_file(args.tokenizer, "--tokenizer")
     try:
         return load_tokenizer(args.tokenizer)
@@ -95,8 +121,9 @@ def stream_tokenizer(args):
 
 
 def stream_config(args) -> dict:
-    """The stream flags that change the output, for the manifest's config."""
-    return {"tokenizer": args.tokenizer, "seq_len": args.seq_len, "num_shards": args.num_shards,
+    """The stream flags that change the output, for the manifest's config (the tokenizer as the
+    model file it names, whether or not ``stream_tokenizer`` has resolved it yet)."""
+    return {"tokenizer": tokenizer_model(args.tokenizer), "seq_len": args.seq_len, "num_shards": args.num_shards,
             "seed": args.seed, "pack_tail": args.pack_tail}
 
 

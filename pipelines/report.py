@@ -198,9 +198,10 @@ def render(manifest: dict) -> str:
 
 def main(argv=None):
     parser = ArgumentParser(prog="sluice report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("version", help="ROOT/DATASET/VERSION (any fsspec URL).")
+    parser.add_argument("version", help="ROOT/DATASET/VERSION or ROOT/DATASET/@ALIAS (any fsspec URL).")
     parser.add_argument("--output", help="HTML file to write (default: DATASET-VERSION.html).")
     args = parser.parse_args(argv)
+    args.version = datasets.resolved(args.version)
     manifest = datasets.load_manifest(args.version)
     output = args.output or "-".join([manifest["version"]["dataset_folder"].rstrip("/").rsplit("/", 1)[-1],
                                       manifest["version"]["name"],

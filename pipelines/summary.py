@@ -82,10 +82,11 @@ def main(argv=None) -> int:
         print("usage: python -m pipelines.summary DATASET_DIR", file=sys.stderr)
         return 2
     try:
-        manifest = dataset_version.read_manifest(argv[0])
-        print(dataset_version.presented(argv[0], summarize, manifest))
+        version = dataset_version.resolve(argv[0])
+        manifest = dataset_version.read_manifest(version)
+        print(dataset_version.presented(version, summarize, manifest))
     except dataset_version.MISSING:
-        print(f"error: no manifest at {join(argv[0], manifest_schema.MANIFEST_NAME)}", file=sys.stderr)
+        print(f"error: no manifest at {join(version, manifest_schema.MANIFEST_NAME)}", file=sys.stderr)
         return 2
     except dataset_version.DatasetError as err:  # one line naming the version and the damage
         print(f"error: {err}", file=sys.stderr)

@@ -9,11 +9,13 @@ would train on garbage without any error. ``verify_version`` is the one full che
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import stat
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import fsspec
 import pyarrow as pa
@@ -30,6 +32,10 @@ FORMATS = ("arrow", "tfrecord")
 # nest 5 deep. A larger or deeper file is refused as invalid, not read into memory or recursed into.
 MAX_MANIFEST_BYTES = 256 << 20
 MAX_MANIFEST_DEPTH = 64
+# An alias is the file ROOT/DATASET/@NAME naming one version of DATASET (``sluice datasets tag``).
+ALIAS_PREFIX = "@"
+ALIAS_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+MAX_ALIAS_BYTES = 64 << 10
 
 
 class DatasetError(ValueError):
@@ -172,6 +178,65 @@ def presented(version: str, present, *args):
                            f"{one_line(f'{type(err).__name__} {err}')})") from None
 
 
+# Aliases ---------------------------------------------------------------------------------------
+
+def alias_path(dataset_folder: str, name: str) -> str:
+    """The alias file ``ROOT/DATASET/@NAME``, or a DatasetError for a name outside ALIAS_NAME."""
+    if not isinstance(name, str) or not ALIAS_NAME.fullmatch(name):
+        raise DatasetError(f"alias {name!r}: an alias name is a lowercase letter, then lowercase letters,"
+                           f" digits, _ and - (at most 64), e.g. latest")
+    return join(dataset_folder, ALIAS_PREFIX + name)
+
+
+def split_alias(path: str) -> Optional[tuple[str, str, str]]:
+    """``ROOT/DATASET/@NAME[/rest]`` -> (``ROOT/DATASET``, ``NAME``, ``rest``), or None for a path
+    without an alias segment (the first segment past the first that is ``@`` + an alias name)."""
+    segments = path.rstrip("/").split("/")
+    for index in range(1, len(segments)):
+        segment = segments[index]
+        if segment.startswith(ALIAS_PREFIX) and ALIAS_NAME.fullmatch(segment[len(ALIAS_PREFIX):]):
+            return "/".join(segments[:index]), segment[len(ALIAS_PREFIX):], "/".join(segments[index + 1:])
+    return None
+
+
+def read_alias(dataset_folder: str, name: str) -> dict:
+    """The alias file ``dataset_folder/@name`` (JSON: version, manifest_sha256, tagged_by,
+    tagged_at, previous), or a one-line DatasetError: no such alias, or a file that is not one."""
+    path = alias_path(dataset_folder, name)
+    try:
+        with fsspec.open(path, "rb") as handle:
+            raw = handle.read(MAX_ALIAS_BYTES + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        raise DatasetError(f"{path}: no such alias (sluice datasets tag ROOT/DATASET/VERSION {name})") from None
+    except (IsADirectoryError, OSError) as err:
+        raise DatasetError(f"{path}: unreadable alias ({one_line(err)})") from None
+    try:
+        if len(raw) > MAX_ALIAS_BYTES:
+            raise ValueError(f"over {MAX_ALIAS_BYTES:,} bytes")
+        alias = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        if not isinstance(alias, dict):
+            raise ValueError(f"it is {json_kind(alias)}, not an object")
+        version = alias.get("version")
+        problem = relative_problem(version)
+        if problem or "/" in version:
+            raise ValueError(f"version {version!r} is not a folder name")
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DatasetError(f"{path}: invalid alias file ({one_line(err)})") from None
+    return alias
+
+
+def resolve(path: str) -> str:
+    """``ROOT/DATASET/@ALIAS[/rest]`` -> ``ROOT/DATASET/VERSION[/rest]`` (the version the alias file
+    names); any other path unchanged. Readers resolve once, where a path is given, and record the
+    version, never the alias, since an alias moves and a record must stay true."""
+    found = split_alias(path)
+    if found is None:
+        return path
+    dataset_folder, name, rest = found
+    version = join(dataset_folder, read_alias(dataset_folder, name)["version"])
+    return join(version, rest) if rest else version
+
+
 def version_label(manifest: dict) -> str:
     """``dataset/version[/split]`` as a manifest names itself (format 2), for lineage records."""
     version = manifest["version"]
@@ -238,17 +303,22 @@ def verify_file(url: str, expected_bytes: int, expected_sha256: str) -> None:
                            f"{expected_bytes} bytes sha256 {expected_sha256[:12]}... (damaged or replaced shard)")
 
 
-def _split_problems(folder: str, entry: dict) -> list[str]:
-    """An ``--all_holdouts`` split in ``folder``: its manifest's sha256 against the index, then its shards."""
+Check = Callable[[], list]  # one unit of verify's work: its problem lines
+
+
+def _split_checks(fs, folder: str, entry: dict) -> list[Check]:
+    """An ``--all_holdouts`` split in ``folder``: its manifest's sha256 against the index (read now),
+    then the checks of its files."""
     name = manifest_schema.MANIFEST_NAME
     try:
         raw = _manifest_bytes(folder)
     except MISSING:
-        return [f"{name}: missing"]
+        return [lambda: [f"{name}: missing"]]
     sha256 = hashlib.sha256(raw).hexdigest()
     if sha256 != entry["manifest_sha256"]:
-        return [f"{name}: sha256 {sha256[:16]}..., the version's manifest says {entry['manifest_sha256'][:16]}..."]
-    return verify_version(folder, _parse_manifest(folder, raw, validate=True))
+        problem = f"{name}: sha256 {sha256[:16]}..., the version's manifest says {entry['manifest_sha256'][:16]}..."
+        return [lambda: [problem]]
+    return _version_checks(fs, folder, _parse_manifest(folder, raw, validate=True))
 
 
 def _listed_file_problems(fs, version: str, entry: dict, records: Optional[int]) -> list[str]:
@@ -266,35 +336,55 @@ def _listed_file_problems(fs, version: str, entry: dict, records: Optional[int])
         return file_problems(handle, entry, records)
 
 
-def verify_version(version: str, manifest: Optional[dict] = None) -> list[str]:
-    """Every problem of a published version, one line each, paths relative to ``version``: each
-    shard file's size, sha256 and record count against ``manifest`` (read if not given), each eval
-    file's size and sha256 (instruct), shard-like files (``train-*``) it does not list and, for an
-    ``--all_holdouts`` index, each split. A path that leads outside the folder is a problem and is
-    never opened. Empty when the version is intact; raises DatasetError only for a manifest that
-    cannot be read."""
-    manifest = read_manifest(version) if manifest is None else manifest
-    fs, base = fsspec.core.url_to_fs(version)
-    base = base.rstrip("/")
-    problems = []
+def _prefixed(prefix: str, check: Check) -> Check:
+    return lambda: [f"{prefix}/{problem}" for problem in check()]
+
+
+def _version_checks(fs, version: str, manifest: dict) -> list[Check]:
+    """Every check of a version, in report order: each split's (its lines prefixed with its path),
+    each listed shard file, each eval file, then the ``train-*`` files the manifest does not list.
+    Split manifests are read here, so an unreadable one raises before any file is read."""
+    checks: list[Check] = []
     for entry in manifest.get("splits", {}).values():
         try:
             folder = member_path(version, entry["path"])
         except OutsideVersion as err:
-            problems.append(f"{entry['path']}: {err.problem}")
+            checks.append(lambda line=f"{entry['path']}: {err.problem}": [line])
             continue
-        problems += [f"{entry['path']}/{problem}" for problem in _split_problems(folder, entry)]
+        checks += [_prefixed(entry["path"], check) for check in _split_checks(fs, folder, entry)]
     listed = set()
     for shard in manifest["shards"]:
         for entry in shard["files"]:
             listed.add(entry["path"])
-            problems += _listed_file_problems(fs, version, entry, shard["records"])
+            checks.append(lambda e=entry, n=shard["records"]: _listed_file_problems(fs, version, e, n))
     for entry in (manifest.get("eval") or {}).get("files", []):
-        problems += _listed_file_problems(fs, version, entry, None)
-    for extra in sorted(p.rsplit("/", 1)[1] for p in fs.glob(join(base, "train-*"))):
-        if extra not in listed:
-            problems.append(f"{extra}: not in the manifest")
-    return problems
+        checks.append(lambda e=entry: _listed_file_problems(fs, version, e, None))
+    base = fsspec.core.url_to_fs(version)[1].rstrip("/")
+
+    def unlisted() -> list[str]:
+        names = sorted(p.rsplit("/", 1)[1] for p in fs.glob(join(base, "train-*")))
+        return [f"{name}: not in the manifest" for name in names if name not in listed]
+    checks.append(unlisted)
+    return checks
+
+
+def verify_version(version: str, manifest: Optional[dict] = None, jobs: int = 1) -> list[str]:
+    """Every problem of a published version, one line each, paths relative to ``version``: each
+    shard file's size, sha256 and record count against ``manifest`` (read if not given), each eval
+    file's size and sha256 (instruct), shard-like files (``train-*``) it does not list and, for an
+    ``--all_holdouts`` index, each split. A path that leads outside the folder is a problem and is
+    never opened. ``jobs`` > 1 reads that many files at once (threads: the work is I/O and hashing,
+    which release the GIL); the lines come in the same order either way. Empty when the version is
+    intact; raises DatasetError only for a manifest that cannot be read."""
+    manifest = read_manifest(version) if manifest is None else manifest
+    fs = fsspec.core.url_to_fs(version)[0]
+    checks = _version_checks(fs, version, manifest)
+    if jobs > 1 and len(checks) > 1:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(lambda check: check(), checks))
+    else:
+        results = [check() for check in checks]
+    return [problem for lines in results for problem in lines]
 
 
 def seq_len_of(manifest: dict) -> Optional[int]:

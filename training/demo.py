@@ -86,6 +86,7 @@ def main(argv=None) -> dict:
 def instruct_data(version: str, split) -> str:
     """The instruct stream to train on: the version itself, or one split folder of an index version."""
     try:
+        version = dv.resolve(version)
         manifest = dv.read_manifest(version)
     except dv.DatasetError as err:
         raise UsageError(f"{err}; make the demo data first (make demo)") from None

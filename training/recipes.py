@@ -3,7 +3,8 @@
 the libraries are imported only when a recipe is called, and neither is a Sluice dependency.
 
 Both read the shards in manifest order with no rank split or checksum; use
-:class:`training.data.PackedDataset` for those.
+:class:`training.data.PackedDataset` for those. ``version`` may be an alias (``ROOT/DATASET/@ALIAS``),
+resolved once per call.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from schemas import tfrecord
 
 def tfrecord_features(version: str) -> dict:
     """``{column: seq_len}`` of a version's TFRecord stream, read from its first record."""
+    version = dv.resolve(version)
     manifest = dv.read_stream_manifest(version)
     for shard in dv.shard_files(manifest, "tfrecord"):
         if shard["records"]:
@@ -30,6 +32,7 @@ def tf_dataset(version: str):
     """A ``tf.data.Dataset`` of ``{column: int64 [seq_len]}`` over the version's TFRecord shards."""
     import tensorflow as tf
 
+    version = dv.resolve(version)
     manifest = dv.read_stream_manifest(version)
     files = [dv.member_path(version, s["path"]) for s in dv.shard_files(manifest, "tfrecord")]
     spec = {name: tf.io.FixedLenFeature([length], tf.int64) for name, length in tfrecord_features(version).items()}
@@ -41,6 +44,7 @@ def hf_dataset(version: str):
     shards are Arrow IPC streams, the format of ``datasets``' own cache files)."""
     import datasets
 
+    version = dv.resolve(version)
     manifest = dv.read_stream_manifest(version)
     parts = [datasets.Dataset.from_file(dv.member_path(version, s["path"]))
              for s in dv.shard_files(manifest, "arrow") if s["records"]]  # datasets cannot type an empty one

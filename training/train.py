@@ -44,7 +44,9 @@ STAGE_DATASET = {"nl": "nl", "multi": "multi", "mono": "mono"}  # instruct: any 
 def parse_args(argv):
     parser = ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", required=True, choices=STAGES)
-    parser.add_argument("--data", required=True, help="Dataset version folder (manifest.json), local or fsspec URL.")
+    parser.add_argument("--data", required=True,
+                        help="Dataset version folder (manifest.json), local or fsspec URL, or an alias of one"
+                             " (ROOT/DATASET/@ALIAS[/SPLIT]), resolved once at the start.")
     parser.add_argument("--init", help="Parent checkpoint (required for every stage but nl).")
     parser.add_argument("--output", required=True, help="Checkpoint folder to write (and resume from).")
     parser.add_argument("--config", help="Config JSON (default: training/configs/STAGE.json).")
@@ -97,8 +99,11 @@ class StageInputs:
 
 
 def read_inputs(args) -> StageInputs:
-    """Read and check ``--data``, ``--stage``, ``--init`` and the tokenizer before any device work."""
+    """Read and check ``--data``, ``--stage``, ``--init`` and the tokenizer before any device work.
+    An alias in ``--data`` is resolved first and ``args.data`` becomes the version it names, so the
+    lineage records the version and a resume after the alias moved is refused (fingerprints)."""
     try:
+        args.data = dv.resolve(args.data)
         manifest = dv.read_manifest(args.data)
         dv.require_stream(manifest, args.data)
     except dv.DatasetError as err:

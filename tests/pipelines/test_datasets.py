@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -381,3 +382,234 @@ def test_verify_of_an_index_names_a_missing_split_manifest_and_a_split_linked_ou
     assert captured.out.splitlines() == ["FAIL holdout-a/manifest.json: missing",
                                          f"FAIL holdout-b: leads outside the version folder (to {tmp_path / 'holdout-b'})"]
     assert captured.err == f"verify: {folder}: 2 problem(s) in 0 shard files\n"
+
+
+# Aliases, resolve and gc -----------------------------------------------------------------------
+
+def tokenizer_parent(root, version):
+    """The lineage entry a corpus built with ROOT/tokenizer/VERSION records."""
+    return {"tokenizer": {"dataset": "tokenizer", "version": version, "path": str(root / "tokenizer" / version),
+                          "manifest_sha256": "0" * 64}}
+
+
+def test_tag_writes_an_alias_that_every_command_resolves(tmp_path, capsys, monkeypatch):
+    root = tmp_path / "root"
+    for name in ("2026-11-30", "2026-12-07"):
+        small_version(root / "mono" / name, "mono")
+    monkeypatch.setenv("SLUICE_TAGGED_BY", "airflow:sluice_codegen")
+    assert datasets.run(["tag", str(root / "mono" / "2026-11-30"), "latest"]) == 0
+    assert datasets.run(["tag", str(root / "mono" / "2026-12-07"), "latest"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"tagged {root / 'mono' / '@latest'} -> 2026-11-30", f"tagged {root / 'mono' / '@latest'} -> 2026-12-07 (was 2026-11-30)"]
+    alias = json.loads((root / "mono" / "@latest").read_text())
+    assert alias["version"] == "2026-12-07" and alias["previous"] == "2026-11-30" and alias["dataset"] == "mono"
+    assert alias["tagged_by"] == "airflow:sluice_codegen" and alias["tagged_at"].endswith("Z")
+    assert alias["manifest_sha256"] == dv.read_manifest_file(str(root / "mono" / "2026-12-07")).sha256
+    assert sorted(p.name for p in (root / "mono").iterdir()) == ["2026-11-30", "2026-12-07", "@latest"]  # no temporary left
+
+    assert datasets.run(["tag", str(root / "mono" / "@latest"), "stable"]) == 0  # an alias of an alias: the version
+    assert json.loads((root / "mono" / "@stable").read_text())["version"] == "2026-12-07"
+    capsys.readouterr()
+    done = sluice("datasets", "resolve", str(root / "mono" / "@latest"))
+    assert done.returncode == 0 and done.stdout == f"{root / 'mono' / '2026-12-07'}\n"
+    assert datasets.run(["verify", str(root / "mono" / "@stable"), "--jobs", "2"]) == 0
+    assert capsys.readouterr().out == f"verify: {root / 'mono' / '2026-12-07'}: 4 shard files, 6 records: OK\n"
+    assert datasets.run(["show", str(root / "mono" / "@latest")]) == 0
+    assert "version " in capsys.readouterr().out
+    assert datasets.run(["diff", str(root / "mono" / "2026-11-30"), str(root / "mono" / "@latest")]) == 0
+    assert f"+++ {root / 'mono' / '2026-12-07'} (mono)" in capsys.readouterr().out
+
+    assert datasets.run(["list", str(root)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(r[1], " ".join(r[9:])) for r in rows] == [("2026-11-30", "-"), ("2026-12-07", "@latest @stable")]
+
+
+@pytest.mark.parametrize("target, alias, says", [
+    ("mono/2026-12-07", "Latest", "alias 'Latest': an alias name is a lowercase letter"),
+    ("mono/2026-12-08", "latest", "not a published version (no manifest.json)"),
+    ("mono/@nope", "latest", "mono/@nope: no such alias"),
+    ("mono/2026-12-07/manifest.json", "latest", "not a published version (a file, not a version folder)"),
+    ("mono/_staging", "latest", "not a version folder ROOT/DATASET/VERSION"),
+    ("instruct/v1/holdout-a", "latest", "its manifest names instruct/v1/holdout-a; tag the version folder itself"),
+    ("broken/v1", "latest", "invalid manifest"),
+])
+def test_tag_refuses_anything_but_a_published_version_and_a_strict_name(tmp_path, capsys, target, alias, says):
+    small_version(tmp_path / "mono" / "2026-12-07", "mono")
+    (tmp_path / "mono" / "2026-12-08").mkdir()
+    ids = np.arange(12, dtype=np.int32).reshape(3, 4)
+    version_writer.write_index(tmp_path / "instruct" / "v1", {"holdout-a": [{"input_ids": ids}]})
+    edit_manifest(tmp_path / "instruct" / "v1" / "holdout-a", lambda m: m["version"].update(name="v1", split="holdout-a"))
+    (small_version(tmp_path / "broken" / "v1") / "manifest.json").write_text("{}")
+    assert datasets.run(["tag", str(tmp_path / target), alias]) == 2
+    assert says in one_error_line(capsys)
+    assert not list(tmp_path.glob("*/@*"))
+
+
+def test_a_missing_alias_is_one_line_in_every_command(tmp_path, capsys):
+    small_version(tmp_path / "mono" / "v1", "mono")
+    missing = tmp_path / "mono" / "@latest"
+    for argv in (["resolve", str(missing)], ["show", str(missing)], ["verify", str(missing)],
+                 ["diff", str(tmp_path / "mono" / "v1"), str(missing)], ["tag", str(missing), "stable"]):
+        assert datasets.run(argv) == 2
+        assert one_error_line(capsys) == (f"error: {missing}: no such alias (sluice datasets tag"
+                                          f" ROOT/DATASET/VERSION latest)")
+
+
+def gc_root(tmp_path):
+    """ROOT with tokenizer t1..t4 and mono 2026-11-09 .. 2026-12-07 (weekly), mono's versions made
+    with tokenizer t2 except the newest (t4), a staging folder of a live run and one of a dead run."""
+    root = tmp_path / "root"
+    for name in ("t1", "t2", "t3", "t4"):
+        small_version(root / "tokenizer" / name, "tokenizer")
+    weeks = ["2026-11-09", "2026-11-16", "2026-11-23", "2026-11-30", "2026-12-07"]
+    ids = np.arange(8, dtype=np.int32).reshape(2, 4)
+    for week in weeks:
+        version_writer.write_version(root / "mono" / week, [{"input_ids": ids}], "mono",
+                                     parents=tokenizer_parent(root, "t4" if week == weeks[-1] else "t2"))
+    return root, weeks
+
+
+def test_gc_keeps_the_newest_aliased_and_parent_versions_and_leaves_staging_alone(tmp_path, capsys):
+    from pipelines import claims
+
+    root, weeks = gc_root(tmp_path)
+    assert datasets.run(["tag", str(root / "mono" / weeks[1]), "paper"]) == 0
+    staging = root / "mono" / "_staging"
+    me = claims.this_process()
+    write_claim(staging / "2026-12-14", host=me["host"], boot_id=me["boot_id"], pid=os.getpid(),
+                start_tick=claims._start_tick(os.getpid()), renewed=ago(0))
+    (staging / "2026-12-14" / "train-00000-of-00001.arrow").write_bytes(b"being written")
+    (staging / "2026-11-02").mkdir()
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    assert datasets.run(["gc", str(root / "mono"), "--keep", "2", "--dry_run"]) == 0
+    dry = capsys.readouterr().out.splitlines()
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # nothing deleted
+    assert dry == ["would delete 2026-11-09", "keep    2026-11-16  (alias @paper)", "would delete 2026-11-23",
+                   "keep    2026-11-30  (newest 2)", "keep    2026-12-07  (newest 2)",
+                   "leave   _staging/2026-11-02  (staging (unfinished run))",
+                   f"leave   _staging/2026-12-14  (running (pid {os.getpid()} on {me['host']}))",
+                   f"gc {root / 'mono'}: 3 kept, 2 to delete (dry run: nothing deleted)"]
+
+    assert datasets.run(["gc", str(root / "mono"), "--keep", "2"]) == 0
+    assert capsys.readouterr().out.splitlines() == [line.replace("would delete", "deleted")
+                                                    for line in dry[:-1]] + [f"gc {root / 'mono'}: 3 kept, 2 deleted"]
+    assert sorted(p.name for p in (root / "mono").iterdir()) == ["2026-11-16", "2026-11-30", "2026-12-07",
+                                                                   "@paper", "_staging"]
+    assert (staging / "2026-12-14" / "train-00000-of-00001.arrow").read_bytes() == b"being written"
+    assert (staging / "2026-11-02").is_dir()
+    assert dv.resolve(str(root / "mono" / "@paper")) == str(root / "mono" / weeks[1])
+    assert datasets.verify(str(root / "mono" / weeks[1])) == []
+
+    # The tokenizer: t2 and t4 are parents of kept Mono versions, whatever --keep says.
+    assert datasets.run(["gc", str(root / "tokenizer"), "--keep", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "deleted t1", "keep    t2  (parent in a kept version's lineage)", "deleted t3", "keep    t4  (newest 1)",
+        f"gc {root / 'tokenizer'}: 2 kept, 2 deleted"]
+    assert sorted(p.name for p in (root / "tokenizer").iterdir()) == ["t2", "t4"]
+
+
+def test_gc_finishes_an_interrupted_deletion_and_leaves_what_is_not_a_version(tmp_path, capsys):
+    root, weeks = gc_root(tmp_path)
+    half = root / "mono" / weeks[0]
+    (half / "_DELETING").write_text("sluice datasets gc\n")
+    (half / "manifest.json").unlink()  # a gc stopped after the manifest went
+    (root / "mono" / weeks[1] / "manifest.json").write_text("{broken")
+    (root / "mono" / "2026-12-14").mkdir()
+    (root / "mono" / "2026-12-14" / "_PUBLISHING").write_text("staging")
+    (root / "mono" / "notes").mkdir()
+    assert [r["status"] for r in datasets.list_versions(str(root)) if r["version"] == weeks[0]] == ["interrupted gc"]
+    assert datasets.run(["gc", str(root / "mono"), "--keep", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "deleted 2026-11-09  (interrupted gc)", "deleted 2026-11-23", "deleted 2026-11-30", "keep    2026-12-07  (newest 1)",
+        "leave   2026-11-16  (invalid manifest)", "leave   2026-12-14  (interrupted publish)",
+        "leave   notes  (no manifest: not a version)", f"gc {root / 'mono'}: 1 kept, 3 deleted"]
+    assert sorted(p.name for p in (root / "mono").iterdir()) == ["2026-11-16", "2026-12-07", "2026-12-14", "notes"]
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["gc", "{root}/mono"], "the following arguments are required: --keep"),
+    (["gc", "{root}/mono", "--keep", "0"], "must be a positive integer"),
+    (["gc", "{root}/nothing", "--keep", "1"], "no such dataset folder"),
+    (["verify", "{root}/mono/2026-12-07", "--jobs", "0"], "must be a positive integer"),
+])
+def test_gc_and_verify_flags_are_checked(tmp_path, capsys, argv, says):
+    root, _ = gc_root(tmp_path)
+    assert datasets.run([a.format(root=root) for a in argv]) == 2
+    assert says in one_error_line(capsys)
+    assert len(list((root / "mono").iterdir())) == 5
+
+
+def test_gc_stops_at_an_unreadable_alias(tmp_path, capsys):
+    root, _ = gc_root(tmp_path)
+    (root / "mono" / "@paper").write_text("not json")
+    assert datasets.run(["gc", str(root / "mono"), "--keep", "1"]) == 2
+    assert one_error_line(capsys).startswith(f"error: {root / 'mono' / '@paper'}: invalid alias file")
+    assert len([p for p in (root / "mono").iterdir() if p.is_dir()]) == 5
+
+
+def test_list_shows_each_corpus_tokenizer_version(tmp_path, capsys):
+    root, weeks = gc_root(tmp_path)
+    small_version(root / "nl" / "v1")  # a model file of no version: its sha256
+    assert datasets.run(["list", str(root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[6] == "TOKENIZER"
+    tokenizers = {(r.split()[0], r.split()[1]): r.split()[6] for r in lines[1:]}
+    assert tokenizers == {**{("mono", week): "t2" for week in weeks[:-1]}, ("mono", weeks[-1]): "t4",
+                          ("nl", "v1"): "sha256:none",
+                          **{("tokenizer", name): "-" for name in ("t1", "t2", "t3", "t4")}}
+
+
+def test_verify_fails_a_tampered_eval_file_with_any_number_of_jobs(tmp_path, capsys):
+    folder = tmp_path / "instruct" / "v1"
+    ids = np.arange(24, dtype=np.int32).reshape(6, 4)
+    version_writer.write_version(folder, [{"input_ids": ids[:3]}, {"input_ids": ids[3:]}], "instruct")
+    data = b"\x00" * 40
+    (folder / "eval").mkdir()
+    (folder / "eval" / "eval-00000-of-00001.tfrecord").write_bytes(data)
+    edit_manifest(folder, lambda m: m.update(eval={"examples": 2, "tasks": {}, "files": [
+        {"path": "eval/eval-00000-of-00001.tfrecord", "examples": 2, "bytes": len(data),
+         "sha256": hashlib.sha256(data).hexdigest()}]}))
+    assert datasets.run(["verify", str(folder)]) == 0
+    capsys.readouterr()
+    tampered = b"\x01" + data[1:]
+    (folder / "eval" / "eval-00000-of-00001.tfrecord").write_bytes(tampered)
+    results = []
+    for jobs in ("1", "4"):
+        assert datasets.run(["verify", str(folder), "--jobs", jobs]) == 1
+        results.append(capsys.readouterr())
+    assert results[0] == results[1]
+    assert results[0].out.splitlines() == [
+        f"FAIL eval/eval-00000-of-00001.tfrecord: sha256 {hashlib.sha256(tampered).hexdigest()[:16]}"
+        f"..., manifest says {hashlib.sha256(data).hexdigest()[:16]}..."]
+    assert results[0].err == f"verify: {folder}: 1 problem(s) in 4 shard files\n"
+
+
+def test_a_run_given_a_tokenizer_alias_records_the_version_it_names(versions, nl_input, nl_tokenizer, tmp_path):
+    """--tokenizer ROOT/tokenizer/@pinned: the manifest's config, tokenizer and lineage name the
+    version, so they stay true after the alias moves; the stream is the model file's."""
+    root, v1, _ = versions
+    tokenizer = tmp_path / "tokenizer" / nl_tokenizer.parent.name
+    shutil.copytree(nl_tokenizer.parent, tokenizer)
+    assert datasets.run(["tag", str(tokenizer), "pinned"]) == 0
+    manifest = nl.main(nl_argv(nl_input, tmp_path / "tokenizer" / "@pinned", tmp_path / "nl" / "v1"))
+    model = str(tokenizer / "tokenizer.model")
+    assert manifest["config"]["tokenizer"] == manifest["tokenizer"]["path"] == model
+    assert manifest["lineage"]["parents"]["tokenizer"]["path"] == str(tokenizer)
+    assert "@" not in json.dumps(manifest)
+    assert manifest["shards"] == v1["shards"]
+    rows = {r["dataset"]: r for r in datasets.list_versions(str(tmp_path)) if r["status"] == "published"}
+    assert rows["nl"]["tokenizer"] == nl_tokenizer.parent.name
+
+
+def test_gc_keeps_a_parent_named_only_by_a_split_of_another_dataset(tmp_path, capsys):
+    root, _ = gc_root(tmp_path)
+    index = root / "instruct" / "v1"
+    ids = np.arange(8, dtype=np.int32).reshape(2, 4)
+    version_writer.write_index(index, {"holdout-a": [{"input_ids": ids}]})
+    edit_manifest(index / "holdout-a", lambda m: m["lineage"].update(parents=tokenizer_parent(root, "t3")))
+    assert datasets.run(["gc", str(root / "tokenizer"), "--keep", "1", "--dry_run"]) == 0
+    assert capsys.readouterr().out.splitlines()[:4] == [
+        "would delete t1", "keep    t2  (parent in a kept version's lineage)",
+        "keep    t3  (parent in a kept version's lineage)", "keep    t4  (newest 1)"]

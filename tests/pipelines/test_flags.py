@@ -72,3 +72,44 @@ def test_stream_flags_are_checked():
     args, _ = parse([])
     with pytest.raises(UsageError, match="--tokenizer: no file matches t.model"):
         flags.stream_tokenizer(args)
+
+
+def tokenizer_versions(root, sample_tokenizer):
+    """ROOT/tokenizer/VERSION, a copy of the sample tokenizer's published version, tagged @pinned,
+    and ROOT/mono/v1, a version of another dataset."""
+    import shutil
+
+    import numpy as np
+
+    from pipelines import aliases
+    from schemas import version_writer
+
+    version = root / "tokenizer" / sample_tokenizer.parent.name
+    shutil.copytree(sample_tokenizer.parent, version)
+    aliases.tag(str(version), "pinned")
+    version_writer.write_version(root / "mono" / "v1", [{"input_ids": np.zeros((2, 4), dtype=np.int32)}], "mono")
+    return version
+
+
+def test_tokenizer_takes_a_version_folder_an_alias_or_a_model_file(sample_tokenizer, tmp_path):
+    version = tokenizer_versions(tmp_path, sample_tokenizer)
+    model = str(version / "tokenizer.model")
+    for given in (str(version), f"{version}/", str(tmp_path / "tokenizer" / "@pinned"), model):
+        args, _ = parse([])
+        args.tokenizer = given
+        assert flags.stream_config(args)["tokenizer"] == model  # never the alias, whatever the order
+        assert flags.stream_tokenizer(args).vocab_size == 4000 and args.tokenizer == model
+
+
+@pytest.mark.parametrize("given, says", [
+    ("tokenizer/@latest", "tokenizer/@latest: no such alias"),
+    ("mono/v1", "mono/v1 is a 'mono' version, not a tokenizer version"),
+    ("tokenizer/v9", "no file matches"),
+])
+def test_a_tokenizer_that_is_not_one_is_one_line(sample_tokenizer, tmp_path, given, says):
+    tokenizer_versions(tmp_path, sample_tokenizer)
+    args, _ = parse([])
+    args.tokenizer = str(tmp_path / given)
+    with pytest.raises(UsageError, match="^--tokenizer: ") as caught:
+        flags.stream_tokenizer(args)
+    assert says in str(caught.value) and "\n" not in str(caught.value)

@@ -339,3 +339,92 @@ def test_verify_checks_an_instruct_versions_eval_files(version):
     (version / "eval" / "eval-0.tfrecord").write_bytes(b"held ou7")
     assert dv.verify_version(str(version)) == [f"eval/eval-0.tfrecord: sha256 {hashlib.sha256(b'held ou7').hexdigest()[:16]}"
                                                f"..., manifest says {manifest['eval']['files'][0]['sha256'][:16]}..."]
+
+
+# Aliases and resolve ---------------------------------------------------------------------------
+
+def write_alias(dataset_folder, name, record) -> None:
+    (dataset_folder / f"@{name}").write_text(record if isinstance(record, str) else json.dumps(record))
+
+
+def test_resolve_follows_an_alias_and_keeps_the_rest_of_the_path(tmp_path):
+    root = tmp_path / "root"
+    write_index(root / "instruct" / "2026-12-07", {"holdout-a": (3,)})
+    write_alias(root / "instruct", "latest", {"alias": "latest", "version": "2026-12-07"})
+    assert dv.resolve(str(root / "instruct" / "@latest")) == str(root / "instruct" / "2026-12-07")
+    assert dv.resolve(f"{root}/instruct/@latest/holdout-a/") == str(root / "instruct" / "2026-12-07" / "holdout-a")
+    assert dv.read_manifest(dv.resolve(str(root / "instruct" / "@latest" / "holdout-a")))["totals"]["records"] == 3
+    for plain in (str(root / "instruct" / "2026-12-07"), "gs://bucket/root/mono/v1", "/home/me/@Not-an-alias/x",
+                  "@latest"):
+        assert dv.resolve(plain) == plain  # no alias segment (a first segment is never one)
+
+
+def test_split_alias_of_an_object_store_url():
+    assert dv.split_alias("gs://b/root/mono/@latest/holdout-x") == ("gs://b/root/mono", "latest", "holdout-x")
+    assert dv.split_alias("gs://b/root/mono/@latest") == ("gs://b/root/mono", "latest", "")
+    assert dv.split_alias("gs://b/root/mono/2026-12-07") is None
+
+
+@pytest.mark.parametrize("content, says", [
+    (None, "no such alias (sluice datasets tag ROOT/DATASET/VERSION stable)"),
+    ("not json", "invalid alias file (Expecting value"),
+    ("[1]", "invalid alias file (it is a list, not an object)"),
+    ('{"version": "../../etc"}', "invalid alias file (version '../../etc' is not a folder name)"),
+    ('{"version": "a/b"}', "invalid alias file (version 'a/b' is not a folder name)"),
+    ('{"alias": "stable"}', "invalid alias file (version None is not a folder name)"),
+])
+def test_a_missing_or_invalid_alias_is_one_line(tmp_path, content, says):
+    (tmp_path / "mono").mkdir()
+    if content is not None:
+        write_alias(tmp_path / "mono", "stable", content)
+    with pytest.raises(dv.DatasetError) as caught:
+        dv.resolve(str(tmp_path / "mono" / "@stable" / "holdout-a"))
+    assert says in str(caught.value)
+    assert str(caught.value).startswith(f"{tmp_path / 'mono' / '@stable'}: ") and "\n" not in str(caught.value)
+
+
+def test_alias_names_are_strict(tmp_path):
+    assert dv.alias_path("gs://b/root/mono", "latest") == "gs://b/root/mono/@latest"
+    for bad in ("Latest", "1st", "", "a/b", "..", "a.b", "x" * 65):
+        with pytest.raises(dv.DatasetError, match="an alias name is a lowercase letter"):
+            dv.alias_path(str(tmp_path), bad)
+
+
+# verify --jobs ---------------------------------------------------------------------------------
+
+def with_eval_file(version, data=b"held out") -> dict:
+    (version / "eval").mkdir()
+    (version / "eval" / "eval-00000-of-00001.tfrecord").write_bytes(data)
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["eval"] = {"examples": 1, "tasks": {}, "files": [
+        {"path": "eval/eval-00000-of-00001.tfrecord", "examples": 1, "bytes": len(data),
+         "sha256": hashlib.sha256(data).hexdigest()}]}
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_verify_with_threads_finds_the_same_problems_in_the_same_order(tmp_path):
+    folder = tmp_path / "instruct" / "v1"
+    write_index(folder, {"holdout-a": (3, 4, 2), "holdout-b": (5, 1)})
+    with_eval_file(folder / "holdout-b")
+    top = json.loads((folder / "manifest.json").read_text())
+    top["splits"]["holdout-b"]["manifest_sha256"] = hashlib.sha256(
+        (folder / "holdout-b" / "manifest.json").read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(top))
+    assert dv.verify_version(str(folder), jobs=1) == dv.verify_version(str(folder), jobs=4) == []
+
+    a = dv.read_manifest(str(folder / "holdout-a"))
+    for entry in (file_entries(a, "arrow")[0], file_entries(a, "tfrecord")[2]):
+        data = bytearray((folder / "holdout-a" / entry["path"]).read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (folder / "holdout-a" / entry["path"]).write_bytes(bytes(data))
+    (folder / "holdout-a" / file_entries(a, "arrow")[1]["path"]).unlink()
+    (folder / "holdout-b" / "eval" / "eval-00000-of-00001.tfrecord").write_bytes(b"held in!")
+    serial = dv.verify_version(str(folder), jobs=1)
+    assert list(dict.fromkeys(line.split(":")[0] for line in serial)) == [
+        f"holdout-a/{file_entries(a, 'arrow')[0]['path']}",
+        f"holdout-a/{file_entries(a, 'arrow')[1]['path']}",
+        f"holdout-a/{file_entries(a, 'tfrecord')[2]['path']}",
+        "holdout-b/eval/eval-00000-of-00001.tfrecord"]
+    for _ in range(3):
+        assert dv.verify_version(str(folder), jobs=4) == serial

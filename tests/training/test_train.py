@@ -216,3 +216,25 @@ def test_a_compiled_stage_writes_a_stock_codegen_checkpoint(chain, corpus_stream
     assert not any("_orig_mod" in key for key in saved)
     stock = CodeGenForCausalLM.from_pretrained(str(out))
     assert torch.equal(stock.state_dict()["transformer.h.0.mlp.fc_in.weight"], saved["transformer.h.0.mlp.fc_in.weight"])
+
+
+def test_data_may_be_an_alias_resolved_to_the_version_it_names(chain, corpus_streams, tiny_config, tmp_path):
+    """--data ROOT/mono/@latest: the stage reads, and its lineage records, the version the alias
+    names; a missing alias is one line."""
+    from pipelines import aliases
+    from schemas import dataset_version as dv
+
+    aliases.tag(str(corpus_streams["mono"]), "latest")
+    try:
+        args = train.parse_args(["--stage", "mono", "--data", str(corpus_streams["mono"].parent / "@latest"),
+                                 "--output", str(tmp_path / "mono"), "--init", str(chain / "multi")])
+        inputs = train.read_inputs(args)
+    finally:
+        (corpus_streams["mono"].parent / "@latest").unlink()  # the session's streams stay as they were
+    assert args.data == str(corpus_streams["mono"])
+    assert inputs.manifest == dv.read_manifest(str(corpus_streams["mono"]))
+    proc = subprocess.run([sys.executable, "-m", "training.train", "--stage", "mono", "--data",
+                           str(corpus_streams["mono"].parent / "@nope"), "--output", str(tmp_path / "x"),
+                           "--init", str(chain / "multi")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"error: {corpus_streams['mono'].parent / '@nope'}: no such alias (sluice datasets tag ROOT/DATASET/VERSION nope)"]
