@@ -116,7 +116,7 @@ def identities(paths) -> list:
     out = []
     for path in sorted(set(paths)):
         fs, stripped = fsspec.core.url_to_fs(path)
-        folder = (id(fs), posixpath.dirname(stripped))
+        folder = (str(fs.protocol), posixpath.dirname(stripped))
         if folder not in listed:
             try:
                 entries = fs.ls(folder[1], detail=True)

@@ -61,6 +61,7 @@ class MonoSource:
         return {"manifest": file_sha256(self.args.input)}
 
     def fingerprint_inputs(self) -> dict:
+        """The inputs fingerprint --if_changed compares, from metadata before the job (as Mono's)."""
         return fingerprints.mono_manifest_inputs(self.args.input)
 
 
@@ -84,6 +85,7 @@ class NLSource:
         return nl.inputs_section(self.args.input, read_json(run.stats_path("files.json")))
 
     def fingerprint_inputs(self) -> dict:
+        """The inputs fingerprint --if_changed compares (as NL's)."""
         return fingerprints.pile_inputs(self.args.input)
 
 
@@ -110,6 +112,7 @@ class MultiSource:
         return self._inputs
 
     def fingerprint_inputs(self) -> dict:
+        """The inputs fingerprint --if_changed compares (as Multi's; a live query: always changed)."""
         return fingerprints.multi_inputs(self.args, self.config.mode)
 
 

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataflow_templates import launch
-from pipelines import fingerprints, instruct, mono, multi, nl
-from pipelines.run import RunMode
+from pipelines import fingerprints, instruct, mono, multi, nl, versions
+from pipelines.run import Run, RunMode
 from schemas import manifest as manifest_schema
 from tests.conftest import ROOT
 
@@ -254,3 +254,20 @@ def test_tokenizer_fingerprint_through_the_launcher_check(tmp_path, monkeypatch,
     other = launch_check(monkeypatch, capsys, tmp_path, "tokenizer", [*argv[:-1], "--vocab_size=2000"])
     assert other["config_fingerprint"] != first["config_fingerprint"]
     assert not (tmp_path / "tokenizer").exists()
+
+
+def test_finalize_publishes_the_fingerprints_noted_with_the_job(tmp_path):
+    """A template's launcher computes the fingerprints before the job and notes them in job.json;
+    the publish step, run after the job, publishes those rather than its own."""
+    noted = fingerprints.Fingerprints(config={"seed": 0}, inputs={"files": []})
+    later = fingerprints.Fingerprints(config={"seed": 0}, inputs={"files": ["changed meanwhile"]})
+    stats = tmp_path / "ds" / "_staging" / "v1" / versions.RUN_STATS_DIR
+    stats.mkdir(parents=True)
+    (stats / versions.JOB_FILE).write_text(json.dumps(
+        {"job_id": "job-1", "started": "2026-12-01T00:00:00Z", "fingerprints": noted.section()}))
+    with Run(str(tmp_path / "ds" / "v1"), RunMode("finalize", "job-1"), later) as run:
+        manifest = run.manifest(dataset="mono", config={"seed": 0}, counts={}, inputs={}, tokenizer={},
+                                shards=[])
+    assert manifest["fingerprints"] == noted.section()
+    with pytest.raises(ValueError, match="check-only"):
+        Run(str(tmp_path / "ds" / "v2"), RunMode("check"))
