@@ -79,15 +79,18 @@ class CorpusRun:
 
     Used as a context manager (it claims the version on entry, see ``pipelines.run.Run``); the
     tokenizer is checked first, so a bad --tokenizer never touches an existing output.
+    ``fingerprints`` (computed and checked by the pipeline before: pipelines/fingerprints.py) go in
+    the manifest.
     """
 
-    def __init__(self, dataset: str, args, beam_args: list, mode: RunMode = RUN, stage_flags: tuple = ()):
+    def __init__(self, dataset: str, args, beam_args: list, mode: RunMode = RUN, stage_flags: tuple = (),
+                 fingerprints=None):
         self.dataset = dataset
         # ((stage, flag names), ...): the flags that set a stage, named when it removes everything
         self.stage_flags = dict(stage_flags)
         self.args = args
         self.tokenizer = flags.stream_tokenizer(args)
-        self.run = Run(args.output, mode)
+        self.run = Run(args.output, mode, fingerprints)
         self.pipeline = beam.Pipeline(options=pipeline_options(beam_args))
         self.near_dedup: NearDedupConfig | None = None
 

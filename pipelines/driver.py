@@ -148,6 +148,11 @@ class Submitted(Exception):
         self.job_id = job_id
 
 
+class NothingToDo(Exception):
+    """The run ends before it claims anything, successfully (``--if_changed`` with nothing
+    changed, a check-only run): its message is the one line printed; exit status 0."""
+
+
 def exit_status(status) -> int:
     """An int that a command's ``main`` returns is its exit status (``datasets verify``'s 1)."""
     return status if isinstance(status, int) and not isinstance(status, bool) else 0
@@ -156,7 +161,8 @@ def exit_status(status) -> int:
 def run_main(main, argv=None, **context) -> int:
     """Run ``main(argv, **context)``; a UsageError or a bad flag becomes one line on stderr and exit
     status 2. Local runs started from the command line print their progress (transforms/stats/progress.py).
-    A dry run (Beam's --dry_run, or --bigquery_dry_run_only's estimate) prints one line and exits 0.
+    A dry run (Beam's --dry_run, or --bigquery_dry_run_only's estimate) and a run with nothing to
+    do (NothingToDo: ``--if_changed``) print one line and exit 0.
     """
     logging.getLogger().setLevel(logging.WARNING)
     os.environ.setdefault(progress.ENV, progress.DEFAULT_INTERVAL_S)
@@ -171,6 +177,8 @@ def run_main(main, argv=None, **context) -> int:
         job = getattr(dry.result, "job", None)
         transforms = len(job.proto_pipeline.components.transforms) if job is not None else 0
         print(f"dry run: the graph translated ({transforms} transforms); nothing was submitted or published")
+    except NothingToDo as done:
+        print(str(done))
     except Submitted as submitted:
         print(f"submitted job {submitted.job_id}; publish it with the finalize step once it succeeds")
     return 0

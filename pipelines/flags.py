@@ -79,6 +79,13 @@ def add_allow_empty_flag(parser) -> None:
                              " stage that removed everything, and publishes nothing.")
 
 
+def add_if_changed_flag(parser) -> None:
+    """--if_changed, which every publishing pipeline takes (pipelines/fingerprints.py)."""
+    parser.add_argument("--if_changed", action="store_true",
+                        help="Publish nothing, and exit 0 with one line naming it, when the newest published"
+                             " version of ROOT/DATASET has the same config and input fingerprints.")
+
+
 def add_side_output_flags(parser) -> None:
     parser.add_argument("--write_documents", action="store_true", help="Write curated documents as Parquet.")
     parser.add_argument("--write_rejects", action="store_true", help="Write every reject as Parquet.")
@@ -220,6 +227,7 @@ def add_corpus_flags(parser, *, near_dedup_default: bool, decontamination: bool)
     add_near_dedup_flags(parser, default=near_dedup_default)
     add_side_output_flags(parser)
     add_allow_empty_flag(parser)
+    add_if_changed_flag(parser)
     return parser
 
 

@@ -24,7 +24,7 @@ import sys
 
 import apache_beam as beam
 
-from pipelines import flags, versions
+from pipelines import fingerprints, flags, versions
 from pipelines.corpus import emptied_by
 from pipelines.driver import ArgumentParser, UsageError, parse_pipeline_args, pipeline_options, positive_int
 from pipelines.driver import require_file, run_main
@@ -70,6 +70,7 @@ def build_parser():
     flags.add_stream_flags(parser)
     flags.add_decontamination_flags(parser)
     flags.add_allow_empty_flag(parser)
+    flags.add_if_changed_flag(parser)
     return parser
 
 
@@ -242,7 +243,9 @@ def main(argv=None, mode=RUN):
     splits = plan_splits(registry, args)
     decontamination = flags.decontamination_config(args)
     tokenizer = flags.stream_tokenizer(args)  # checked before the output is touched
-    with Run(args.output, mode) as run:
+    found = run_fingerprints(args, registry, splits, decontamination)
+    fingerprints.gate(args, args.output, found, mode)
+    with Run(args.output, mode, found) as run:
         decontamination = with_eval_texts(run, registry, decontamination)
         pipeline = beam.Pipeline(options=pipeline_options(beam_args))
         has_archives = build_graph(pipeline, run, args, registry, splits, decontamination, tokenizer)
@@ -253,6 +256,17 @@ def main(argv=None, mode=RUN):
         sections = stream_sections(args, tokenizer, {"examples": "examples/" if args.write_examples else None})
         sections["stream"]["segment_ids"] = True
         return publish(run, args, registry, splits, decontamination, dict(counts=counts, inputs=inputs, **sections))
+
+
+def run_fingerprints(args, registry, splits: list, decontamination) -> fingerprints.Fingerprints:
+    """The version's config (every split's, with --all_holdouts) without paths; the registry, the
+    task sources' files and extra benchmarks as inputs."""
+    config = (run_config(args, registry, None, decontamination, splits) if args.all_holdouts
+              else run_config(args, registry, splits[0], decontamination))
+    inputs = {**fingerprints.instruct_inputs(registry, args.tasks),
+              "benchmarks": fingerprints.benchmark_inputs(decontamination)}
+    return fingerprints.fingerprints(DATASET, config, inputs, args.tokenizer,
+                                     drop=("tasks", "tokenizer", "decontamination.extra_paths"))
 
 
 def splits_section(manifests: dict) -> dict:

@@ -16,7 +16,7 @@ import dataclasses
 
 import apache_beam as beam
 
-from pipelines import flags
+from pipelines import fingerprints, flags
 from pipelines.corpus import CorpusRun
 from pipelines.driver import ArgumentParser, UsageError, comma_list, non_negative_float, non_negative_int
 from pipelines.driver import positive_int, require_file
@@ -188,12 +188,24 @@ def run_config(args, curation: CurationConfig, near_dedup, decontamination) -> d
     return config
 
 
+def run_fingerprints(args, config: dict, decontamination) -> fingerprints.Fingerprints:
+    """The config without paths; the manifest (and the archives it names on a filesystem) and
+    extra benchmarks as inputs."""
+    inputs = {**fingerprints.mono_manifest_inputs(args.input),
+              "benchmarks": fingerprints.benchmark_inputs(decontamination)}
+    return fingerprints.fingerprints(DATASET, config, inputs, args.tokenizer,
+                                     drop=("manifest", "tokenizer", "decontamination.extra_paths"))
+
+
 def main(argv=None, mode=RUN):
     args, beam_args = parse_args(argv)
     curation = curation_config(args)
     near_dedup = flags.near_dedup_config(args)
     decontamination = flags.decontamination_config(args)
-    with CorpusRun(DATASET, args, beam_args, mode, STAGE_FLAGS) as corpus:
+    config = run_config(args, curation, near_dedup, decontamination)
+    found = run_fingerprints(args, config, decontamination)
+    fingerprints.gate(args, args.output, found, mode)
+    with CorpusRun(DATASET, args, beam_args, mode, STAGE_FLAGS, found) as corpus:
         curated = corpus.pipeline | "Curate" >> CurateGithubRepos(curation)
         documents, rejects = corpus.clean(curated.documents, [curated.rejects], decontamination, near_dedup)
         rejects = rejects | "AllRejects" >> beam.Flatten()
@@ -205,7 +217,7 @@ def main(argv=None, mode=RUN):
         archives = read_json(corpus.stats_path("archives.json"))
         loss = check_unreadable(args, counts, archives, read_json(corpus.stats_path(UNREADABLE_STATS)))
         return corpus.publish(
-            config=run_config(args, curation, near_dedup, decontamination), counts=counts, shards=shards,
+            config=config, counts=counts, shards=shards,
             inputs={"manifest": file_sha256(args.input), "archives": {**archives, "loss_gate": loss}},
             **sections,
         )

@@ -25,7 +25,7 @@ import time
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines import flags
+from pipelines import fingerprints, flags
 from pipelines.corpus import CorpusRun
 from pipelines.driver import ArgumentParser, UsageError, comma_list, non_negative_int, positive_int, require_file
 from pipelines.driver import run_main
@@ -279,6 +279,15 @@ def run_config(args, selection: Selection, near_dedup, decontamination) -> dict:
             "decontamination": decontamination}
 
 
+def run_fingerprints(args, selection: Selection, config: dict, decontamination) -> fingerprints.Fingerprints:
+    """The config without paths; the query's rows (snapshot tables, export files; a live query
+    always counts as changed) and extra benchmarks as inputs."""
+    inputs = {**fingerprints.multi_inputs(args, selection.mode),
+              "benchmarks": fingerprints.benchmark_inputs(decontamination)}
+    return fingerprints.fingerprints(DATASET, config, inputs, args.tokenizer,
+                                     drop=("tokenizer", "decontamination.extra_paths"))
+
+
 def languages_section(corpus: CorpusRun, languages) -> dict:
     """Per language: rows read, documents and tokens kept, rejects per stage and reason."""
     read, kept, rejects = (read_json(corpus.stats_path(f"languages_{part}.json"))
@@ -296,7 +305,10 @@ def main(argv=None, mode=RUN, bigquery_client=None):
     if near_dedup is not None:
         near_dedup = dataclasses.replace(near_dedup, per_language=True)
     decontamination = flags.decontamination_config(args)
-    with CorpusRun(DATASET, args, beam_args, mode, STAGE_FLAGS) as corpus:
+    config = run_config(args, selection, near_dedup, decontamination)
+    found = run_fingerprints(args, selection, config, decontamination)
+    fingerprints.gate(args, args.output, found, mode)
+    with CorpusRun(DATASET, args, beam_args, mode, STAGE_FLAGS, found) as corpus:
         curated, inputs = curate(corpus.pipeline, args, selection, corpus.run.stats_dir, bigquery_client)
         documents, rejects = corpus.clean(curated.documents, curated.rejects, decontamination, near_dedup)
         rejects = rejects | "AllRejects" >> beam.Flatten()
@@ -306,9 +318,7 @@ def main(argv=None, mode=RUN, bigquery_client=None):
             corpus.stats_path("languages_read.json"), corpus.stats_path("languages_rejects.json"))
         counts, shards, sections = corpus.execute()
         sections["languages"] = languages_section(corpus, selection.params.languages)
-        return corpus.publish(
-            config=run_config(args, selection, near_dedup, decontamination),
-            counts=counts, inputs=inputs, shards=shards, **sections)
+        return corpus.publish(config=config, counts=counts, inputs=inputs, shards=shards, **sections)
 
 
 def run(argv=None, mode=RUN) -> int:

@@ -17,7 +17,7 @@ import dataclasses
 
 import apache_beam as beam
 
-from pipelines import flags
+from pipelines import fingerprints, flags
 from pipelines.corpus import CorpusRun
 from pipelines.driver import ArgumentParser, DryRun, Submitted, UsageError, comma_list, positive_int, run_main
 from pipelines.run import RUN
@@ -120,11 +120,20 @@ def inputs_section(patterns, files: list) -> dict:
     }
 
 
+def run_fingerprints(args, config: dict) -> fingerprints.Fingerprints:
+    """The config without paths; the files the patterns match as inputs."""
+    return fingerprints.fingerprints(DATASET, config, fingerprints.pile_inputs(args.input), args.tokenizer,
+                                     drop=("inputs", "tokenizer"))
+
+
 def main(argv=None, mode=RUN):
     args, beam_args = parse_args(argv)
     pile = read_config(args)
     near_dedup = flags.near_dedup_config(args)
-    with CorpusRun(DATASET, args, beam_args, mode, STAGE_FLAGS) as corpus:
+    config = run_config(args, pile, near_dedup)
+    found = run_fingerprints(args, config)
+    fingerprints.gate(args, args.output, found, mode)
+    with CorpusRun(DATASET, args, beam_args, mode, STAGE_FLAGS, found) as corpus:
         curated = corpus.pipeline | "Curate" >> CuratePile(pile)
         documents, rejects = corpus.clean(curated.documents, [curated.rejects], None, near_dedup)
         tallies, boundaries = list(curated.tallies), list(curated.boundaries)
@@ -139,7 +148,7 @@ def main(argv=None, mode=RUN):
         counts, shards, sections = corpus.execute(run_job)
         sections["sets"] = sets_report(read_json(corpus.stats_path("sets.json")), boundaries)
         return corpus.publish(
-            config=run_config(args, pile, near_dedup), counts=counts, shards=shards,
+            config=config, counts=counts, shards=shards,
             inputs=inputs_section(args.input, read_json(corpus.stats_path("files.json"))), **sections)
 
 

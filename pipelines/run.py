@@ -12,6 +12,8 @@ How the driver runs its job (``RunMode``): "run" runs and waits, then publishes 
 direct Dataflow launches). A Flex Template's launcher must not wait for the job, so it runs in
 "submit" mode (submit, note the job in staging, stop) and a later "finalize" step (the DAG's, after
 the job succeeded) rebuilds the same driver, takes the counts from the finished job and publishes.
+"check" runs nothing: the driver stops at its ``--if_changed`` check (``pipelines/fingerprints.py``)
+and reports it, before any Run is made.
 A run that fails keeps its staging folder, for the rerun to clear; a dry run removes it.
 """
 
@@ -30,7 +32,7 @@ from schemas.files import join
 from transforms.stats import progress
 from transforms.stats.run_stats import read_json
 
-MODES = ("run", "submit", "finalize")
+MODES = ("run", "submit", "finalize", "check")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,14 +53,21 @@ RUN = RunMode()
 
 
 class Run:
-    """One run of the version ``output`` (ROOT/DATASET/VERSION), in ``mode``."""
+    """One run of the version ``output`` (ROOT/DATASET/VERSION), in ``mode``.
 
-    def __init__(self, output: str, mode: RunMode = RUN):
+    ``fingerprints`` (``pipelines.fingerprints.Fingerprints``, computed before the job) go in the
+    manifest; a submitted job notes them for its finalize step, which publishes those, not its own.
+    """
+
+    def __init__(self, output: str, mode: RunMode = RUN, fingerprints=None):
         versions.split_version(output)
+        if mode.mode == "check":
+            raise ValueError("a check-only run stops at its check, before a Run is made")
         self.version = output.rstrip("/")
         self.staging = versions.staging_folder(output)
         self.mode = mode
         self.started: str | None = None
+        self.fingerprints = fingerprints.section() if fingerprints is not None else None
         self._claim: claims.Claim | None = None
 
     @property
@@ -132,6 +141,7 @@ class Run:
             raise UsageError(f"--dataflow_job_id: {self.mode.job_id} did not write {self.version}"
                              f" (its staging folder belongs to job {job['job_id']})")
         self.started = job["started"]
+        self.fingerprints = job.get("fingerprints", self.fingerprints)  # those computed before the job
         self._claim = claims.Claim.take(self.staging)  # the launcher's claim passes to the finalize step
 
     def execute(self, pipeline):
@@ -151,7 +161,8 @@ class Run:
         if self.mode.mode == "submit":
             job_id = result.job_id()
             versions.write_json_file(self.stats_path(versions.JOB_FILE),
-                                     {"job_id": job_id, "started": self.started, "version": self.version})
+                                     {"job_id": job_id, "started": self.started, "version": self.version,
+                                      "fingerprints": self.fingerprints})
             self._release()  # the launcher exits now; its claim lapses after claims.LEASE_S
             raise Submitted(job_id)
         result.wait_until_finish()
@@ -168,6 +179,8 @@ class Run:
 
     def manifest(self, **fields) -> dict:
         """The validated manifest of this version (or of its ``split=`` subfolder), not written."""
+        if self.fingerprints is not None:
+            fields.setdefault("fingerprints", self.fingerprints)
         return build_manifest(self.version, self.staging, started=self.started, **fields)
 
     def publish(self, manifest: dict, nested: dict | None = None) -> dict:

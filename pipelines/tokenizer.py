@@ -25,7 +25,7 @@ import json
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines import mono, multi, nl
+from pipelines import fingerprints, flags, mono, multi, nl
 from pipelines.driver import ArgumentParser, UsageError, parse_pipeline_args, pipeline_options, positive_int
 from pipelines.driver import run_main
 from pipelines.manifests import file_sha256
@@ -71,6 +71,10 @@ class MonoSource:
     def inputs(self, run: Run) -> dict:
         return {"manifest": file_sha256(self.args.input), "archives": self._archives}
 
+    def fingerprint_inputs(self) -> dict:
+        """The inputs fingerprint --if_changed compares, from metadata before the job (as Mono's)."""
+        return fingerprints.mono_manifest_inputs(self.args.input)
+
 
 class NLSource:
     """``--source nl``: the Pile reader and set filter of ``pipelines.nl``."""
@@ -90,6 +94,10 @@ class NLSource:
 
     def inputs(self, run: Run) -> dict:
         return nl.inputs_section(self.args.input, read_json(run.stats_path("files.json")))
+
+    def fingerprint_inputs(self) -> dict:
+        """The inputs fingerprint --if_changed compares (as NL's)."""
+        return fingerprints.pile_inputs(self.args.input)
 
 
 class MultiSource:
@@ -114,6 +122,10 @@ class MultiSource:
     def inputs(self, run: Run) -> dict:
         return self._inputs
 
+    def fingerprint_inputs(self) -> dict:
+        """The inputs fingerprint --if_changed compares (as Multi's; a live query: always changed)."""
+        return fingerprints.multi_inputs(self.args, self.config.mode)
+
 
 SOURCES = {"mono": MonoSource, "nl": NLSource, "multi": MultiSource}
 
@@ -131,6 +143,7 @@ def build_parser(source: str | None = None):
     parser.add_argument("--vocab_size", type=positive_int, default=32000)
     parser.add_argument("--sample_docs", type=positive_int, default=50000)
     parser.add_argument("--seed", type=int, default=0)
+    flags.add_if_changed_flag(parser)
     return parser
 
 
@@ -179,7 +192,12 @@ def main(argv=None, mode=RUN, bigquery_client=None):
     args, beam_args = parse_args(argv)
     source = (MultiSource(args, mode, bigquery_client) if args.source == "multi"  # the one source that queries
               else SOURCES[args.source](args, mode))
-    with Run(args.output, mode) as run:
+    config = {"source": args.source, "curation": dataclasses.asdict(source.config),
+              "vocab_size": args.vocab_size, "sample_docs": args.sample_docs, "seed": args.seed}
+    found = fingerprints.fingerprints(DATASET, config, source.fingerprint_inputs(),
+                                      drop=("curation.manifest", "curation.inputs"))
+    fingerprints.gate(args, args.output, found, mode)
+    with Run(args.output, mode, found) as run:
         pipeline = beam.Pipeline(options=pipeline_options(beam_args))
         seed = args.seed
         (
@@ -196,9 +214,7 @@ def main(argv=None, mode=RUN, bigquery_client=None):
         if not FileSystems.exists(model_path):
             raise UsageError(f"{source.empty_flag}: no document passed the filters, nothing to train on")
         return run.publish(run.manifest(
-            dataset=DATASET,
-            config={"source": args.source, "curation": dataclasses.asdict(source.config),
-                    "vocab_size": args.vocab_size, "sample_docs": args.sample_docs, "seed": args.seed},
+            dataset=DATASET, config=config,
             counts=run.counts(result), inputs=source.inputs(run),
             tokenizer={**file_sha256(model_path), "vocab_size": load_tokenizer(model_path).vocab_size},
             sample=read_json(run.stats_path("train.json")), shards=[]))

@@ -114,7 +114,8 @@ def _file(entry: dict, where: str) -> None:
 def check_shape(manifest: dict) -> None:
     """Raise ValueError naming the first value of the wrong type among those readers use: the
     top-level sections, version, lineage, counts, totals, each shard and its files, an index's
-    splits and an instruct version's eval files. Paths are relative names inside the folder."""
+    splits, an instruct version's eval files and the fingerprints an ``--if_changed`` run
+    compares. Paths are relative names inside the folder."""
     _field(manifest, "format_version", int, "")
     for key in ("dataset", "config_fingerprint"):
         _field(manifest, key, str, "")
@@ -143,6 +144,10 @@ def check_shape(manifest: dict) -> None:
             _field(split["totals"], key, int, f"{where}totals.")
         _field(split, "eval_examples", int, where, optional=True)
         _field(split, "mixture", dict, where, optional=True)
+    prints = _field(manifest, "fingerprints", dict, "", optional=True)  # pipelines/fingerprints.py
+    for key in ("config", "inputs"):
+        if prints is not None:
+            _field(prints, key, str, "fingerprints.")
     held = _field(manifest, "eval", dict, "", optional=True)
     for where, entry in _entries(held or {}, "files", list, "eval.", optional=True):
         _file(entry, where)
