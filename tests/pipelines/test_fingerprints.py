@@ -271,3 +271,19 @@ def test_finalize_publishes_the_fingerprints_noted_with_the_job(tmp_path):
     assert manifest["fingerprints"] == noted.section()
     with pytest.raises(ValueError, match="check-only"):
         Run(str(tmp_path / "ds" / "v2"), RunMode("check"))
+
+
+def test_a_tokenizer_alias_is_fingerprinted_as_the_model_it_names(tmp_path, nl_tokenizer):
+    """--tokenizer ROOT/tokenizer/@ALIAS (or a version folder) is resolved before the fingerprints
+    are taken, so they hash the model file, the same as when the file itself is given."""
+    from pipelines import aliases, flags
+
+    version = tmp_path / "tokenizer" / nl_tokenizer.parent.name
+    shutil.copytree(nl_tokenizer.parent, version)
+    aliases.tag(str(version), "pinned")
+    model = str(version / "tokenizer.model")
+    parsed = [flags.parse_built(mono.build_parser(), ["--input", "m", "--output", "o", "--tokenizer", t])[0]
+              for t in (model, str(version), str(tmp_path / "tokenizer" / "@pinned"))]
+    assert [a.tokenizer for a in parsed] == [model] * 3
+    first, *others = (fingerprints.fingerprints("mono", {}, {}, a.tokenizer) for a in parsed)
+    assert others == [first, first]
