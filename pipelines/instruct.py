@@ -172,12 +172,14 @@ def plan_splits(registry: schema.Registry, args) -> list:
     """--holdout_cluster NAME is --holdout_clusters NAME: one code path."""
     flag = "--holdout_clusters" if args.holdout_clusters else "--holdout_cluster"
     holdouts = args.holdout_clusters or ((args.holdout_cluster,) if args.holdout_cluster else ())
-    if args.cluster_ladder:
-        flag = "--cluster_ladder"
+    try:
+        schema.check_holdouts(registry, holdouts)
+    except schema.RegistryError as err:
+        raise UsageError(f"{flag}: {err}") from None
     try:
         return schema.plan_splits(registry, holdouts, args.all_holdouts, args.cluster_ladder)
     except schema.RegistryError as err:
-        raise UsageError(f"{flag}: {err}") from None
+        raise UsageError(f"--cluster_ladder: {err}") from None
 
 
 def ladder_section(splits: list) -> dict:

@@ -329,11 +329,9 @@ def _split(registry: Registry, name: str, holdouts: tuple, train_clusters: Optio
                  train_clusters=train_clusters)
 
 
-def plan_splits(registry: Registry, holdouts=(), all_holdouts: bool = False, cluster_ladder: bool = False) -> list:
-    """The mixtures to build: one with every trainable task; one leaving ``holdouts`` (one cluster's
-    name or several; each with its close clusters) out; one per cluster (``all_holdouts``); or
-    (``cluster_ladder``) the cluster ladder: ``clusters-<k>`` for k = 1..K, each holding the same
-    clusters out and training on the first k of the K other trainable clusters in ``ladder_order``."""
+def check_holdouts(registry: Registry, holdouts) -> tuple:
+    """The held-out clusters (one name or several), sorted; RegistryError naming one that is no
+    task's cluster or one named twice."""
     holdouts = (holdouts,) if isinstance(holdouts, str) else tuple(holdouts)
     clusters = registry.clusters
     for cluster in holdouts:
@@ -342,7 +340,16 @@ def plan_splits(registry: Registry, holdouts=(), all_holdouts: bool = False, clu
     twice = sorted({c for c in holdouts if holdouts.count(c) > 1})
     if twice:
         raise RegistryError(f"{', '.join(twice)} named more than once")
-    holdouts = tuple(sorted(holdouts))
+    return tuple(sorted(holdouts))
+
+
+def plan_splits(registry: Registry, holdouts=(), all_holdouts: bool = False, cluster_ladder: bool = False) -> list:
+    """The mixtures to build: one with every trainable task; one leaving ``holdouts`` (one cluster's
+    name or several; each with its close clusters) out; one per cluster (``all_holdouts``); or
+    (``cluster_ladder``) the cluster ladder: ``clusters-<k>`` for k = 1..K, each holding the same
+    clusters out and training on the first k of the K other trainable clusters in ``ladder_order``."""
+    holdouts = check_holdouts(registry, holdouts)
+    clusters = registry.clusters
     if all_holdouts:
         return [_split(registry, holdout_name((c,)), (c,)) for c in clusters]
     if not cluster_ladder:
