@@ -1,18 +1,22 @@
 """Instruction-tuning mixtures the FLAN way: task registry -> packed streams, per held-out split.
 
     python -m pipelines.instruct --tasks REGISTRY --output ROOT/instruct/VERSION --tokenizer MODEL.model \
-        [--holdout_cluster NAME | --all_holdouts] [--max_examples_per_task N] [--mixing_cap N] \
-        [--mixture_size N] [--seed S] [--write_examples] [Beam options]
+        [--holdout_cluster NAME | --holdout_clusters A,B,C [--cluster_ladder] | --all_holdouts] \
+        [--max_examples_per_task N] [--mixing_cap N] [--mixture_size N] [--seed S] [--write_examples] \
+        [Beam options]
 
 Stages: read sources -> render (template by hash) -> decontaminate training examples against every
 evaluation split, HumanEval and MTPB -> cap per task -> tokenize -> per split: mix (capped
 examples-proportional) -> global shuffle -> pack with segment ids -> write shards, and the held-out
 tasks' evaluation set; then the driver publishes the version, ``manifest.json`` last.
 
-A version holds one split (the whole mixture, or ``--holdout_cluster``'s) in its root, or with
-``--all_holdouts`` one complete split per subfolder ``holdout-<cluster>/`` (shards, ``eval/``,
-its own ``manifest.json``: what a training job points at) and a root manifest that lists the
-splits with their manifests' sha256 and has no shards of its own. Every split comes from one job
+A version holds one split (the whole mixture, or the one leaving ``--holdout_cluster`` or
+``--holdout_clusters`` out) in its root, or with ``--all_holdouts`` one complete split per subfolder
+``holdout-<cluster>/`` (shards, ``eval/``, its own ``manifest.json``: what a training job points
+at) and a root manifest that lists the splits with their manifests' sha256 and has no shards of its
+own. ``--cluster_ladder`` (FLAN's cluster-count ablation) writes ``clusters-<k>/`` the same way:
+split k trains on the first k of the other trainable clusters (``schemas.instruct.ladder_order``),
+and every split holds out the same clusters and writes the same evaluation set. Every split comes from one job
 and one staging folder, so the version (all splits) is published at once and is immutable as a
 whole.
 """
@@ -26,7 +30,8 @@ import apache_beam as beam
 
 from pipelines import fingerprints, flags, versions
 from pipelines.corpus import emptied_by
-from pipelines.driver import ArgumentParser, UsageError, parse_pipeline_args, pipeline_options, positive_int
+from pipelines.driver import ArgumentParser, UsageError, comma_list, parse_pipeline_args, pipeline_options
+from pipelines.driver import positive_int
 from pipelines.driver import require_file, run_main
 from pipelines.manifests import file_sha256, stream_sections
 from pipelines.run import RUN, Run
@@ -53,9 +58,17 @@ def build_parser():
     parser.add_argument("--tasks", required=True, help="Task registry (YAML or JSON; any fsspec path).")
     holdout = parser.add_mutually_exclusive_group()
     holdout.add_argument("--holdout_cluster", help="Leave this cluster (and its close clusters) out of training.")
+    holdout.add_argument("--holdout_clusters", type=comma_list,
+                         help="Leave these clusters (comma-separated, each with its close clusters) out of"
+                              " training together and evaluate their tasks.")
     holdout.add_argument("--all_holdouts", action="store_true",
                          help="Build every leave-one-cluster-out split, each in holdout-<cluster>/ of the"
                               " one version.")
+    parser.add_argument("--cluster_ladder", action="store_true",
+                        help="With --holdout_clusters (or --holdout_cluster): one split clusters-<k>/ per k ="
+                             " 1..K, training on the first k of the K other trainable clusters (most"
+                             " trainable tasks first, ties in registry order); all hold out the same clusters"
+                             " and share one evaluation set.")
     parser.add_argument("--max_examples_per_task", type=positive_int, default=30000,
                         help="Training examples kept per task, by hash rank (FLAN: 30,000).")
     parser.add_argument("--mixing_cap", type=positive_int, default=3000,
@@ -81,6 +94,12 @@ def parse_args(argv):
     if any(a == "--pack_tail" or a.startswith("--pack_tail=") for a in given) and args.pack_tail != "pad":
         raise UsageError("--pack_tail: instruct rows hold whole examples and are always padded (pad)")
     args.pack_tail = "pad"  # rows hold whole examples and are padded; nothing is dropped
+    if args.cluster_ladder and args.all_holdouts:
+        raise UsageError("--cluster_ladder: not with --all_holdouts; every split of a ladder holds out the same"
+                         " clusters, named by --holdout_clusters")
+    if args.cluster_ladder and not (args.holdout_clusters or args.holdout_cluster):
+        raise UsageError("--cluster_ladder: name the held-out clusters with --holdout_clusters (or"
+                         " --holdout_cluster)")
     if args.seq_len < args.max_input_tokens + args.max_target_tokens + 1:
         raise UsageError(
             f"--seq_len: {args.seq_len} cannot hold an example of --max_input_tokens {args.max_input_tokens}"
@@ -98,10 +117,15 @@ def load_registry(args) -> schema.Registry:
 
 def run_config(args, registry: schema.Registry, split: schema.Split | None, decontamination,
                splits: list | None = None) -> dict:
-    """One split's config, or (``split`` None) the --all_holdouts version's, which names its splits."""
+    """One split's config, or (``split`` None) the --all_holdouts or --cluster_ladder version's,
+    which names its splits."""
     if split is not None:
-        chosen = {"split": split.name, "holdout_cluster": split.holdout,
+        chosen = {"split": split.name, "holdout_cluster": split.holdout, "holdout_clusters": list(split.holdouts),
                   "excluded_clusters": list(split.excluded_clusters)}
+        if split.train_clusters is not None:
+            chosen["train_clusters"] = list(split.train_clusters)
+    elif args.cluster_ladder:
+        chosen = {"split": "cluster_ladder", "splits": [s.name for s in splits], "ladder": ladder_section(splits)}
     else:
         chosen = {"split": "all_holdouts", "splits": [s.name for s in splits]}
     return {
@@ -130,9 +154,15 @@ def _is_split(example, split_name):
 
 
 
+def nested(args) -> bool:
+    """Whether the version holds its splits in subfolders under an index (--all_holdouts, --cluster_ladder)."""
+    return bool(args.all_holdouts or args.cluster_ladder)
+
+
 def split_output(run: Run, args, split: schema.Split) -> str:
-    """Where a split is written: the version's (staging) root, or its subfolder with --all_holdouts."""
-    return join(run.staging, split.name) if args.all_holdouts else run.staging
+    """Where a split is written: the version's (staging) root, or its subfolder with --all_holdouts
+    or --cluster_ladder."""
+    return join(run.staging, split.name) if nested(args) else run.staging
 
 
 def split_stats_dir(run: Run, args, split: schema.Split) -> str:
@@ -140,10 +170,24 @@ def split_stats_dir(run: Run, args, split: schema.Split) -> str:
 
 
 def plan_splits(registry: schema.Registry, args) -> list:
+    """--holdout_cluster NAME is --holdout_clusters NAME: one code path."""
+    flag = "--holdout_clusters" if args.holdout_clusters else "--holdout_cluster"
+    holdouts = args.holdout_clusters or ((args.holdout_cluster,) if args.holdout_cluster else ())
     try:
-        return schema.plan_splits(registry, args.holdout_cluster, args.all_holdouts)
+        schema.check_holdouts(registry, holdouts)
     except schema.RegistryError as err:
-        raise UsageError(str(err)) from None
+        raise UsageError(f"{flag}: {err}") from None
+    try:
+        return schema.plan_splits(registry, holdouts, args.all_holdouts, args.cluster_ladder)
+    except schema.RegistryError as err:
+        raise UsageError(f"--cluster_ladder: {err}") from None
+
+
+def ladder_section(splits: list) -> dict:
+    """What every split of a cluster ladder shares: the held-out clusters and the order the
+    training clusters are added in (its last split trains on all of them)."""
+    return {"order": list(splits[-1].train_clusters), "holdout_clusters": list(splits[0].holdouts),
+            "excluded_clusters": list(splits[0].excluded_clusters)}
 
 
 def with_eval_texts(run: Run, registry: schema.Registry, decontamination: dict | None) -> dict | None:
@@ -171,7 +215,7 @@ def build_graph(pipeline, run: Run, args, registry, splits: list, decontaminatio
     settings = StreamSettings(
         seq_len=args.seq_len, num_shards=args.num_shards, eval_shards=args.eval_shards, seed=args.seed,
         mixing_cap=args.mixing_cap, mixture_size=args.mixture_size, eot_id=tokenizer.eot_id,
-        pad_id=tokenizer.pad_id, write_examples=args.write_examples, per_split_stages=args.all_holdouts)
+        pad_id=tokenizer.pad_id, write_examples=args.write_examples, per_split_stages=nested(args))
     for i, split in enumerate(splits):
         streams | f"S{i}" >> WriteSplit(split, split_output(run, args, split), split_stats_dir(run, args, split),
                                         smallest, settings)
@@ -195,8 +239,12 @@ def split_fields(run: Run, args, registry, split: schema.Split) -> dict:
             eval_tasks[task] = eval_tasks.get(task, 0) + n
     return dict(
         shards=by_shard(join(stats, "shards.json")),
-        holdout={"cluster": split.holdout, "excluded_clusters": list(split.excluded_clusters),
+        holdout={"cluster": split.holdout, "clusters": list(split.holdouts),
+                 "excluded_clusters": list(split.excluded_clusters),
                  "train_tasks": list(split.train_tasks), "eval_tasks": list(split.eval_tasks)},
+        **({} if split.train_clusters is None else {"ladder": {
+            "k": split.k, "train_clusters": list(split.train_clusters),
+            "order": list(schema.ladder_order(registry, split.excluded_clusters))}}),
         mixture={"max_examples_per_task": args.max_examples_per_task, "mixing_cap": args.mixing_cap,
                  **mixture_section(registry, read_json(join(stats, "plan.json")),
                                    read_json(join(stats, "realised.json")))},
@@ -221,19 +269,20 @@ def refuse_empty(args, split: schema.Split, fields: dict) -> None:
 
 
 def publish(run: Run, args, registry, splits: list, decontamination, shared: dict) -> dict:
-    """One split in the version's root, or (--all_holdouts) every split's manifest in its folder
-    under an index manifest that lists them; the version appears at once either way."""
+    """One split in the version's root, or (--all_holdouts, --cluster_ladder) every split's manifest
+    in its folder under an index manifest that lists them; the version appears at once either way."""
     manifests = {}
     for split in splits:
         fields = dict(shared, dataset=DATASET, config=run_config(args, registry, split, decontamination),
                       counts=split_counts(shared["counts"], split.name), **split_fields(run, args, registry, split))
         refuse_empty(args, split, fields)
-        if not args.all_holdouts:
+        if not nested(args):
             return {split.name: run.publish(run.manifest(**fields))}
         versions.remove_tree(split_stats_dir(run, args, split))
         manifests[split.name] = run.manifest(split=split.name, **fields)
+    ladder = {"ladder": ladder_section(splits)} if args.cluster_ladder else {}
     top = run.manifest(**shared, dataset=DATASET, config=run_config(args, registry, None, decontamination, splits),
-                       shards=[], splits=splits_section(manifests))
+                       shards=[], splits=splits_section(manifests), **ladder)
     return {"version": run.publish(top, nested=manifests), **manifests}
 
 
@@ -270,14 +319,17 @@ def run_fingerprints(args, registry, splits: list, decontamination) -> fingerpri
 
 
 def splits_section(manifests: dict) -> dict:
-    """The --all_holdouts version's index: per split its folder, manifest sha256, held-out
-    clusters, totals and realised mixture (so list, diff and the report need only this manifest)."""
+    """The --all_holdouts or --cluster_ladder version's index: per split its folder, manifest sha256,
+    held-out clusters, (a ladder's) k and training clusters, totals and realised mixture (so list,
+    diff and the report need only this manifest)."""
     out = {}
     for name, manifest in sorted(manifests.items()):
         out[name] = {
             "path": name, "manifest_sha256": hashlib.sha256(versions.json_bytes(manifest)).hexdigest(),
-            "holdout": manifest["holdout"]["cluster"],
+            "holdout": manifest["holdout"]["cluster"], "holdout_clusters": manifest["holdout"]["clusters"],
             "excluded_clusters": manifest["holdout"]["excluded_clusters"],
+            **({"k": manifest["ladder"]["k"], "train_clusters": manifest["ladder"]["train_clusters"]}
+               if "ladder" in manifest else {}),
             "totals": manifest["totals"], "eval_examples": manifest["eval"]["examples"],
             "mixture": {task: entry["realised"] for task, entry in manifest["mixture"]["tasks"].items()},
         }

@@ -67,9 +67,16 @@ def summarize(manifest: dict) -> str:
         for name, entry in mixture["tasks"].items():
             lines.append(f"    {name:<28} {entry['cluster']:<24} {entry['realised']:>6,}"
                          f" ({entry['realised_proportion']:.1%}) of {entry['available']:,}")
-    if holdout and holdout.get("cluster"):
+    if holdout and holdout.get("excluded_clusters"):
         lines.append(f"  held out {', '.join(holdout['excluded_clusters'])}; eval set {held['examples']:,}"
                      f" examples of {', '.join(held['tasks'])}")
+    ladder = manifest.get("ladder")
+    if ladder and "k" in ladder:  # a split of a cluster ladder
+        lines.append(f"  cluster ladder k={ladder['k']} of {len(ladder['order'])}: trains on"
+                     f" {', '.join(ladder['train_clusters'])}")
+    elif ladder:  # the ladder's index
+        lines.append(f"  cluster ladder holding out {', '.join(ladder['excluded_clusters'])}: adds, in order,"
+                     f" {', '.join(ladder['order'])}")
     for stage, outcomes in manifest["counts"].items():
         shown = ", ".join(f"{name} {n:,}" for name, n in outcomes.items())
         lines.append(f"  {stage:<12} {shown}")

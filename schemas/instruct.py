@@ -286,25 +286,78 @@ class Registry:
 class Split:
     """One mixture to build: the training tasks, and the held-out tasks' evaluation set."""
 
-    name: str  # "all" or "holdout-<cluster>"
-    holdout: Optional[str]
-    excluded_clusters: tuple
+    name: str  # "all", "holdout-<cluster>", "holdout-<a>+<b>..." or, in a cluster ladder, "clusters-<k>"
+    holdouts: tuple  # the held-out clusters, whose tasks are evaluated (sorted; () for "all")
+    excluded_clusters: tuple  # the held-out clusters and their close clusters: never trained on
     train_tasks: tuple
     eval_tasks: tuple
+    train_clusters: Optional[tuple] = None  # a cluster ladder's split: the first k of LADDER order
+
+    @property
+    def holdout(self) -> Optional[str]:
+        """The held-out cluster when there is one (``holdout-<cluster>``), else None."""
+        return self.holdouts[0] if len(self.holdouts) == 1 else None
+
+    @property
+    def k(self) -> Optional[int]:
+        """A cluster ladder's rung: how many clusters it trains on."""
+        return None if self.train_clusters is None else len(self.train_clusters)
 
 
-def plan_splits(registry: Registry, holdout: Optional[str] = None, all_holdouts: bool = False) -> list:
-    """The mixtures to build: one with every trainable task, one leaving ``holdout`` (and its close
-    clusters) out, or one per cluster (``all_holdouts``)."""
+def holdout_name(holdouts) -> str:
+    return "all" if not holdouts else "holdout-" + "+".join(holdouts)
+
+
+def ladder_order(registry: Registry, excluded) -> tuple:
+    """The trainable clusters outside ``excluded``, in the order a cluster ladder adds them: as FLAN's
+    cluster ablation (section 4.1), the cluster with the most trainable tasks first; a tie goes to the
+    cluster that appears first in the registry's task list. Fixed by the registry alone."""
+    counts: dict = {}
+    for task in registry.tasks:  # dicts keep first appearance
+        if task.trainable and task.cluster not in excluded:
+            counts[task.cluster] = counts.get(task.cluster, 0) + 1
+    first = {cluster: i for i, cluster in enumerate(counts)}
+    return tuple(sorted(counts, key=lambda c: (-counts[c], first[c])))
+
+
+def _split(registry: Registry, name: str, holdouts: tuple, train_clusters: Optional[tuple] = None) -> Split:
+    excluded = tuple(sorted({c for h in holdouts for c in (h, *registry.close_clusters.get(h, ()))}))
+    train = tuple(t.name for t in registry.tasks if t.trainable and t.cluster not in excluded
+                  and (train_clusters is None or t.cluster in train_clusters))
+    evals = tuple(t.name for t in registry.tasks if t.cluster in holdouts and t.has_eval)
+    return Split(name=name, holdouts=holdouts, excluded_clusters=excluded, train_tasks=train, eval_tasks=evals,
+                 train_clusters=train_clusters)
+
+
+def check_holdouts(registry: Registry, holdouts) -> tuple:
+    """The held-out clusters (one name or several), sorted; RegistryError naming one that is no
+    task's cluster or one named twice."""
+    holdouts = (holdouts,) if isinstance(holdouts, str) else tuple(holdouts)
     clusters = registry.clusters
-    if holdout is not None and holdout not in clusters:
-        raise RegistryError(f"--holdout_cluster: {holdout!r} is no task's cluster (clusters: {', '.join(clusters)})")
-    holdouts = clusters if all_holdouts else [holdout]
-    splits = []
     for cluster in holdouts:
-        excluded = () if cluster is None else tuple(sorted({cluster, *registry.close_clusters.get(cluster, ())}))
-        train = tuple(t.name for t in registry.tasks if t.trainable and t.cluster not in excluded)
-        evals = tuple(t.name for t in registry.tasks if t.cluster == cluster and t.has_eval)
-        splits.append(Split(name="all" if cluster is None else f"holdout-{cluster}", holdout=cluster,
-                            excluded_clusters=excluded, train_tasks=train, eval_tasks=evals))
-    return splits
+        if cluster not in clusters:
+            raise RegistryError(f"{cluster!r} is no task's cluster (clusters: {', '.join(clusters)})")
+    twice = sorted({c for c in holdouts if holdouts.count(c) > 1})
+    if twice:
+        raise RegistryError(f"{', '.join(twice)} named more than once")
+    return tuple(sorted(holdouts))
+
+
+def plan_splits(registry: Registry, holdouts=(), all_holdouts: bool = False, cluster_ladder: bool = False) -> list:
+    """The mixtures to build: one with every trainable task; one leaving ``holdouts`` (one cluster's
+    name or several; each with its close clusters) out; one per cluster (``all_holdouts``); or
+    (``cluster_ladder``) the cluster ladder: ``clusters-<k>`` for k = 1..K, each holding the same
+    clusters out and training on the first k of the K other trainable clusters in ``ladder_order``."""
+    holdouts = check_holdouts(registry, holdouts)
+    clusters = registry.clusters
+    if all_holdouts:
+        return [_split(registry, holdout_name((c,)), (c,)) for c in clusters]
+    if not cluster_ladder:
+        return [_split(registry, holdout_name(holdouts), holdouts)]
+    if not holdouts:
+        raise RegistryError("a cluster ladder needs held-out clusters")
+    order = ladder_order(registry, _split(registry, "", holdouts).excluded_clusters)
+    if not order:
+        raise RegistryError(f"no trainable cluster is left to train on once {', '.join(holdouts)} (and their"
+                            " close clusters) are held out")
+    return [_split(registry, f"clusters-{k}", holdouts, order[:k]) for k in range(1, len(order) + 1)]

@@ -287,6 +287,91 @@ def test_evaluation_sets_measure_the_task(sample_tokenizer, tmp_path):
     assert {r.metric for r in seen.values() if r.task in ("dart", "scitldr")} == {"rouge_l"}
 
 
+LADDER_TASKS = ("web_questions", "nq_open", "codah", "strategyqa", "poem_sentiment", "gap", "scitldr", "gsm8k")
+
+
+def test_cluster_ladder(sample_tokenizer, tmp_path):
+    """FLAN's cluster-count ablation in one version: clusters-<k>/ trains on the first k of the other
+    trainable clusters (commonsense has two trainable tasks, so it comes first; the others tie and
+    keep the registry's order, not the alphabet's), every split holds out the same clusters and
+    writes the same evaluation files, byte for byte, and the index lists them."""
+    from pipelines import datasets
+    from schemas import dataset_version
+
+    registry_path = small_registry(tmp_path, LADDER_TASKS)
+    registry = load_registry(str(registry_path))
+    out = tmp_path / "instruct" / "v1"
+    manifests = run(sample_tokenizer, out, "--holdout_clusters", "sentiment,closed_book_qa", "--cluster_ladder",
+                    "--num_shards", "1", "--max_examples_per_task", "20", "--mixing_cap", "20", "--no-decontaminate",
+                    registry=registry_path)
+    top = manifests.pop("version")
+    order = ["commonsense", "coreference", "summarization", "misc"]
+    held = ["closed_book_qa", "sentiment"]
+    assert sorted(manifests) == [f"clusters-{k}" for k in range(1, 5)]
+    assert top["ladder"] == {"order": order, "holdout_clusters": held, "excluded_clusters": held}
+    assert top["config"]["split"] == "cluster_ladder" and top["config"]["ladder"] == top["ladder"]
+    assert sorted(p.name for p in out.iterdir()) == [*sorted(manifests), "manifest.json"]
+    first = manifests["clusters-1"]
+    eval_files = sorted(p.relative_to(out / "clusters-1") for p in (out / "clusters-1" / "eval").iterdir())
+    assert eval_files and first["eval"]["tasks"] == {"web_questions": 350, "nq_open": 700, "poem_sentiment": 350}
+    trained = []
+    for k in range(1, 5):
+        name = f"clusters-{k}"
+        manifest = manifests[name]
+        tasks = set(manifest["mixture"]["tasks"])
+        assert manifest["ladder"] == {"k": k, "train_clusters": order[:k], "order": order}
+        assert manifest["holdout"]["clusters"] == held and manifest["holdout"]["excluded_clusters"] == held
+        assert tasks == {t.name for t in registry.tasks if t.trainable and t.cluster in order[:k]}
+        assert {e["cluster"] for e in manifest["mixture"]["tasks"].values()} == set(order[:k])
+        assert all(e["realised"] > 0 for e in manifest["mixture"]["tasks"].values())
+        if trained:  # nested: the k-th split adds exactly the k-th cluster's tasks
+            assert trained[-1] < tasks
+            assert {registry.task(t).cluster for t in tasks - trained[-1]} == {order[k - 1]}
+        trained.append(tasks)
+        # the same evaluation set, byte for byte, and the same eval section
+        assert manifest["eval"] == first["eval"]
+        assert sorted(p.relative_to(out / name) for p in (out / name / "eval").iterdir()) == eval_files
+        for path in eval_files:
+            assert (out / name / path).read_bytes() == (out / "clusters-1" / path).read_bytes()
+        entry = top["splits"][name]
+        assert (entry["path"], entry["k"], entry["train_clusters"], entry["holdout_clusters"]) == (
+            name, k, order[:k], held)
+        assert entry["manifest_sha256"] == dataset_version.read_manifest_file(str(out / name))[1]
+        assert manifest["config"]["train_clusters"] == order[:k] and manifest["version"]["split"] == name
+        assert manifest["counts"]["pack"]["sequences"] == manifest["totals"]["records"] > 0
+    assert {r.task for r in eval_records(out / "clusters-4")} == {"web_questions", "nq_open", "poem_sentiment"}
+    assert datasets.verify(str(out)) == []
+
+
+def test_one_holdout_cluster_is_holdout_clusters_of_one(sample_tokenizer):
+    argv = ["--tasks", str(REGISTRY), "--output", "unused", "--tokenizer", str(sample_tokenizer)]
+    registry = load_registry(str(REGISTRY))
+    one = instruct.plan_splits(registry, instruct.parse_args([*argv, "--holdout_cluster", "nli"])[0])
+    assert one == instruct.plan_splits(registry, instruct.parse_args([*argv, "--holdout_clusters", "nli"])[0])
+    assert [s.name for s in one] == ["holdout-nli"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--cluster_ladder"], "--cluster_ladder: name the held-out clusters with --holdout_clusters"),
+    (["--cluster_ladder", "--all_holdouts"], "--cluster_ladder: not with --all_holdouts"),
+    (["--holdout_clusters", "sentiment,poetry"], "--holdout_clusters: 'poetry' is no task's cluster"),
+    (["--holdout_clusters", "sentiment,poetry", "--cluster_ladder"],
+     "--holdout_clusters: 'poetry' is no task's cluster"),
+    (["--holdout_cluster", "poetry", "--cluster_ladder"], "--holdout_cluster: 'poetry' is no task's cluster"),
+    (["--holdout_clusters", "sentiment,sentiment"], "--holdout_clusters: sentiment named more than once"),
+    (["--holdout_clusters", "sentiment", "--holdout_cluster", "sentiment"], "not allowed with argument"),
+    (["--holdout_clusters", "closed_book_qa,sentiment", "--cluster_ladder"],
+     "--cluster_ladder: no trainable cluster is left to train on once closed_book_qa, sentiment"),
+])
+def test_bad_holdout_usage_is_one_line(sample_tokenizer, tmp_path, capsys, extra, message):
+    out = tmp_path / "instruct" / "v1"
+    code = instruct.run(["--tasks", str(small_registry(tmp_path)), "--output", str(out),
+                         "--tokenizer", str(sample_tokenizer), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
 def test_bad_registry_is_one_line(sample_tokenizer, tmp_path, capsys):
     registry = small_registry(tmp_path)
     data = json.loads(registry.read_text())

@@ -5,6 +5,7 @@ beside the transforms: tests/transforms/instruct/.)"""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 
@@ -165,6 +166,54 @@ def test_holdout_splits(instruct_registry):
     assert everything.name == "all" and not everything.eval_tasks
     with pytest.raises(schema.RegistryError, match="no task's cluster"):
         schema.plan_splits(registry, "poetry")
+
+
+def test_several_clusters_held_out_together(instruct_registry):
+    """FLAN's cluster ablation holds out NLI, closed-book QA and commonsense at once: each with its
+    close clusters out of training, the tasks of the named clusters evaluated; one cluster named
+    as a one-element list is the --holdout_cluster split."""
+    registry = instruct_registry
+    split, = schema.plan_splits(registry, ("nli", "commonsense", "closed_book_qa"))
+    assert split.name == "holdout-closed_book_qa+commonsense+nli" and split.holdout is None
+    assert split.holdouts == ("closed_book_qa", "commonsense", "nli")
+    assert split.excluded_clusters == ("closed_book_qa", "commonsense", "nli",
+                                       "reading_comprehension_with_commonsense")
+    assert split.eval_tasks == ("e_snli", "web_questions", "nq_open", "codah", "strategyqa", "piqa")
+    assert split.train_tasks == tuple(t.name for t in registry.tasks if t.trainable and t.cluster not in
+                                      split.excluded_clusters)
+    assert schema.plan_splits(registry, ("commonsense",)) == schema.plan_splits(registry, "commonsense")
+    with pytest.raises(schema.RegistryError, match="'poetry' is no task's cluster"):
+        schema.plan_splits(registry, ("nli", "poetry"))
+    with pytest.raises(schema.RegistryError, match="nli named more than once"):
+        schema.plan_splits(registry, ("nli", "commonsense", "nli"))
+
+
+def test_cluster_ladder_adds_the_clusters_with_most_tasks_first(instruct_registry):
+    registry = instruct_registry
+    ladder = schema.plan_splits(registry, ("nli", "commonsense", "closed_book_qa"), cluster_ladder=True)
+    # code has two trainable tasks; the others one each, in the order they first appear in the registry
+    order = ("code", "sentiment", "coreference", "summarization", "misc")
+    assert [s.name for s in ladder] == [f"clusters-{k}" for k in range(1, 6)]
+    assert schema.ladder_order(registry, ladder[0].excluded_clusters) == order
+    for k, split in enumerate(ladder, start=1):
+        assert split.k == k and split.train_clusters == order[:k]
+        assert split.holdouts == ladder[0].holdouts and split.excluded_clusters == ladder[0].excluded_clusters
+        assert split.eval_tasks == ladder[0].eval_tasks
+        assert split.train_tasks == tuple(t.name for t in registry.tasks if t.trainable and t.cluster in order[:k])
+        if k > 1:  # nested: each rung adds exactly its cluster's trainable tasks
+            added = set(split.train_tasks) - set(ladder[k - 2].train_tasks)
+            assert set(ladder[k - 2].train_tasks) < set(split.train_tasks)
+            assert added == {t.name for t in registry.tasks if t.trainable and t.cluster == order[k - 1]}
+    assert set(ladder[-1].train_tasks) == set(schema.plan_splits(registry, ladder[0].holdouts)[0].train_tasks)
+    # The order is the registry's: reversed, the tied clusters come the other way round.
+    reversed_registry = dataclasses.replace(registry, tasks=tuple(reversed(registry.tasks)))
+    assert schema.ladder_order(reversed_registry, ladder[0].excluded_clusters) == (
+        "code", "misc", "summarization", "coreference", "sentiment")
+    with pytest.raises(schema.RegistryError, match="needs held-out clusters"):
+        schema.plan_splits(registry, cluster_ladder=True)
+    trainable = sorted({t.cluster for t in registry.tasks if t.trainable})
+    with pytest.raises(schema.RegistryError, match="no trainable cluster is left"):
+        schema.plan_splits(registry, trainable, cluster_ladder=True)
 
 
 def test_the_registry_modules_import_no_beam_pipelines_or_transforms():

@@ -14,7 +14,7 @@ SETTINGS = StreamSettings(seq_len=64, num_shards=1, eval_shards=1, seed=0, mixin
 
 
 def split(name: str) -> Split:
-    return Split(name=name, holdout=name.removeprefix("holdout-"), excluded_clusters=(), train_tasks=("a",),
+    return Split(name=name, holdouts=(name.removeprefix("holdout-"),), excluded_clusters=(), train_tasks=("a",),
                  eval_tasks=("b",))
 
 
