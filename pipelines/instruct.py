@@ -308,9 +308,9 @@ def main(argv=None, mode=RUN):
 
 
 def run_fingerprints(args, registry, splits: list, decontamination) -> fingerprints.Fingerprints:
-    """The version's config (every split's, with --all_holdouts) without paths; the registry, the
+    """The version's config (every split's, with --all_holdouts or --cluster_ladder) without paths; the registry, the
     task sources' files and extra benchmarks as inputs."""
-    config = (run_config(args, registry, None, decontamination, splits) if args.all_holdouts
+    config = (run_config(args, registry, None, decontamination, splits) if nested(args)
               else run_config(args, registry, splits[0], decontamination))
     inputs = {**fingerprints.instruct_inputs(registry, args.tasks),
               "benchmarks": fingerprints.benchmark_inputs(decontamination)}
