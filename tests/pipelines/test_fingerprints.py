@@ -192,7 +192,7 @@ def test_multi_snapshot_fingerprint(tmp_path, multi_snapshot):
         args, _ = multi.parse_args(["--bigquery_snapshot", str(snapshot), "--tokenizer", fake_tokenizer(tmp_path),
                                     "--output", str(tmp_path / "multi" / "v1"), *extra])
         selection = multi.read_config(args)
-        config = multi.run_config(args, selection.params, None, None, selection.quality)
+        config = multi.run_config(args, selection, None, None)
         return multi.run_fingerprints(args, selection, config, None)
 
     first = found()
@@ -210,8 +210,7 @@ def test_a_live_query_always_counts_as_changed(tmp_path):
     args, _ = multi.parse_args(["--bigquery_project", "p", "--bigquery_destination", "p.d.t",
                                 "--tokenizer", fake_tokenizer(tmp_path), "--output", str(tmp_path / "multi" / "v1")])
     selection = multi.read_config(args)
-    found = multi.run_fingerprints(args, selection, multi.run_config(args, selection.params, None, None,
-                                                                     selection.quality), None)
+    found = multi.run_fingerprints(args, selection, multi.run_config(args, selection, None, None), None)
     assert found.inputs["always_changed"] == fingerprints.LIVE_QUERY
     assert fingerprints.check(args.output, found) == (True, None, found)
 
