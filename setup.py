@@ -17,7 +17,10 @@ REQUIRED = [
     "protobuf>=4.22",
     "google-crc32c>=1.5",
     "sentencepiece==0.2.3",  # pinned: a tokenizer's model bytes must not change under a run
-    "fsspec>=2023.1",
+    # https:// archives and task sources are fetched by requests (transforms/sources/http_fetch.py:
+    # retries, timeouts, the token); fsspec's own http filesystem (aiohttp) reads any other https URL.
+    "requests>=2.31",
+    "fsspec[http]>=2023.1",
     "zstandard>=0.18",  # the Pile's .jsonl.zst files, decompressed as a stream by the NL reader
     "license-expression>=30.1",
     "pyaskalono>=0.2",
@@ -47,7 +50,6 @@ EXTRAS = {
         "apache-beam[gcp]==2.77.0",
     ],
     "gcp": ["apache-beam[gcp]==2.77.0", "gcsfs", "google-cloud-bigquery>=3.11"],
-    "http": ["fsspec[http]"],
 }
 
 setuptools.setup(

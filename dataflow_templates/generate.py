@@ -20,7 +20,12 @@ from pipelines.cli import TEMPLATES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEAM_IMAGE = "apache/beam_python3.11_sdk:2.77.0"  # the SDK of setup.py's apache-beam pin
-LAUNCHER_IMAGE = "gcr.io/dataflow-templates-base/python311-template-launcher-base:latest"
+# Google's Flex Template launcher, pinned to one release (tags flex_templates_base_image_release_<date>_RC<n>,
+# listed with their release notes in Dataflow's "Flex Templates base images" reference): `latest` moves
+# under an unchanged Dockerfile, so two builds of one commit could launch with different launchers.
+# Move the pin deliberately, to a release that reference lists, and rebuild.
+LAUNCHER_IMAGE = ("gcr.io/dataflow-templates-base/python311-template-launcher-base:"
+                  "flex_templates_base_image_release_20260112_RC00")
 INT = r"^-?[0-9]+$"
 REGEXES = {
     "positive_int": r"^[1-9][0-9]*$",
@@ -108,6 +113,7 @@ def dockerfile(name: str) -> str:
 #   docker build -f dataflow_templates/{name}/Dockerfile --build-arg SLUICE_GIT_COMMIT=$(git rev-parse HEAD) -t IMAGE .
 # Beam's released SDK image (the version setup.py pins), so the same image runs the launcher and,
 # with --sdk_container_image=IMAGE, the workers: no package is installed at worker start-up.
+# Both base images are pinned to a release (never `latest` or a bare major tag).
 FROM {LAUNCHER_IMAGE} AS launcher
 FROM {BEAM_IMAGE}
 COPY --from=launcher /opt/google/dataflow/python_template_launcher /opt/google/dataflow/python_template_launcher

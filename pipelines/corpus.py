@@ -12,7 +12,7 @@ import apache_beam as beam
 
 from pipelines import flags
 from pipelines.driver import UsageError, pipeline_options
-from pipelines.manifests import stream_sections
+from pipelines.manifests import NOT_REJECTS, REPOSITORY_STAGES, stages_in_order, stream_sections
 from pipelines.run import RUN, Run, RunMode
 from transforms.decontamination import Decontaminate
 from transforms.dedup.connected_components import convergence
@@ -23,6 +23,7 @@ from transforms.stats.side_outputs import WriteDocuments, WriteRejects
 from transforms.streams.write_packed_streams import WritePackedStreams
 
 SHARD_STATS = "shards.json"
+INPUT = "input"  # the stage_flags key of the flags that choose the input, named when nothing was read
 
 
 def near_dedup_report(config: NearDedupConfig, counts: dict) -> dict:
@@ -41,6 +42,38 @@ def near_dedup_report(config: NearDedupConfig, counts: dict) -> dict:
     return report
 
 
+def _flag_values(args, flag_names) -> str:
+    """``--name value`` for each named flag of ``args`` (lists comma-joined)."""
+    def value(v):
+        return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+    return ", ".join(f"--{name} {value(getattr(args, name))}" for name in flag_names if hasattr(args, name))
+
+
+def emptied_by(counts: dict, args, stage_flags: dict) -> str:
+    """What removed everything, from the run's per-stage counts: the first stage, in pipeline
+    order, after which nothing was left, with its reject reasons and the flags that set it
+    (``stage_flags``: {stage: flag names}); ``pack`` when every document was kept but no sequence
+    was filled (a dropped tail); the input's flags (``stage_flags[INPUT]``) when no stage saw a
+    record (an empty input, or a query that selected nothing)."""
+    for stage in stages_in_order(counts):
+        outcomes = counts[stage]
+        if stage == "pack":  # it counts zeros even where no document reached it
+            if outcomes.get("documents") and not outcomes.get("sequences"):
+                return (f"stage `pack` filled no sequence: all {outcomes.get('dropped_tail_tokens', 0):,}"
+                        f" tokens were a dropped tail ({_flag_values(args, ('seq_len', 'pack_tail'))})")
+            continue
+        if outcomes.get("kept", 0):
+            continue
+        rejects = {r: n for r, n in outcomes.items() if r not in NOT_REJECTS and n}
+        unit = "repositories" if stage in REPOSITORY_STAGES else "documents"
+        reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(rejects.items(), key=lambda i: (-i[1], i[0]))[:3])
+        hint = "; ".join(part for part in (reasons, _flag_values(args, stage_flags.get(stage, ()))) if part)
+        return f"stage `{stage}` rejected all {sum(rejects.values()):,} {unit}" + (f" ({hint})" if hint else "")
+    inputs = _flag_values(args, stage_flags.get(INPUT, ()))
+    return "no record was read from the input" + (f" ({inputs})" if inputs else "")
+
+
 class CorpusRun:
     """One run of a corpus pipeline: the checked tokenizer, the claimed version, the Beam pipeline.
 
@@ -48,8 +81,10 @@ class CorpusRun:
     tokenizer is checked first, so a bad --tokenizer never touches an existing output.
     """
 
-    def __init__(self, dataset: str, args, beam_args: list, mode: RunMode = RUN):
+    def __init__(self, dataset: str, args, beam_args: list, mode: RunMode = RUN, stage_flags: tuple = ()):
         self.dataset = dataset
+        # ((stage, flag names), ...): the flags that set a stage, named when it removes everything
+        self.stage_flags = dict(stage_flags)
         self.args = args
         self.tokenizer = flags.stream_tokenizer(args)
         self.run = Run(args.output, mode)
@@ -108,6 +143,13 @@ class CorpusRun:
         return counts, shards, sections
 
     def publish(self, *, config: dict, counts: dict, inputs: dict, shards: list, **sections) -> dict:
+        """Publish the version; a corpus with no sequence is refused (one line naming the stage that
+        removed everything, nothing published) unless --allow_empty, which the config records."""
+        allow_empty = bool(getattr(self.args, "allow_empty", False))
+        if not allow_empty and not sum(shard["records"] for shard in shards):
+            raise UsageError(f"nothing to publish: {emptied_by(counts, self.args, self.stage_flags)};"
+                             " pass --allow_empty to publish an empty version")
+        config = {**config, "allow_empty": allow_empty}
         manifest = self.run.manifest(dataset=self.dataset, config=config, counts=counts, inputs=inputs,
                                      shards=shards, **stream_sections(self.args, self.tokenizer), **sections)
         return self.run.publish(manifest)

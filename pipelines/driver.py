@@ -54,6 +54,13 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):  # NaN and inf are refused too
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def comma_list(text: str) -> tuple:
     items = tuple(item.strip() for item in text.split(",") if item.strip())
     if not items:

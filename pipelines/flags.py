@@ -69,6 +69,12 @@ def add_stream_flags(parser) -> None:
                         help="The tokens that do not fill a last sequence: drop, or pad with a loss mask.")
 
 
+def add_allow_empty_flag(parser) -> None:
+    parser.add_argument("--allow_empty", action="store_true",
+                        help="Publish a version with no documents; without it such a run fails, naming the"
+                             " stage that removed everything, and publishes nothing.")
+
+
 def add_side_output_flags(parser) -> None:
     parser.add_argument("--write_documents", action="store_true", help="Write curated documents as Parquet.")
     parser.add_argument("--write_rejects", action="store_true", help="Write every reject as Parquet.")
@@ -166,6 +172,9 @@ def add_quality_flags(parser) -> None:
     parser.add_argument("--generated_scan_lines", type=non_negative_int, default=q.generated_scan_lines)
 
 
+QUALITY_FLAGS = ("max_avg_line_length", "max_line_length", "max_digit_fraction", "generated_scan_lines")
+
+
 def quality_thresholds(args) -> QualityThresholds:
     if not 0.0 < args.max_digit_fraction <= 1.0:
         raise UsageError("--max_digit_fraction: must be in (0, 1]")
@@ -183,6 +192,7 @@ def add_corpus_flags(parser, *, near_dedup_default: bool, decontamination: bool)
         add_decontamination_flags(parser)
     add_near_dedup_flags(parser, default=near_dedup_default)
     add_side_output_flags(parser)
+    add_allow_empty_flag(parser)
     return parser
 
 

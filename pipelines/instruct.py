@@ -25,6 +25,7 @@ import sys
 import apache_beam as beam
 
 from pipelines import flags, versions
+from pipelines.corpus import emptied_by
 from pipelines.driver import ArgumentParser, UsageError, parse_pipeline_args, pipeline_options, positive_int
 from pipelines.driver import require_file, run_main
 from pipelines.manifests import file_sha256, stream_sections
@@ -40,6 +41,9 @@ from transforms.instruct.task_sources import eval_texts, load_checked_registry, 
 from transforms.stats.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
 DATASET = "instruct"
+# The flags that set each stage, named when a stage removes everything (refuse_empty).
+STAGE_FLAGS = (("input", ("tasks",)), ("instruct_cap", ("max_examples_per_task",)),
+               ("decontaminate", ("decontamination_ngram", "decontamination_min_coverage")))
 EVAL_TEXTS = "eval_texts.jsonl"
 
 
@@ -65,6 +69,7 @@ def build_parser():
                         help="Write every rendered example as Parquet under examples/ (audit).")
     flags.add_stream_flags(parser)
     flags.add_decontamination_flags(parser)
+    flags.add_allow_empty_flag(parser)
     return parser
 
 
@@ -103,7 +108,7 @@ def run_config(args, registry: schema.Registry, split: schema.Split | None, deco
         "max_examples_per_task": args.max_examples_per_task, "mixing_cap": args.mixing_cap,
         "mixture_size": args.mixture_size, "max_input_tokens": args.max_input_tokens,
         "max_target_tokens": args.max_target_tokens, "eval_shards": args.eval_shards,
-        "decontamination": decontamination, **flags.stream_config(args),
+        "decontamination": decontamination, **flags.stream_config(args), "allow_empty": args.allow_empty,
     }
 
 
@@ -202,6 +207,18 @@ def split_fields(run: Run, args, registry, split: schema.Split) -> dict:
     )
 
 
+def refuse_empty(args, split: schema.Split, fields: dict) -> None:
+    """A split whose mixture packed no sequence is not published (one line naming the split and
+    the stage that removed everything), unless --allow_empty."""
+    if args.allow_empty or sum(shard["records"] for shard in fields["shards"]):
+        return
+    cause = emptied_by(fields["counts"], args, dict(STAGE_FLAGS))
+    if cause.startswith("no record was read"):  # the shared stages kept examples, none of this split's
+        cause = f"its training tasks ({', '.join(split.train_tasks) or 'none'}) gave no example to mix"
+    raise UsageError(f"nothing to publish: split {split.name}: {cause}; pass --allow_empty to publish an"
+                     " empty version")
+
+
 def publish(run: Run, args, registry, splits: list, decontamination, shared: dict) -> dict:
     """One split in the version's root, or (--all_holdouts) every split's manifest in its folder
     under an index manifest that lists them; the version appears at once either way."""
@@ -209,6 +226,7 @@ def publish(run: Run, args, registry, splits: list, decontamination, shared: dic
     for split in splits:
         fields = dict(shared, dataset=DATASET, config=run_config(args, registry, split, decontamination),
                       counts=split_counts(shared["counts"], split.name), **split_fields(run, args, registry, split))
+        refuse_empty(args, split, fields)
         if not args.all_holdouts:
             return {split.name: run.publish(run.manifest(**fields))}
         versions.remove_tree(split_stats_dir(run, args, split))

@@ -20,6 +20,24 @@ from schemas.files import sha256_of
 from schemas.version import __version__
 
 
+# Outcomes of a stage's counts that are not reject reasons: what a stage kept or measured.
+NOT_REJECTS = frozenset({"kept", "tokens", "sequences", "documents", "tail_tokens", "dropped_tail_tokens",
+                         "lines", "archives_complete", "files_complete", "components", "lsh_buckets",
+                         "lsh_bucket_members", "verified_edges", "rejected_candidate_edges", "protected_duplicate",
+                         "detected"})
+# Stages in pipeline order (Mono, NL, Multi and instruct interleaved; each has a subset); others follow.
+STAGE_ORDER = ("manifest", "stars", "license", "read", "instruct_read", "instruct_code", "instruct_render",
+               "select", "set_filter", "quality", "exact_dedup", "decontaminate", "near_dedup", "tokenize",
+               "instruct_cap", "instruct_tokenize", "pack")
+REPOSITORY_STAGES = frozenset({"manifest", "stars", "license"})  # they count repositories, not documents
+
+
+def stages_in_order(counts: dict) -> list:
+    """The stages of ``counts`` in pipeline order (STAGE_ORDER), others after it by name."""
+    order = {stage: i for i, stage in enumerate(STAGE_ORDER)}
+    return sorted(counts, key=lambda s: (order.get(s, len(order)), s))
+
+
 def file_sha256(path: str) -> dict:
     """``{path, bytes, sha256}`` of a file on any Beam filesystem, read as a stream."""
     with FileSystems.open(path, compression_type="uncompressed") as handle:

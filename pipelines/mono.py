@@ -18,16 +18,99 @@ import apache_beam as beam
 
 from pipelines import flags
 from pipelines.corpus import CorpusRun
-from pipelines.driver import ArgumentParser, UsageError, comma_list, non_negative_int, positive_int, require_file
+from pipelines.driver import ArgumentParser, UsageError, comma_list, non_negative_float, non_negative_int
+from pipelines.driver import positive_int, require_file
 from pipelines.driver import run_main
 from pipelines.manifests import file_sha256
 from pipelines.run import RUN
 from transforms.curation.github import CurateGithubRepos, CurationConfig
 from transforms.filters.licenses import DEFAULT_ALLOWED, DEFAULT_MIN_CONFIDENCE, normalize_allow_list
+from transforms.curation.github import UNREADABLE
 from transforms.sources.archive_stream import ArchiveLimits
+from transforms.sources.http_fetch import DEFAULT_TOKEN_HOSTS, FetchPolicy, read_token
 from transforms.stats.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 
 DATASET = "mono"
+# The flags that set each stage, named when a stage removes everything (CorpusRun.publish).
+STAGE_FLAGS = (("input", ("input",)), ("stars", ("min_stars",)),
+               ("license", ("licenses", "license_min_confidence")), ("select", ("extensions", "max_file_bytes")),
+               ("quality", flags.QUALITY_FLAGS))
+UNREADABLE_STATS = "unreadable.json"
+DEFAULT_MAX_UNREADABLE_SHARE = 0.001
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def add_fetch_flags(parser: argparse.ArgumentParser) -> None:
+    """How archives are downloaded (retries, timeouts, the GitHub token) and the run's loss gate."""
+    policy = FetchPolicy()
+    parser.add_argument("--archive_retries", type=non_negative_int, default=policy.retries,
+                        help="Reads of an archive again from its start after a transient failure.")
+    parser.add_argument("--archive_backoff_s", type=non_negative_float, default=policy.backoff_s,
+                        help="First retry's backoff bound (doubles per retry, full jitter).")
+    parser.add_argument("--archive_backoff_max_s", type=non_negative_float, default=policy.backoff_max_s,
+                        help="Bound on one backoff, a server's Retry-After included.")
+    parser.add_argument("--archive_timeout_s", type=non_negative_float, default=policy.read_timeout_s,
+                        help="Connect timeout, and the longest silence while reading an archive.")
+    token = parser.add_mutually_exclusive_group()
+    token.add_argument("--github_token_env", metavar="NAME",
+                       help="Environment variable holding a GitHub token (read on the workers).")
+    token.add_argument("--github_token_file", metavar="PATH",
+                       help="File holding a GitHub token, e.g. a mounted secret (any fsspec path).")
+    parser.add_argument("--github_token_hosts", type=comma_list, default=DEFAULT_TOKEN_HOSTS,
+                        help="Hosts the token is sent to (never across a redirect to another host).")
+    parser.add_argument("--max_unreadable_share", type=_share, default=DEFAULT_MAX_UNREADABLE_SHARE,
+                        help="Fail, publishing nothing, past this share of archives unreadable after retries.")
+    parser.add_argument("--max_unreadable", type=non_negative_int, default=None,
+                        help="Fail, publishing nothing, past this many archives unreadable after retries.")
+
+
+def fetch_policy(args) -> FetchPolicy:
+    """The download policy of the flags; the token's source is checked here (one line naming the
+    variable or file), read again on the workers, and never kept."""
+    if args.archive_timeout_s <= 0:
+        raise UsageError("--archive_timeout_s: must be > 0")
+    policy = FetchPolicy(
+        retries=args.archive_retries, backoff_s=args.archive_backoff_s,
+        backoff_max_s=args.archive_backoff_max_s, connect_timeout_s=args.archive_timeout_s,
+        read_timeout_s=args.archive_timeout_s, token_env=args.github_token_env,
+        token_file=args.github_token_file,
+        token_hosts=tuple(sorted({h.lower() for h in args.github_token_hosts})))
+    try:
+        read_token(policy)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return policy
+
+
+def check_unreadable(args, counts: dict, archives: dict, first: list) -> dict:
+    """The loss gate: the archives that stayed unreadable after their retries, against the limits.
+
+    Counted from the job's counters (read's ``archive_unreadable``, license detection's
+    ``license_archive_unreadable``) over the archives attempted (those read, plus those lost
+    during license detection). Past ``--max_unreadable`` or ``--max_unreadable_share`` the run
+    stops with one line naming the count, the share, the limit and the first repositories, so a
+    network blip cannot quietly shrink a version; else the numbers go to the manifest.
+    """
+    lost = sum(counts.get(stage, {}).get(reason, 0) for stage, reason in UNREADABLE)
+    attempted = archives.get("archives", 0) + counts.get("license", {}).get("license_archive_unreadable", 0)
+    share = lost / attempted if attempted else 0.0
+    over = [(flag, limit) for flag, limit, past in (
+        ("--max_unreadable", args.max_unreadable, args.max_unreadable is not None and lost > args.max_unreadable),
+        ("--max_unreadable_share", args.max_unreadable_share, share > args.max_unreadable_share)) if past]
+    if over:
+        flag, limit = over[0]
+        names = ", ".join(first) + (", ..." if lost > len(first) else "")
+        raise UsageError(
+            f"{flag}: {lost} of {attempted} archives ({share:.2%}) unreadable after "
+            f"{args.archive_retries} retries, over the limit {limit:g}: {names}; nothing was published")
+    return {"unreadable": lost, "attempted": attempted, "share": share,
+            "max_unreadable": args.max_unreadable, "max_unreadable_share": args.max_unreadable_share}
 
 
 def add_curation_flags(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +137,7 @@ def add_curation_flags(parser: argparse.ArgumentParser) -> None:
                         help="Bound on the bytes read from one archive, decompressed or compressed.")
     parser.add_argument("--max_archive_seconds", type=positive_int, default=int(limits.max_seconds),
                         help="Bound on the time spent reading one archive.")
+    add_fetch_flags(parser)
     flags.add_quality_flags(parser)
 
 
@@ -78,6 +162,7 @@ def curation_config(args) -> CurationConfig:
             max_ratio=args.max_archive_ratio, max_stream_bytes=args.max_archive_stream_bytes,
             max_seconds=args.max_archive_seconds),
         quality=quality,
+        fetch=fetch_policy(args),
     )
 
 
@@ -108,18 +193,20 @@ def main(argv=None, mode=RUN):
     curation = curation_config(args)
     near_dedup = flags.near_dedup_config(args)
     decontamination = flags.decontamination_config(args)
-    with CorpusRun(DATASET, args, beam_args, mode) as corpus:
+    with CorpusRun(DATASET, args, beam_args, mode, STAGE_FLAGS) as corpus:
         curated = corpus.pipeline | "Curate" >> CurateGithubRepos(curation)
         documents, rejects = corpus.clean(curated.documents, [curated.rejects], decontamination, near_dedup)
         rejects = rejects | "AllRejects" >> beam.Flatten()
         corpus.write(documents, rejects)
         (curated.archives | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
          | "WriteArchiveStats" >> WriteJson(corpus.stats_path("archives.json")))
+        curated.unreadable | "WriteUnreadable" >> WriteJson(corpus.stats_path(UNREADABLE_STATS))
         counts, shards, sections = corpus.execute()
+        archives = read_json(corpus.stats_path("archives.json"))
+        loss = check_unreadable(args, counts, archives, read_json(corpus.stats_path(UNREADABLE_STATS)))
         return corpus.publish(
             config=run_config(args, curation, near_dedup, decontamination), counts=counts, shards=shards,
-            inputs={"manifest": file_sha256(args.input),
-                    "archives": read_json(corpus.stats_path("archives.json"))},
+            inputs={"manifest": file_sha256(args.input), "archives": {**archives, "loss_gate": loss}},
             **sections,
         )
 

@@ -23,6 +23,7 @@ import dataclasses
 import time
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
 from pipelines import flags
 from pipelines.corpus import CorpusRun
@@ -37,6 +38,9 @@ from transforms.stats.language_stats import WriteLanguageStats, languages_report
 from transforms.stats.run_stats import read_json
 
 DATASET = "multi"
+# The flags that set each stage, named when a stage removes everything (CorpusRun.publish).
+_SELECTION_FLAGS = ("languages", "licenses", "min_stars", "min_file_bytes", "max_file_bytes")
+STAGE_FLAGS = (("input", _SELECTION_FLAGS), ("read", _SELECTION_FLAGS), ("quality", flags.QUALITY_FLAGS))
 
 
 def add_source_flags(parser) -> None:
@@ -164,8 +168,38 @@ def live_rows(args, params: github_sql.QueryParams, client=None):
     return read, inputs, job
 
 
+# The columns the row rules read from an export; a file without one would reject every row.
+EXPORT_COLUMNS = ("repo_name", "path", "language", "license", "content")
+STARS_COLUMN = "stars"
+
+
+def check_export(pattern: str, params: github_sql.QueryParams) -> None:
+    """Every file the export glob matches holds the columns the row rules read (``stars`` too under
+    --min_stars > 0: a rule the rows cannot carry the data for is refused, never passed), from the
+    files' footers or headers only, before any work."""
+    require_file(pattern, "--bigquery_export")
+    wanted = EXPORT_COLUMNS + ((STARS_COLUMN,) if params.min_stars > 0 else ())
+    try:
+        files = bigquery.export_columns(pattern)
+    except ValueError as err:
+        raise UsageError(f"--bigquery_export: {err}") from None
+    for path, columns in files:
+        missing = [c for c in wanted if c not in columns]
+        if missing == [STARS_COLUMN]:
+            raise UsageError(f"--bigquery_export: {path} has no {STARS_COLUMN} column, so --min_stars"
+                             f" {params.min_stars} cannot be applied (export the query's {STARS_COLUMN}"
+                             " column, or run with --min_stars 0)")
+        if missing:
+            raise UsageError(f"--bigquery_export: {path} has no {', '.join(missing)} column (an export"
+                             f" of the Multi query holds {', '.join(github_sql.RESULT_SCHEMA.names)})")
+
+
 def stage_rows(args, mode: str, params: github_sql.QueryParams, stats_dir: str, client=None):
-    """(the Beam read of the rows, the manifest's inputs section); runs the query where needed."""
+    """(the Beam read of the rows, the manifest's inputs section); runs the query where needed.
+
+    The inputs record what this run did: on the export path no query ran (the rows are the
+    export's, and their stars its column, whatever stars table made them), so there is no query
+    section; the selection the row rules applied is the config's ``query``."""
     query = {"sql": github_sql.SQL_FILE, "sql_sha256": github_sql.sql_sha256(),
              "parameters": params.named(), "stars_table": args.stars_table}
     if mode == "snapshot":
@@ -180,9 +214,9 @@ def stage_rows(args, mode: str, params: github_sql.QueryParams, stats_dir: str, 
                   "query": {**query, "rows": result["rows"], "bytes": result["bytes"]}}
         return bigquery.read_files(join(folder, "part-*.parquet")), inputs
     if mode == "export":
-        require_file(args.bigquery_export, "--bigquery_export")
         return bigquery.read_files(args.bigquery_export), {
-            "source": "export", "pattern": args.bigquery_export, "query": query}
+            "source": "export", "pattern": args.bigquery_export,
+            "files": len(FileSystems.match([args.bigquery_export])[0].metadata_list)}
     read, inputs, job = live_rows(args, params, client)
     return read, {**inputs, "query": {**query, **job}}
 
@@ -206,6 +240,9 @@ def read_config(args, mode: RunMode = RUN) -> Selection:
                          " driver that waits")
     params, allowed = query_params(args)
     quality = flags.quality_thresholds(args)
+    if source == "export" and args.stars_table != github_sql.STARS_PLACEHOLDER:
+        raise UsageError("--stars_table: not applied to --bigquery_export rows (their stars column is"
+                         " used); drop it, or give --bigquery_snapshot or --bigquery_project")
     try:  # a --stars_table that is not a plain table name fails here, before any work
         github_sql.render("duckdb" if source == "snapshot" else "bigquery",
                           None if source == "snapshot" else args.bigquery_dataset, args.stars_table)
@@ -216,7 +253,10 @@ def read_config(args, mode: RunMode = RUN) -> Selection:
             github_sql.check_snapshot(args.bigquery_snapshot, args.stars_table)
         except ValueError as err:  # pyarrow's ArrowInvalid (not Parquet) is a ValueError too
             raise UsageError(f"--bigquery_snapshot: {err}") from None
-    return Selection(mode=source, params=params, stars_table=args.stars_table,
+    if source == "export":
+        check_export(args.bigquery_export, params)
+    # The stars table applies where the query runs; an export's rows bring their own stars.
+    return Selection(mode=source, params=params, stars_table=None if source == "export" else args.stars_table,
                      licenses=tuple(sorted(allowed)), quality=quality)
 
 
@@ -227,10 +267,14 @@ def curate(pipeline, args, selection: Selection, stats_dir: str, client=None) ->
     return pipeline | "Curate" >> CurateMultiRows(read, selection), inputs
 
 
-def run_config(args, params, near_dedup, decontamination, quality) -> dict:
-    return {**flags.stream_config(args), "query": params.named(), "stars_table": args.stars_table,
+def run_config(args, selection: Selection, near_dedup, decontamination) -> dict:
+    """The config recorded in the manifest: only what this run applied. ``query`` holds the
+    selection's values, applied by the query (snapshot, live) and again by the row rules (every
+    path); ``stars_table`` is null on the export path, where no query ran."""
+    params = selection.params
+    return {**flags.stream_config(args), "query": params.named(), "stars_table": selection.stars_table,
             "languages": list(params.languages), "language_tags": args.language_tags,
-            "quality": dataclasses.asdict(quality),
+            "quality": dataclasses.asdict(selection.quality),
             "near_dedup": dataclasses.asdict(near_dedup) if near_dedup else None,
             "decontamination": decontamination}
 
@@ -252,7 +296,7 @@ def main(argv=None, mode=RUN, bigquery_client=None):
     if near_dedup is not None:
         near_dedup = dataclasses.replace(near_dedup, per_language=True)
     decontamination = flags.decontamination_config(args)
-    with CorpusRun(DATASET, args, beam_args, mode) as corpus:
+    with CorpusRun(DATASET, args, beam_args, mode, STAGE_FLAGS) as corpus:
         curated, inputs = curate(corpus.pipeline, args, selection, corpus.run.stats_dir, bigquery_client)
         documents, rejects = corpus.clean(curated.documents, curated.rejects, decontamination, near_dedup)
         rejects = rejects | "AllRejects" >> beam.Flatten()
@@ -263,7 +307,7 @@ def main(argv=None, mode=RUN, bigquery_client=None):
         counts, shards, sections = corpus.execute()
         sections["languages"] = languages_section(corpus, selection.params.languages)
         return corpus.publish(
-            config=run_config(args, selection.params, near_dedup, decontamination, selection.quality),
+            config=run_config(args, selection, near_dedup, decontamination),
             counts=counts, inputs=inputs, shards=shards, **sections)
 
 

@@ -29,6 +29,9 @@ from transforms.stats.run_stats import WriteJson, read_json
 from transforms.stats.set_stats import TallyBySet, WriteSetStats, sets_report
 
 DATASET = "nl"
+# The flags that set each stage, named when a stage removes everything (CorpusRun.publish).
+STAGE_FLAGS = (("input", ("input",)), ("set_filter", ("include_sets", "exclude_sets")),
+               ("read", ("max_line_bytes",)))
 
 
 def add_read_flags(parser) -> None:
@@ -121,7 +124,7 @@ def main(argv=None, mode=RUN):
     args, beam_args = parse_args(argv)
     pile = read_config(args)
     near_dedup = flags.near_dedup_config(args)
-    with CorpusRun(DATASET, args, beam_args, mode) as corpus:
+    with CorpusRun(DATASET, args, beam_args, mode, STAGE_FLAGS) as corpus:
         curated = corpus.pipeline | "Curate" >> CuratePile(pile)
         documents, rejects = corpus.clean(curated.documents, [curated.rejects], None, near_dedup)
         tallies, boundaries = list(curated.tallies), list(curated.boundaries)

@@ -19,14 +19,9 @@ import os
 
 from pipelines import datasets, summary
 from pipelines.driver import ArgumentParser, run_main
+from pipelines.manifests import NOT_REJECTS, REPOSITORY_STAGES, stages_in_order
 from pipelines.svg_charts import bar_chart, esc, fmt, histogram_chart
 from transforms.stats import histograms
-
-# Outcomes that are not reject reasons: what a stage kept or measured.
-NOT_REJECTS = frozenset({"kept", "tokens", "sequences", "documents", "tail_tokens", "dropped_tail_tokens",
-                         "lines", "archives_complete", "files_complete", "components", "lsh_buckets",
-                         "lsh_bucket_members", "verified_edges", "rejected_candidate_edges", "protected_duplicate",
-                         "detected"})
 
 
 def _read_kept(groups: dict, names: list, measure: str) -> dict:
@@ -61,15 +56,8 @@ def reject_rows(counts: dict) -> list[tuple[str, int]]:
     return sorted(rows, key=lambda r: (-r[1], r[0]))
 
 
-# Stages in pipeline order (Mono, NL and Multi interleaved; each has a subset); others follow.
-STAGE_ORDER = ("manifest", "stars", "license", "read", "select", "set_filter", "quality", "exact_dedup",
-               "decontaminate", "near_dedup", "tokenize")
-REPOSITORY_STAGES = frozenset({"manifest", "stars", "license"})  # they count repositories, not documents
-
-
 def funnel_rows(counts: dict) -> list[tuple[str, int]]:
-    order = {stage: i for i, stage in enumerate(STAGE_ORDER)}
-    stages = sorted((s for s in counts if "kept" in counts[s]), key=lambda s: (order.get(s, len(order)), s))
+    stages = [s for s in stages_in_order(counts) if "kept" in counts[s]]
     return [(f"{s} (repositories)" if s in REPOSITORY_STAGES else s, counts[s]["kept"]) for s in stages]
 
 

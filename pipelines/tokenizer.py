@@ -34,7 +34,7 @@ from schemas.files import join
 from schemas.tokenizer import Tokenizer
 from transforms.curation.github import CurateGithubRepos
 from transforms.curation.pile import CuratePile
-from transforms.stats.run_stats import WriteJson, read_json
+from transforms.stats.run_stats import ArchiveFingerprintFn, WriteJson, read_json
 from transforms.streams.sentencepiece_trainer import train_sentencepiece
 from transforms.streams.shuffle import shuffle_key
 from transforms.streams.tokenize import load_tokenizer
@@ -53,12 +53,23 @@ class MonoSource:
         self.args = args
         self.config = mono.curation_config(args)
         self.empty_flag = "--input"  # the flag a run with no document left names
+        self._archives: dict | None = None  # the archives' fingerprint and loss gate, after the job
 
     def curate(self, pipeline, run: Run):
-        return (pipeline | "Curate" >> CurateGithubRepos(self.config)).documents
+        curated = pipeline | "Curate" >> CurateGithubRepos(self.config)
+        (curated.archives | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
+         | "WriteArchiveStats" >> WriteJson(run.stats_path("archives.json")))
+        curated.unreadable | "WriteUnreadable" >> WriteJson(run.stats_path(mono.UNREADABLE_STATS))
+        return curated.documents
+
+    def check(self, run: Run, counts: dict) -> None:
+        """Mono's loss gate: too many archives unreadable after retries fails the run unpublished."""
+        self._archives = read_json(run.stats_path("archives.json"))
+        self._archives["loss_gate"] = mono.check_unreadable(
+            self.args, counts, self._archives, read_json(run.stats_path(mono.UNREADABLE_STATS)))
 
     def inputs(self, run: Run) -> dict:
-        return {"manifest": file_sha256(self.args.input)}
+        return {"manifest": file_sha256(self.args.input), "archives": self._archives}
 
 
 class NLSource:
@@ -179,6 +190,8 @@ def main(argv=None, mode=RUN, bigquery_client=None):
             | "WriteTrainStats" >> WriteJson(run.stats_path("train.json"))
         )
         result = nl.run_job(run, pipeline)
+        if hasattr(source, "check"):
+            source.check(run, run.counts(result))
         model_path = join(run.staging, MODEL_NAME)
         if not FileSystems.exists(model_path):
             raise UsageError(f"{source.empty_flag}: no document passed the filters, nothing to train on")

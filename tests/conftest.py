@@ -165,3 +165,109 @@ def write_registry(tmp_path):
         return str(path)
 
     return write
+
+
+class ArchiveServer:
+    """A real HTTP server on 127.0.0.1 serving ``samples/mono/archives``, scripted per path.
+
+    ``script(path, *steps)``: the requests for ``path`` get the steps in turn, the last one for
+    every request after. A step is ``"ok"`` (the file), ``("status", code, headers)``, ``("cut",)``
+    (the full Content-Length, half the body, then the connection closes), ``("stall",)`` (headers
+    and a few bytes, then silence until the test ends) or ``("redirect", url)``. An unscripted path
+    is served as ``"ok"`` (404 when no such file). ``requests`` records (path, Host, Authorization).
+    """
+
+    def __init__(self, folder):
+        import http.server
+        import threading
+
+        self.folder = folder
+        self.steps: dict = {}
+        self.requests: list = []
+        self.released = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = self.path.split("?", 1)[0]
+                server.requests.append((path, self.headers.get("Host"), self.headers.get("Authorization")))
+                queue = server.steps.get(path, ["ok"])
+                step = queue.pop(0) if len(queue) > 1 else queue[0]
+                server.respond(self, path, step)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def script(self, path: str, *steps) -> None:
+        self.steps[path] = list(steps)
+
+    def respond(self, handler, path: str, step) -> None:
+        kind = step if isinstance(step, str) else step[0]
+        if kind == "status":
+            _, code, headers = step
+            handler.send_response(code)
+            for name, value in {"Content-Length": "0", **headers}.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            return
+        if kind == "redirect":
+            handler.send_response(302)
+            handler.send_header("Location", step[1])
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        file = self.folder / path.rsplit("/", 1)[-1]
+        if not file.is_file():
+            return self.respond(handler, path, ("status", 404, {}))
+        data = file.read_bytes()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/x-gzip")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        if kind == "ok":
+            handler.wfile.write(data)
+        elif kind == "cut":
+            handler.wfile.write(data[: len(data) // 2])
+            handler.close_connection = True
+        elif kind == "stall":
+            handler.wfile.write(data[:1000])
+            handler.wfile.flush()
+            self.released.wait(30)
+            handler.close_connection = True
+
+    def close(self) -> None:
+        self.released.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def archive_server():
+    """An ArchiveServer on loopback for one test (see the class)."""
+    server = ArchiveServer(ROOT / "samples" / "mono" / "archives")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def serve_folder():
+    """serve_folder(folder) -> an ArchiveServer of that folder's files, closed after the test."""
+    servers = []
+
+    def serve(folder):
+        servers.append(ArchiveServer(pathlib.Path(folder)))
+        return servers[-1]
+
+    yield serve
+    for server in servers:
+        server.close()

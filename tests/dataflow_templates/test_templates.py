@@ -27,6 +27,38 @@ def test_committed_files_equal_the_generated_ones():
          *(["__pycache__"] if os.path.isdir(os.path.join(ROOT, "dataflow_templates", "__pycache__")) else [])])
 
 
+# A pinned base image: a digest, or a tag naming one release (x.y.z, or a dated build YYYYMMDD).
+PINNED = re.compile(r"[^\s:@]+(@sha256:[0-9a-f]{64}|:[^\s@]*(\d+\.\d+\.\d+|\d{8})[^\s@]*)")
+
+
+def from_images(dockerfile: str) -> list[str]:
+    """The image of every FROM line (its ``--platform`` option and ``AS name`` left out)."""
+    images = []
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if words and words[0].upper() == "FROM":
+            images.append(next(w for w in words[1:] if not w.startswith("--")))
+    return images
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_dockerfiles_pin_their_base_images(name):
+    with open(os.path.join(ROOT, "dataflow_templates", name, "Dockerfile")) as handle:
+        images = from_images(handle.read())
+    assert len(images) == 2, images  # the launcher, then Beam's SDK image
+    for image in images:
+        assert PINNED.fullmatch(image), f"{image}: pin a release (x.y.z or a dated tag) or a digest"
+
+
+@pytest.mark.parametrize("image", ["python:latest", "python", "apache/beam_python3.11_sdk:2", "python:3.11",
+                                   "gcr.io/x/launcher-base:flex_templates_base_image_release_latest"])
+def test_the_pin_check_refuses_floating_images(image):
+    assert not PINNED.fullmatch(image)
+    assert PINNED.fullmatch("apache/beam_python3.11_sdk:2.77.0")
+    assert PINNED.fullmatch("gcr.io/x/base:flex_templates_base_image_release_20260112_RC00")
+    assert PINNED.fullmatch("python@sha256:" + "a" * 64)
+
+
 def flags_of(parser) -> dict:
     """{flag name: required} read straight off the parser's option strings."""
     out = {}
@@ -166,3 +198,21 @@ def test_finalize_refuses_another_jobs_staging_folder(tmp_path, capsys, sample_t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "belongs to job 2026-11-26_01_00_00-1" in err[0]
     assert (run_dir / versions.JOB_FILE).exists() and not (tmp_path / "mono" / "v1").exists()
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_images_install_the_http_client(name):
+    """https:// archives need no extra: each image installs the package itself, whose REQUIRED list
+    has the HTTP client (requests) and fsspec's http filesystem."""
+    import ast
+
+    from packaging.requirements import Requirement
+
+    with open(os.path.join(ROOT, "dataflow_templates", name, "Dockerfile")) as handle:
+        assert re.search(r"^RUN pip install --no-cache-dir '\.(\[[\w,]+\])?'$", handle.read(), re.M)
+    with open(os.path.join(ROOT, "setup.py")) as handle:
+        tree = ast.parse(handle.read())
+    required = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                    and [getattr(t, "id", None) for t in node.targets] == ["REQUIRED"])
+    by_name = {r.name: r for r in map(Requirement, required)}
+    assert "requests" in by_name and "http" in by_name["fsspec"].extras

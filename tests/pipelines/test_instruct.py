@@ -376,3 +376,19 @@ def test_report_charts_the_mixture(holdout_run, tmp_path):
     if drawn is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium); the charts' markup was checked")
     assert drawn == {chart: "yes" for chart in charts}
+
+
+def test_a_mixture_with_no_example_fails_naming_the_stage_unless_allow_empty(
+        sample_tokenizer, tmp_path, tiny_registry, write_registry, capsys):
+    data = pathlib.Path(tiny_registry["tasks"][0]["source"]["splits"]["train"])
+    data.write_text(json.dumps({"q": "what is up?", "a": ["a", "list"]}) + "\n")  # a list fills no template
+    registry = write_registry(tiny_registry)
+    out = tmp_path / "instruct" / "v1"
+    argv = ["--tasks", registry, "--output", str(out), "--tokenizer", str(sample_tokenizer), "--num_shards", "1"]
+    assert instruct.run(argv) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress lines
+    assert line == ("error: nothing to publish: split all: stage `instruct_render` rejected all 1 documents"
+                    " (not_text 1); pass --allow_empty to publish an empty version")
+    assert not out.exists()
+    manifest = instruct.main([*argv, "--allow_empty"])["all"]
+    assert manifest["config"]["allow_empty"] is True and manifest["totals"]["records"] == 0

@@ -239,8 +239,9 @@ def test_hostile_inputs_are_counted_rejects(sample_manifest, sample_tokenizer, t
     (archives / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     before = sorted(p.name for p in tmp_path.parent.iterdir())
     out = tmp_path / "out"
+    # One 8-token file survives, under one sequence: --allow_empty publishes it (see the next test).
     manifest = run_mono(archives / "manifest.jsonl", sample_tokenizer, out, "--num_shards", "2",
-                        "--max_file_bytes", "100000", "--write_rejects", "--write_documents")
+                        "--max_file_bytes", "100000", "--write_rejects", "--write_documents", "--allow_empty")
     assert sorted(p.name for p in tmp_path.parent.iterdir()) == before
     assert sorted(p.name for p in archives.iterdir()) == ["evil.tar.gz", "manifest.jsonl", "truncated.tar.gz"]
     reasons = {(r["id"], r["reason"]) for r in read_parquet_folder(out / "rejects")}
@@ -252,7 +253,7 @@ def test_hostile_inputs_are_counted_rejects(sample_manifest, sample_tokenizer, t
         ("evil/evil:big.py", "too_large"),
         ("evil/evil:latin1.py", "invalid_utf8"),
         ("evil/evil:blob.py", "binary"),
-        ("gone/missing", "archive_unreadable"),
+        ("gone/missing", "archive_not_found"),
         ("manifest:manifest.jsonl:4", "invalid_json"),
         ("manifest:manifest.jsonl:5", "bad_repo_name"),
     } <= reasons
@@ -261,3 +262,23 @@ def test_hostile_inputs_are_counted_rejects(sample_manifest, sample_tokenizer, t
     assert "evil/evil:good.py" in kept
     assert not any(i.startswith("cut/attrs:") for i in kept)  # withdrawn: the archive is not whole
     assert manifest["inputs"]["archives"]["status"]["complete"] == 1
+
+
+def test_a_run_that_keeps_nothing_fails_naming_the_stage_unless_allow_empty(
+        sample_manifest, sample_tokenizer, tmp_path, capsys, monkeypatch, published_output_check):
+    monkeypatch.setenv("SLUICE_PROGRESS_S", "0")  # stderr holds the error line alone
+    repos = sum(1 for line in sample_manifest.read_text().splitlines() if line.strip())
+    root = tmp_path / "root"
+    argv = ["--input", str(sample_manifest), "--tokenizer", str(sample_tokenizer), "--min_stars", "100000",
+            "--num_shards", "2"]
+    status = mono.run([*argv, "--output", str(root / "mono" / "v1")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err == [
+        f"error: nothing to publish: stage `stars` rejected all {repos} repositories (too_few_stars {repos};"
+        " --min_stars 100000); pass --allow_empty to publish an empty version"], err
+    assert not (root / "mono" / "v1").exists()  # nothing published, not even a version folder
+
+    manifest = mono.main([*argv, "--output", str(root / "mono" / "v2"), "--allow_empty"])
+    published_output_check(root / "mono" / "v2", manifest, num_shards=2)
+    assert manifest["config"]["allow_empty"] is True and manifest["totals"]["records"] == 0
+    assert manifest["counts"]["stars"] == {"too_few_stars": repos}

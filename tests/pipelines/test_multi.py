@@ -281,3 +281,191 @@ def test_one_worker_and_two_processes_give_identical_shards(multi_snapshot, samp
     assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
     assert one["shards"] == two["shards"] and one["counts"] == two["counts"]
     assert one["languages"] == two["languages"]
+
+
+# --- every selection rule on every path (issue 15 §1) -----------------------------------------
+
+EXPORT_SCHEMA = github_sql.RESULT_SCHEMA.append(pa.field("binary", pa.bool_())).append(
+    pa.field("symlink_target", pa.string()))
+# (the change that breaks one rule, the read reject it must be) on rows of an export, run with
+# --languages go,python --min_stars 100 and the default licenses and sizes.
+EXPORT_VIOLATIONS = {
+    "stars_below": (dict(stars=5), "too_few_stars"),
+    "stars_null": (dict(stars=None), "stars_unknown"),
+    "extension": (dict(path="docs/readme.txt"), "extension_not_selected"),
+    "extension_of_another_language": (dict(path="x/main.go"), "language_mismatch"),
+    "language": (dict(language="java", path="A.java"), "language_not_selected"),
+    "license": (dict(license="gpl-3.0"), "license_not_allowed"),
+    "size": (dict(content=""), "size_out_of_bounds"),
+    "binary_column": (dict(binary=True), "binary"),
+    "binary_content": (dict(content="x = 1\x00\n"), "binary"),
+    "symlink": (dict(symlink_target="real.py"), "link"),
+}
+
+
+def _write_export(rows, path, schema=EXPORT_SCHEMA):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path
+
+
+def _export_rows(multi_snapshot, tmp_path):
+    """Real rows of the query (python and go, starred) plus one row per violation, made from a
+    good python row: (good rows, {violation id: expected reason})."""
+    params = github_sql.QueryParams(languages=("go", "python"), licenses=DEFAULT_LICENSE_KEYS, min_stars=100)
+    github_sql.export_snapshot_query(str(multi_snapshot), params, str(tmp_path / "query"))
+    good = [{**r, "binary": False, "symlink_target": None}
+            for r in pq.read_table(tmp_path / "query").to_pylist()]
+    template = next(r for r in good if r["language"] == "python")
+    bad, expected = [], {}
+    for name, (change, reason) in EXPORT_VIOLATIONS.items():
+        row = {**template, "id": f"bad-{name}", "repo_name": f"violates/{name}",
+               "content": template["content"] + f"\n# {name}\n", **change}
+        bad.append(row)
+        expected[f"{row['repo_name']}:{row['path']}"] = reason
+    return good, bad, expected
+
+
+def test_export_rows_that_break_a_rule_are_counted_rejects(multi_snapshot, sample_tokenizer, tmp_path):
+    good, bad, expected = _export_rows(multi_snapshot, tmp_path)
+    export = _write_export(good + bad, tmp_path / "export" / "part-00000.parquet")
+    manifest = multi.main(["--bigquery_export", str(export), "--languages", "go,python", "--min_stars", "100",
+                           "--output", str(tmp_path / "o"), "--tokenizer", str(sample_tokenizer),
+                           "--no-near_dedup", "--no-decontaminate", "--num_shards", "1", "--write_rejects",
+                           "--write_documents"])
+    read_rejects = {r["id"]: r["reason"] for r in read_parquet_folder(tmp_path / "o" / "rejects")
+                    if r["stage"] == "read"}
+    assert read_rejects == expected  # each violation its own reason, and no good row rejected at read
+    assert manifest["counts"]["read"]["kept"] == len(good)
+    assert not {d["repo_name"] for d in read_parquet_folder(tmp_path / "o" / "documents")} & {
+        r["repo_name"] for r in bad}
+    # Recorded as applied: the selection's values; no stars table and no query on the export path.
+    assert manifest["config"]["query"]["min_stars"] == 100 and manifest["config"]["stars_table"] is None
+    assert manifest["inputs"] == {"source": "export", "pattern": str(export), "files": 1}
+
+
+def _without_stars(rows):
+    schema = EXPORT_SCHEMA.remove(EXPORT_SCHEMA.get_field_index("stars"))
+    return [{k: v for k, v in r.items() if k != "stars"} for r in rows], schema
+
+
+def _avro_export(rows, path):
+    import fastavro
+
+    fields = [{"name": n, "type": ["null", "string"]} for n in ("id", "repo_name", "path", "license",
+                                                                "language", "content")]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        fastavro.writer(handle, fastavro.parse_schema({"type": "record", "name": "row", "fields": fields}),
+                        [{f["name"]: r[f["name"]] for f in fields} for r in rows])
+    return path
+
+
+@pytest.mark.parametrize("fmt, extra, needle", [
+    ("parquet", ["--min_stars", "1"], "part-00000.parquet has no stars column, so --min_stars 1 cannot be applied"),
+    ("avro", ["--min_stars", "3"], "part-00000.avro has no stars column, so --min_stars 3 cannot be applied"),
+    ("parquet_no_content", [], "part-00000.parquet has no content column"),
+    ("not_parquet", [], "part-00000.parquet: not a readable Parquet file"),
+    ("parquet", ["--stars_table", "my.stars"], "--stars_table: not applied to --bigquery_export rows"),
+])
+def test_an_export_that_cannot_carry_a_rule_is_one_line_before_any_work(
+        multi_snapshot, sample_tokenizer, tmp_path, capsys, fmt, extra, needle):
+    good, _, _ = _export_rows(multi_snapshot, tmp_path)
+    rows, schema = _without_stars(good[:3])
+    if fmt == "avro":
+        export = _avro_export(rows, tmp_path / "export" / "part-00000.avro")
+    elif fmt == "not_parquet":
+        export = tmp_path / "export" / "part-00000.parquet"
+        export.parent.mkdir()
+        export.write_bytes(b"PAR1 this is not parquet")
+    else:
+        if fmt == "parquet_no_content":
+            rows, schema = [{k: v for k, v in r.items() if k != "content"} for r in rows], schema.remove(
+                schema.get_field_index("content"))
+        export = _write_export(rows, tmp_path / "export" / "part-00000.parquet", schema)
+    status = multi.run(["--bigquery_export", str(export.parent / ("*" + export.suffix)),
+                        "--output", str(tmp_path / "o"), "--tokenizer", str(sample_tokenizer), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "_staging").exists()
+
+
+def test_an_export_without_stars_passes_the_check_when_no_star_rule_applies(multi_snapshot, tmp_path):
+    good, _, _ = _export_rows(multi_snapshot, tmp_path)
+    export = _avro_export(_without_stars(good[:3])[0], tmp_path / "export" / "part-00000.avro")
+    args, _ = multi.parse_args(["--bigquery_export", str(export), "--output", str(tmp_path / "o"),
+                                "--tokenizer", "t.model"])
+    assert multi.read_config(args).stars_table is None
+
+
+def _python_file(selected, repo, index=0):
+    """The content id and path of the ``index``-th python file (by path) of ``repo`` the unaltered
+    query selects."""
+    return sorted((r["path"], r["id"]) for r in selected.values()
+                  if r["repo_name"] == repo and r["language"] == "python")[index][::-1]
+
+
+def test_snapshot_rows_that_break_a_rule_never_reach_the_output(
+        multi_snapshot, multi_expected, sample_tokenizer, tmp_path):
+    """The query removes them (a NUL byte the binary column missed is the row rules' work); the
+    manifest says every rule applied."""
+    tables = {n: pq.read_table(multi_snapshot / f"{n}.parquet").to_pylist() for n in ("files", "contents")}
+    stars = {r["repo_name"]: r["watch_count"] for r in pq.read_table(multi_snapshot / "sample_repos.parquet").to_pylist()}
+    selection = ({e: lang for e, lang in EXTENSIONS.items() if lang in ("go", "python")}, ("bsd-3-clause", "mit"))
+    unaltered = multi_expected(multi_snapshot, *selection, min_stars=1000)
+    link_id, link_path = _python_file(unaltered, "benjaminp/six")
+    binary_id, binary_path = _python_file(unaltered, "ultrajson/ultrajson")
+    nul_id, nul_path = _python_file(unaltered, "benjaminp/six", 1)
+    for f in tables["files"]:
+        if f["id"] == link_id:
+            f["symlink_target"] = "elsewhere.py"
+    for c in tables["contents"]:
+        if c["id"] == binary_id:
+            c["binary"] = True
+        if c["id"] == nul_id:
+            c["content"] = c["content"] + "\x00"
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    for path in multi_snapshot.glob("*.parquet"):
+        if path.stem in tables:
+            pq.write_table(pa.Table.from_pylist(tables[path.stem], schema=pq.read_schema(path)), snapshot / path.name)
+        else:
+            (snapshot / path.name).write_bytes(path.read_bytes())
+    manifest = run_multi(snapshot, sample_tokenizer, tmp_path / "o", "--languages", "go,python", "--min_stars",
+                         "1000", "--licenses", "mit,bsd-3-clause", "--no-near_dedup", "--no-decontaminate",
+                         "--num_shards", "1", "--write_documents", "--write_rejects")
+    docs = read_parquet_folder(tmp_path / "o" / "documents")
+    rejects = read_parquet_folder(tmp_path / "o" / "rejects")
+    seen = {d["id"] for d in docs} | {r["id"] for r in rejects}
+    assert {f"benjaminp/six:{link_path}", f"ultrajson/ultrajson:{binary_path}"}.isdisjoint(seen)
+    assert [(r["stage"], r["reason"]) for r in rejects if r["id"] == f"benjaminp/six:{nul_path}"] == [
+        ("read", "binary")]
+    assert docs and all(d["stars"] >= 1000 and stars[d["repo_name"]] >= 1000 for d in docs)
+    assert all(d["license"] in ("MIT", "BSD-3-Clause") for d in docs)
+    assert all(github_sql.language_of(d["path"], ("go", "python")) == d["language"] for d in docs)
+    expected = multi_expected(snapshot, *selection, min_stars=1000)
+    assert manifest["inputs"]["query"]["rows"] == len(expected)
+    assert {f"{r['repo_name']}:{r['path']}" for r in expected.values()} >= seen
+    assert any(stars[r["repo_name"]] < 1000 for r in multi_expected(multi_snapshot, *selection).values())
+    applied = manifest["config"]["query"]
+    assert (applied["min_stars"], applied["licenses"], applied["min_bytes"], applied["max_bytes"]) == (
+        1000, ["bsd-3-clause", "mit"], 1, 1 << 20)
+    assert sorted(set(applied["extension_languages"])) == ["go", "python"]
+    assert manifest["config"]["stars_table"] == manifest["inputs"]["query"]["stars_table"] == "sample_repos"
+
+
+def test_a_selection_that_keeps_nothing_fails_unless_allow_empty(
+        multi_snapshot, sample_tokenizer, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SLUICE_PROGRESS_S", "0")
+    argv = ["--bigquery_snapshot", str(multi_snapshot), "--tokenizer", str(sample_tokenizer), "--languages", "go",
+            "--licenses", "mit", "--min_stars", "100000", "--num_shards", "1", "--no-near_dedup"]
+    status = multi.run([*argv, "--output", str(tmp_path / "multi" / "v1")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err == [
+        "error: nothing to publish: no record was read from the input (--languages go, --licenses mit,"
+        " --min_stars 100000, --min_file_bytes 1, --max_file_bytes 1048576); pass --allow_empty to publish"
+        " an empty version"], err
+    assert not (tmp_path / "multi" / "v1").exists()
+    manifest = multi.main([*argv, "--output", str(tmp_path / "multi" / "v2"), "--allow_empty"])
+    assert manifest["config"]["allow_empty"] is True and manifest["totals"]["documents"] == 0
+    assert manifest["inputs"]["query"]["rows"] == 0

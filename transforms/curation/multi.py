@@ -1,8 +1,9 @@
 """The Multi curation chain shared by the Multi pipeline and the tokenizer pipeline.
 
-The SQL query has already applied the license, star, binary, extension and size rules where the
-rows come from a snapshot or a live query; the row rules check them again on every row (an export
-may come from anywhere), then the code quality filter and exact dedup run as for Mono.
+The SQL query has already applied the language, extension, license, star, binary, symlink and size
+rules where the rows come from a snapshot or a live query; the row rules check every one of them
+again on every row (an export may come from anywhere), then the code quality filter and exact dedup
+run as for Mono.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Selection:
 
     def row_rules(self) -> RowRules:
         p = self.params
-        return RowRules(p.languages, frozenset(self.licenses), p.min_bytes, p.max_bytes)
+        return RowRules(p.languages, frozenset(self.licenses), p.min_bytes, p.max_bytes, p.min_stars)
 
 
 @dataclasses.dataclass

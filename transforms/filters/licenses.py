@@ -17,6 +17,7 @@ import apache_beam as beam
 
 from schemas.records import RepoSpec
 from transforms.sources.archive_stream import ArchiveError, iter_license_files
+from transforms.sources.http_fetch import Fetcher, FetchPolicy
 from transforms.stats.counting import KEPT, REJECTS, count, reject
 
 STAGE = "license"
@@ -115,11 +116,27 @@ def detect_license(texts: Iterable[str], min_confidence: float) -> tuple[Optiona
     return normalize_license(expression), min(scores), " ".join(notes)
 
 
+def archive_reject_reason(err: ArchiveError) -> str:
+    """``license_archive_unreadable`` for an archive whose retries were exhausted (the run's loss
+    gate counts it), ``license_<reason>`` for a permanent failure (``license_archive_not_found``...)."""
+    return "license_archive_unreadable" if err.reason == "archive_unreadable" else f"license_{err.reason}"
+
+
 class _ResolveLicenseFn(beam.DoFn):
-    def __init__(self, allowed: frozenset, min_confidence: float, max_license_bytes: int):
+    def __init__(self, allowed: frozenset, min_confidence: float, max_license_bytes: int,
+                 fetch: FetchPolicy = FetchPolicy()):
         self._allowed = allowed
         self._min_confidence = min_confidence
         self._max_license_bytes = max_license_bytes
+        self._fetch = fetch
+        self._fetcher = None
+
+    def setup(self):
+        self._fetcher = Fetcher.start(self._fetch)  # the token is read here, on the worker
+
+    def teardown(self):
+        if self._fetcher is not None:
+            self._fetcher.close()
 
     def process(self, repo: RepoSpec):
         if repo.license is not None:
@@ -130,10 +147,11 @@ class _ResolveLicenseFn(beam.DoFn):
             source, confidence = "manifest", 1.0
         else:
             try:
-                files = iter_license_files(repo.archive, self._max_license_bytes)
+                files = iter_license_files(repo.archive, self._max_license_bytes, self._fetcher,
+                                           lambda err: count(STAGE, "archive_retries"))
                 spdx, confidence, detail = detect_license(files, self._min_confidence)
             except ArchiveError as err:
-                yield reject(repo.repo_name, STAGE, "license_archive_unreadable", str(err))
+                yield reject(repo.repo_name, STAGE, archive_reject_reason(err), str(err))
                 return
             if spdx is None:
                 yield reject(repo.repo_name, STAGE, "license_undetected", detail)
@@ -153,14 +171,15 @@ class FilterLicenses(beam.PTransform):
     """``(repos, rejects)``: repositories whose (declared or detected) license is allowed."""
 
     def __init__(self, allowed=DEFAULT_ALLOWED, min_confidence=DEFAULT_MIN_CONFIDENCE,
-                 max_license_bytes=256 * 1024):
+                 max_license_bytes=256 * 1024, fetch: FetchPolicy = FetchPolicy()):
         super().__init__()
         self._allowed = normalize_allow_list(allowed)
         self._min_confidence = min_confidence
         self._max_license_bytes = max_license_bytes
+        self._fetch = fetch
 
     def expand(self, repos):
         resolved = repos | beam.ParDo(
-            _ResolveLicenseFn(self._allowed, self._min_confidence, self._max_license_bytes)
+            _ResolveLicenseFn(self._allowed, self._min_confidence, self._max_license_bytes, self._fetch)
         ).with_outputs(REJECTS, main=KEPT)
         return resolved[KEPT], resolved[REJECTS]

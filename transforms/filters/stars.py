@@ -10,18 +10,25 @@ from transforms.stats.counting import CountedFilter
 STAGE = "stars"
 
 
+def star_verdict(stars, min_stars: int):
+    """None when ``stars`` passes ``--min_stars``, else (reason, detail). The one star rule, for
+    Mono's repositories and Multi's rows alike: an unknown count never passes a threshold above 0
+    (it is not taken for 0, nor for enough)."""
+    if min_stars <= 0:
+        return None
+    if stars is None:
+        return "stars_unknown", ""
+    if stars < min_stars:
+        return "too_few_stars", str(stars)
+    return None
+
+
 class _StarCheck:
     def __init__(self, min_stars: int):
         self.min_stars = min_stars
 
     def __call__(self, repo):
-        if self.min_stars <= 0:
-            return None
-        if repo.stars is None:
-            return "stars_unknown", ""
-        if repo.stars < self.min_stars:
-            return "too_few_stars", str(repo.stars)
-        return None
+        return star_verdict(repo.stars, self.min_stars)
 
 
 def _repo_id(repo):

@@ -1,6 +1,7 @@
 """The task sources as the driver and the readers see them: files, records, checks, evaluation texts.
 
-A source's split is files (a path or glob of JSONL or Parquet on any fsspec filesystem) or, for
+A source's split is files (a path or glob of JSONL or Parquet on any fsspec filesystem, or one
+``https://`` URL: fetched whole with ``http_fetch``'s retries, so a blip cannot shrink a task) or, for
 ``hf_disk``, a split of a ``save_to_disk`` folder. The readers here serve the Beam read in
 ``examples.py`` (one file per element) and the driver, which before any job starts checks every
 source (``check_sources``: readable, its first record holding every mapped key, file names unique
@@ -19,16 +20,30 @@ from schemas.instruct import FieldError, Registry, RegistryError, Source, Task, 
 from schemas.instruct_parse import load_registry
 from transforms.decontamination import MIN_ITEM_TOKENS
 from transforms.decontamination import tokens as decontamination_tokens
+from transforms.sources.http_fetch import Fetcher, FetchError, FetchPolicy, is_http
 
 
 def _open(path: str):
+    """A binary file of the source. An http(s) URL is fetched whole into a spooled file, each retry
+    from the start (a half-read file is never parsed); a failure is an OSError naming the reason."""
+    if is_http(path):
+        fetcher = Fetcher(FetchPolicy())
+        try:
+            return fetcher.spool(path)
+        except FetchError as err:
+            raise OSError(f"{err.reason}: {err.detail}") from None
+        finally:
+            fetcher.close()
     import fsspec
 
     return fsspec.open(path, "rb").open()
 
 
 def expand_paths(pattern: str) -> list:
-    """Files matching a path or glob, sorted (fsspec); [] when none."""
+    """Files matching a path or glob, sorted (fsspec); [] when none. An http(s) URL is one file
+    (HTTP has no listing to glob)."""
+    if is_http(pattern):
+        return [pattern]
     import fsspec
 
     fs, _, paths = fsspec.get_fs_token_paths(pattern)
@@ -211,8 +226,18 @@ def write_eval_texts(path: str, items: list) -> None:
 def source_sizes(registry: Registry) -> list:
     """Path and size of every source file; not hashed, as NL does not hash its inputs (task
     datasets can be large Parquet sets). The registry itself is hashed."""
-    from apache_beam.io.filesystems import FileSystems
-
     paths = sorted({p for t in registry.tasks if t.source.format in ("jsonl", "parquet")
                     for split in t.source.splits for p in split_files(t.source, split)})
-    return [{"path": p, "bytes": FileSystems.match([p])[0].metadata_list[0].size_in_bytes} for p in paths]
+    return [{"path": p, "bytes": _size(p)} for p in paths]
+
+
+def _size(path: str) -> int:
+    """A source file's size: Beam's filesystems, or for an http(s) URL fsspec's (its Content-Length)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    if is_http(path):
+        import fsspec
+
+        fs, inner = fsspec.core.url_to_fs(path)
+        return int(fs.size(inner))
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes

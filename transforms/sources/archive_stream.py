@@ -1,7 +1,8 @@
 """Stream a repository archive (GitHub codeload ``.tar.gz``) member by member, safely.
 
 Nothing is extracted to disk: the archive is read once, front to back, from local disk, ``gs://``
-or ``https://`` through fsspec, its gzip stream decompressed here in bounded steps and its tar
+or ``https://`` (opened by ``http_fetch.Fetcher``: timeouts, the token, failures classified as
+transient or permanent; the caller retries a whole archive), its gzip stream decompressed here in bounded steps and its tar
 headers parsed by tarfile in stream mode. Member names are never used as filesystem paths, yet
 links, devices, absolute names and ``..`` are still rejected so the corpus never contains them.
 
@@ -34,10 +35,9 @@ import dataclasses
 import tarfile
 from typing import Iterator, Optional
 
-import fsspec
-
 from schemas.files import HashingReader
 from transforms.sources.gzip_stream import STEP, GzipStream, StreamError, WorkGuard
+from transforms.sources.http_fetch import Fetcher, FetchError, FetchPolicy
 
 LICENSE_PREFIXES = ("LICENSE", "LICENCE", "COPYING")
 _EXTENSION_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
@@ -46,8 +46,9 @@ _MAX_EXTENSIONS = 8  # extension headers before one member (tar writes at most a
 _ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)
 
 
-class ArchiveError(StreamError):
-    """The archive cannot be opened, or is corrupt, truncated or over its limits."""
+class ArchiveError(FetchError):
+    """The archive cannot be opened, or is corrupt, truncated or over its limits; ``transient`` when
+    reading it again from the start may work (see http_fetch)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,25 +222,26 @@ def _check_end(tar, state: _TarState, stream: GzipStream) -> None:
     stream.finish()
 
 
-def _open(url: str):
+def _open(url: str, fetcher: Fetcher):
     try:
-        return fsspec.open(url, "rb").open()
-    except (OSError, ValueError) as err:
-        raise ArchiveError("archive_unreadable", f"{type(err).__name__}: {err}") from None
+        return fetcher.open(url)
+    except FetchError as err:
+        raise ArchiveError(err.reason, err.detail, err.transient, err.retry_after) from None
 
 
 def iter_members(url: str, limits: ArchiveLimits, report: Optional[ArchiveReport] = None,
-                 want=None) -> Iterator[Member]:
+                 want=None, fetcher: Optional[Fetcher] = None) -> Iterator[Member]:
     """Yield the archive's members in archive order; raise ArchiveError unless it is complete.
 
     Returning normally means the archive is complete (see the module docstring). Members yielded
     before an error were read in full, but the archive they came from is not whole: the caller
     decides what to keep. ``want(path)`` may return False to skip reading a file's data (it is then
-    not yielded).
+    not yielded). ``fetcher`` opens the URL (default: no token, default timeouts); one call is one
+    attempt, and a transient ArchiveError means the caller may read the archive again from its start.
     """
     report = report if report is not None else ArchiveReport()
     guard = WorkGuard(limits)
-    raw = _open(url)
+    raw = _open(url, fetcher or Fetcher(FetchPolicy()))
     hasher = HashingReader(raw)
     stream = GzipStream(hasher, guard)
     state = _TarState(limits)
@@ -257,6 +259,8 @@ def iter_members(url: str, limits: ArchiveLimits, report: Optional[ArchiveReport
         _check_end(tar, state, stream)
     except ArchiveError:
         raise
+    except FetchError as err:  # the body failed mid-read (a reset, a stall, cut short)
+        raise ArchiveError(err.reason, err.detail, err.transient, err.retry_after) from None
     except StreamError as err:
         raise ArchiveError(err.reason, err.detail) from None
     except (tarfile.ReadError, EOFError) as err:
@@ -276,11 +280,18 @@ def is_license_file(path: str) -> bool:
     return "/" not in path and path.upper().startswith(LICENSE_PREFIXES)
 
 
-def iter_license_files(url: str, max_license_bytes: int) -> list[tuple[str, str]]:
-    """(name, text) of the archive's top-level license files, in name order."""
+def iter_license_files(url: str, max_license_bytes: int, fetcher: Optional[Fetcher] = None,
+                       on_retry=lambda err: None) -> list[tuple[str, str]]:
+    """(name, text) of the archive's top-level license files, in name order; a transient failure
+    reads the archive again from its start (``fetcher``'s retries, each told to ``on_retry``)."""
     limits = ArchiveLimits(max_file_bytes=max_license_bytes)
-    found = []
-    for member in iter_members(url, limits, want=is_license_file):
-        if member.data is not None:
-            found.append((member.path, member.data.decode("utf-8", errors="replace")))
-    return sorted(found)
+    fetcher = fetcher or Fetcher(FetchPolicy())
+
+    def attempt():
+        found = []
+        for member in iter_members(url, limits, want=is_license_file, fetcher=fetcher):
+            if member.data is not None:
+                found.append((member.path, member.data.decode("utf-8", errors="replace")))
+        return sorted(found)
+
+    return fetcher.retrying(attempt, on_retry)

@@ -231,8 +231,39 @@ def read_table(table: str, timeout_s: float) -> beam.PTransform:
     return ReadFromBigQuery(table=table, method=ReadFromBigQuery.Method.DIRECT_READ, timeout=timeout_s)
 
 
+def _is_avro(path: str) -> bool:
+    return path.endswith(".avro")
+
+
+def export_columns(pattern: str) -> list[tuple[str, frozenset]]:
+    """``(path, column names)`` of every file the export glob matches (any Beam filesystem), in
+    path order, from the Parquet footer or the Avro header only: a rule the rows cannot carry the
+    data for (``--min_stars`` without a ``stars`` column) is refused before any work, not passed.
+    ValueError, one line naming the file, for a file that is neither."""
+    import fastavro
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+    paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    out = []
+    for path in paths:
+        try:
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+                if _is_avro(path):
+                    fields = fastavro.reader(handle).writer_schema["fields"]
+                    names = frozenset(field["name"] for field in fields)
+                else:
+                    names = frozenset(pq.ParquetFile(handle).schema_arrow.names)
+        except (OSError, ValueError, KeyError, pa.ArrowException) as err:  # not the format, cut, unreadable
+            raise ValueError(f"{path}: not a readable {'Avro' if _is_avro(path) else 'Parquet'} file"
+                             f" ({(str(err).splitlines() or [type(err).__name__])[0]})") from None
+        out.append((path, names))
+    return out
+
+
 def read_files(pattern: str) -> beam.PTransform:
     """Rows from Parquet or Avro files (a staged snapshot result, or an EXPORT DATA of the query)."""
-    if pattern.endswith(".avro"):
+    if _is_avro(pattern):
         return beam.io.ReadFromAvro(pattern)
     return beam.io.ReadFromParquet(pattern)

@@ -176,13 +176,13 @@ def test_filter_licenses_pipeline_on_sample_manifest(sample_repos, sources, tmp_
         equal_to(expected_rejects + [
             ("some/other", "license_unknown", "other"),
             ("some/nolicense", "license_undetected", "no_license_file"),
-            ("some/missing", "license_archive_unreadable", "archive_unreadable"),
+            ("some/missing", "license_archive_not_found", "archive_not_found"),
         ]), label="rejects")
     assert_that(rejects | beam.Map(lambda r: r.stage), equal_to(["license"] * 5), label="stage")
     result = run(p)
     assert counters(result, "license") == {
         "kept": 13, "detected": 4, "license_not_allowed": 2, "license_unknown": 1,
-        "license_undetected": 1, "license_archive_unreadable": 1,
+        "license_undetected": 1, "license_archive_not_found": 1,
     }
 
 

@@ -75,3 +75,19 @@ def test_eval_texts_cover_every_field_and_the_other_references(instruct_registry
             assert (items.get(key) == tldr) == (long_enough and tldr not in fields.values())
             extra += key in items
     assert extra > 0  # the other summaries are decontamination texts too
+
+
+def test_an_https_source_is_fetched_whole_with_retries(serve_folder):
+    """A blip (503, a body cut short) does not shrink a task: the file is read again from its start."""
+    from pathlib import Path
+
+    from transforms.instruct.task_sources import jsonl_records
+
+    folder = Path(__file__).resolve().parents[3] / "samples" / "instruct" / "piqa"
+    server = serve_folder(folder)
+    server.script("/piqa/validation.jsonl", ("status", 503, {"Retry-After": "0"}), ("cut",), "ok")
+    local = list(jsonl_records(str(folder / "validation.jsonl")))
+    assert local and list(jsonl_records(server.url("/piqa/validation.jsonl"))) == local
+    assert len(server.requests) == 3
+    with pytest.raises(OSError, match="^archive_not_found: HTTP 404"):
+        list(jsonl_records(server.url("/piqa/missing.jsonl")))

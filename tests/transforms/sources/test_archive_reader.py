@@ -109,12 +109,12 @@ def test_read_repo_archives_pipeline(tmp_path, make_tar, beam_helpers):
             ("evil/hostile:latin.py", "read", "invalid_utf8"),
             ("evil/hostile:nul.bin", "read", "binary"),
             ("pallets/click", "read", cut_reason),
-            ("gone/missing", "read", "archive_unreadable"),
+            ("gone/missing", "read", "archive_not_found"),
         ] + click_rejects), label="rejects")
     assert_that(
         archives | beam.Map(lambda a: (a[0], a[3])),
         equal_to([("hukkin/tomli", "complete"), ("evil/hostile", "complete"),
-                  ("pallets/click", cut_reason), ("gone/missing", "archive_unreadable")]),
+                  ("pallets/click", cut_reason), ("gone/missing", "archive_not_found")]),
         label="statuses")
     tomli_fingerprint = ("hukkin/tomli", hashlib.sha256(tomli_path.read_bytes()).hexdigest(),
                          tomli_path.stat().st_size, "complete")
@@ -125,7 +125,7 @@ def test_read_repo_archives_pipeline(tmp_path, make_tar, beam_helpers):
     assert counters(result, "read") == {
         "kept": 10, "withdrawn": len(intact), "archives_complete": 2, "path_traversal": 1, "link": 1,
         "too_large": 1 + click_counts["too_large"], "invalid_utf8": 1,
-        "binary": 1 + click_counts["binary"], cut_reason: 1, "archive_unreadable": 1,
+        "binary": 1 + click_counts["binary"], cut_reason: 1, "archive_not_found": 1,
     }
 
 

@@ -166,7 +166,7 @@ def test_not_an_archive_and_missing_file(tmp_path):
     assert err.value.reason == "archive_corrupt"
     with pytest.raises(ArchiveError) as err:
         list(iter_members(str(tmp_path / "missing.tar.gz"), LIMITS))
-    assert err.value.reason == "archive_unreadable"
+    assert err.value.reason == "archive_not_found"
 
 
 def test_declared_size_bomb_is_stopped_before_reading(tmp_path):

@@ -59,6 +59,46 @@ def test_bad_values_are_rejects(fields, reason):
     assert isinstance(reject, Reject) and (reject.stage, reject.reason) == ("read", reason)
 
 
+STARRED = RowRules(languages=("go", "python"), licenses=frozenset({"MIT"}), min_bytes=1, max_bytes=1 << 20,
+                   min_stars=10)
+
+
+@pytest.mark.parametrize("fields, reason", [
+    # stars (--min_stars): too few, or unknown; the boundary passes
+    (dict(stars=9), "too_few_stars"),
+    (dict(stars=None), "stars_unknown"),
+    (dict(stars=10), None),
+    # extensions: the path's extension must give the row's language
+    (dict(path="a.txt"), "extension_not_selected"),
+    (dict(path="Makefile"), "extension_not_selected"),
+    (dict(path="a.java"), "extension_not_selected"),  # java is not selected
+    (dict(path="m.go"), "language_mismatch"),  # go is selected, but the row says python
+    (dict(path="A.PY"), None),  # extensions are case-insensitive, as in the query
+    # binary: the column, or a NUL byte in the content (Mono's rule)
+    (dict(binary=True), "binary"),
+    (dict(content="x = 1\x00\n"), "binary"),
+    (dict(binary=False), None),
+    (dict(binary="no"), "bad_field"),
+    # symbolic links: any non-null symlink_target
+    (dict(symlink_target="../b.py"), "link"),
+    (dict(symlink_target=""), "link"),
+    (dict(symlink_target=None), None),
+])
+def test_every_selection_rule_is_checked_on_the_row(fields, reason):
+    outputs = list(_RowToDocumentFn(STARRED).process({**GOOD, **fields}))
+    rejects = [o.value for o in outputs if getattr(o, "tag", None) == REJECTS]
+    documents = [o for o in outputs if isinstance(o, Document)]
+    if reason is None:
+        assert len(documents) == 1 and not rejects, outputs
+    else:
+        assert not documents and [(r.stage, r.reason) for r in rejects] == [("read", reason)], outputs
+
+
+def test_no_star_threshold_keeps_rows_without_stars():
+    doc, _ = outcome({**GOOD, "stars": None})
+    assert doc.stars is None
+
+
 def test_stars_at_the_int64_bound_are_kept():
     doc, _ = outcome({**GOOD, "stars": (1 << 63) - 1})
     assert doc.stars == (1 << 63) - 1
