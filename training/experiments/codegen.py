@@ -159,6 +159,10 @@ def fmt(s: dict) -> str:
     return "-" if s["n"] == 0 else f"{s['mean']:.2f} ± {s['stderr']:.2f}"
 
 
+def over(s: dict, group: str) -> str:
+    return f"{fmt(s)} over {s['n']} {group} problems" if s["n"] else f"- (no {group} problems)"
+
+
 def tables(results: dict) -> list:
     he, mt = results["humaneval"], results["mtpb"]
     ks = list(he["pass@k"])
@@ -194,64 +198,59 @@ def tables(results: dict) -> list:
 
 def figures(results: dict, out_dir: str) -> list:
     return [humaneval_figure(results["humaneval"], os.path.join(out_dir, "humaneval_perplexity")),
-            mtpb_figure(results["mtpb"], "perplexity", os.path.join(out_dir, "mtpb_perplexity")),
-            mtpb_figure(results["mtpb"], "pass_rate", os.path.join(out_dir, "mtpb_pass_rate"))]
+            mtpb_figure(results["mtpb"], os.path.join(out_dir, "mtpb_perplexity"))]
 
 
 def humaneval_figure(he: dict, stem: str) -> dict:
     """Bars of the mean prompt perplexity of pass and non-pass problems with standard-error bars, and
     each problem's own value as a dot; pass@k in the title."""
     fig, ax = plotting.new_figure(5.0, 4.0)
+    top = 0.0
     for x, (name, label, color) in enumerate((("pass", "pass", "tab:green"), ("non_pass", "non-pass", "tab:red"))):
         s = he["perplexity"][name]
         values = [p["prompt_perplexity"] for p in he["problems"] if p["passed"] == (name == "pass")]
         if s["n"]:
-            ax.bar(x, s["mean"], 0.6, yerr=s["stderr"], capsize=6, color=color, alpha=0.6, label=f"{label} (n={s['n']})")
+            ax.bar(x, s["mean"], 0.6, yerr=s["stderr"], capsize=6, color=color, alpha=0.6,
+                   label=f"{label} (n={s['n']})")
             offsets = [0.0] if len(values) == 1 else [-0.2 + 0.4 * i / (len(values) - 1) for i in range(len(values))]
             ax.scatter([x + o for o in offsets], values, color="black", s=10, zorder=3)
+            top = max(top, s["mean"] + s["stderr"], *values)
         else:
             ax.text(x, 0, "no problems", ha="center", va="bottom")
     ax.set_xticks([0, 1], ["pass", "non-pass"])
     ax.set_xlim(-0.6, 1.6)
+    ax.set_ylim(0, top * 1.25 or 1)
     ax.set_ylabel("prompt perplexity")
-    ax.set_title("HumanEval prompt perplexity; " + ", ".join(f"{k} = {v:.3f}" for k, v in he["pass@k"].items()),
+    ax.set_title("HumanEval prompt perplexity\n" + ", ".join(f"{k} = {v:.3f}" for k, v in he["pass@k"].items()),
                  fontsize=10)
-    if any(he["perplexity"][g]["n"] for g in ("pass", "non_pass")):
-        ax.legend()
+    ax.legend(loc="upper left")
     return {"caption": "HumanEval: mean prompt perplexity of pass and non-pass problems (bars: mean ± standard "
                        "error; dots: problems), with pass@k", **plotting.save(fig, stem)}
 
 
-def mtpb_figure(mt: dict, what: str, stem: str) -> dict:
+def mtpb_figure(mt: dict, stem: str) -> dict:
     """Paired bars per problem, multi-turn beside single-turn: prompt perplexity (mean ± standard error
-    over the problem's samples) or pass rate."""
+    over the problem's samples), each bar labelled with its pass rate."""
     problems = mt["problems"]
     fig, ax = plotting.new_figure(max(5.0, 1.2 * len(problems) + 2), 4.0)
     xs = list(range(len(problems)))
+    top = 0.0
     for shift, mode, color in ((-0.2, "multi_turn", "tab:blue"), (0.2, "single_turn", "tab:orange")):
-        rate = mt["modes"][mode]["pass_rate"]
-        if what == "perplexity":
-            means = [p[mode]["perplexity"]["mean"] for p in problems]
-            errors = [p[mode]["perplexity"]["stderr"] for p in problems]
-            ax.bar([x + shift for x in xs], means, 0.4, yerr=errors, capsize=4, color=color,
-                   label=f"{MODE_LABEL[mode]} (pass rate {rate:.2f})")
-        else:
-            ax.bar([x + shift for x in xs], [p[mode]["pass_rate"] for p in problems], 0.4, color=color,
-                   label=f"{MODE_LABEL[mode]} (overall {rate:.2f})")
+        means = [p[mode]["perplexity"]["mean"] for p in problems]
+        errors = [p[mode]["perplexity"]["stderr"] for p in problems]
+        bars = ax.bar([x + shift for x in xs], means, 0.4, yerr=errors, capsize=4, color=color,
+                      label=f"{MODE_LABEL[mode]} (pass rate {mt['modes'][mode]['pass_rate']:.2f})")
+        ax.bar_label(bars, labels=[f"{p[mode]['pass_rate']:.2f}" for p in problems], padding=4, fontsize=7)
+        top = max(top, *(m + e for m, e in zip(means, errors)))
     ax.set_xticks(xs, [f"{p['id']}\n{p['name']}" for p in problems], fontsize=8)
-    ax.set_xlabel("MTPB problem")
-    if what == "perplexity":
-        ax.set_ylabel("prompt perplexity")
-        ax.set_title("MTPB prompt perplexity, multi-turn vs single-turn")
-        caption = ("MTPB: prompt perplexity per problem, multi-turn beside single-turn (mean ± standard error "
-                   "over its samples)")
-    else:
-        ax.set_ylim(0, 1.05)
-        ax.set_ylabel("pass rate")
-        ax.set_title("MTPB pass rate, multi-turn vs single-turn")
-        caption = "MTPB: pass rate per problem, multi-turn beside single-turn"
-    ax.legend()
-    return {"caption": caption, **plotting.save(fig, stem)}
+    ax.set_ylim(0, top * 1.3 or 1)
+    ax.set_xlabel("MTPB problem (bar labels: pass rate)")
+    ax.set_ylabel("prompt perplexity")
+    ax.set_title("MTPB prompt perplexity and pass rate\nmulti-turn vs single-turn", fontsize=10)
+    ax.legend(loc="upper left", ncols=2, fontsize=8)
+    return {"caption": "MTPB: prompt perplexity per problem, multi-turn beside single-turn (mean ± standard error "
+                       "over its samples), each bar labelled with the problem's pass rate in that mode",
+            **plotting.save(fig, stem)}
 
 
 def summary_text(results: dict) -> str:
@@ -264,13 +263,13 @@ def summary_text(results: dict) -> str:
             f"first {len(mt['problems'])} of 115 MTPB problems (5 test cases x {s['samples']} samples, multi- and "
             f"single-turn), completions scored in the {'bwrap sandbox' if results['sandbox'] == 'bwrap' else 'inner sandbox layers only (--unsafe_no_sandbox)'}. "
             f"HumanEval: " + ", ".join(f"{k} {v:.3f}" for k, v in he["pass@k"].items())
-            + f"; prompt perplexity {fmt(g['pass'])} over {g['pass']['n']} pass problems and {fmt(g['non_pass'])} "
-            f"over {g['non_pass']['n']} non-pass problems (mean ± standard error). MTPB: multi-turn pass rate "
+            + f"; prompt perplexity {over(g['pass'], 'pass')} and {over(g['non_pass'], 'non-pass')} "
+            "(mean ± standard error). MTPB: multi-turn pass rate "
             f"{modes['multi_turn']['pass_rate']:.3f}, prompt perplexity {fmt(modes['multi_turn']['perplexity'])}; "
             f"single-turn {modes['single_turn']['pass_rate']:.3f}, {fmt(modes['single_turn']['perplexity'])}. "
             "The paper's findings are lower prompt perplexity for problems the model solves and for multi-turn "
             "prompts; a tiny model trained for a few steps on CPU scores near chance (pass rates near 0, "
-            "perplexities near its vocabulary size), so its numbers only show the experiment wired end to end; "
+            "perplexities of the order of its vocabulary size), so its numbers only show the experiment wired end to end; "
             "the same code measures a real model at scale.")
 
 
