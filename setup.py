@@ -36,7 +36,8 @@ REQUIRED = [
 # A GPU image needs no Beam: training/requirements.txt lists what training/ and schemas/ import.
 # sacrebleu and rouge-score: the FLAN evaluation's BLEU and ROUGE-L (training/eval/metrics.py), pinned
 # so a score never moves under a library upgrade.
-TRAIN = ["torch==2.13.0", "transformers==5.18.0", "sacrebleu==2.6.0", "rouge-score==0.1.2"]
+TRAIN = ["torch==2.13.0", "transformers==5.18.0", "sacrebleu==2.6.0", "rouge-score==0.1.2",
+         "matplotlib==3.11.2"]  # the experiments' plots (training/experiments/)
 
 EXTRAS = {
     "train": TRAIN,

@@ -29,12 +29,13 @@ def prompt_perplexity(gen, problem: dict, case: int, turns: list, single_turn: b
     prompts = mtpb.turn_prompts(problem, case)
     if single_turn:
         nll, count = gen.token_nll(mtpb.PREFIX, "".join(mtpb.comment(p) for p in prompts))
-    else:
-        nll, count, history = 0.0, 0, mtpb.PREFIX
+    else:  # each turn's comment given the program so far, all turns in one batch
+        pairs, history = [], mtpb.PREFIX
         for prompt, turn in zip(prompts, turns):
-            part_nll, part_count = gen.token_nll(history, mtpb.comment(prompt))
-            nll, count = nll + part_nll, count + part_count
+            pairs.append((gen.encode_prompt(history), gen.tokenizer.encode(mtpb.comment(prompt))))
             history += mtpb.comment(prompt) + f"{turn}\n\n"
+        scored = gen.continuation_logprobs(pairs)
+        nll, count = -sum(logp for logp, _ in scored), sum(n for _, n in scored)
     return math.exp(nll / count) if count else float("nan")
 
 
@@ -46,9 +47,17 @@ def summarize(values: list) -> dict:
     return {"n": int(arr.size), "mean": float(arr.mean()), "stderr": stderr}
 
 
-def table(gen, results_path: str, single_turn: bool) -> dict:
+def humaneval_prompt_perplexity(gen, problem: dict) -> float:
+    """``exp(mean NLL)`` of a HumanEval problem's prompt tokens, as generation sees the prompt (after
+    an end-of-text, the way a document starts in the packed streams)."""
+    nll, count = gen.token_nll("", problem["prompt"])
+    return math.exp(nll / count) if count else float("nan")
+
+
+def scored_perplexities(gen, results_path: str, single_turn: bool) -> list:
+    """``(row, prompt perplexity)`` for every scored sample of an ``mtpb score`` results file, in file order."""
     problems = mtpb_problems()
-    groups = {"passed": [], "not_passed": []}
+    out = []
     with open(results_path, encoding="utf-8") as handle:
         for line in handle:
             if not line.strip():
@@ -56,8 +65,14 @@ def table(gen, results_path: str, single_turn: bool) -> dict:
             row = json.loads(line)
             if "passed" not in row:
                 raise UsageError(f"{results_path}: not a scored results file (no 'passed'); run mtpb score first")
-            ppl = prompt_perplexity(gen, problems[str(row["id"])], row["case"], row["turns"], single_turn)
-            groups["passed" if row["passed"] else "not_passed"].append(ppl)
+            out.append((row, prompt_perplexity(gen, problems[str(row["id"])], row["case"], row["turns"], single_turn)))
+    return out
+
+
+def table(gen, results_path: str, single_turn: bool) -> dict:
+    groups = {"passed": [], "not_passed": []}
+    for row, ppl in scored_perplexities(gen, results_path, single_turn):
+        groups["passed" if row["passed"] else "not_passed"].append(ppl)
     return {name: summarize(values) for name, values in groups.items()}
 
 
