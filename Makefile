@@ -70,7 +70,7 @@ train-demo: setup-train
 # CPU, into $(DEMO)/experiments/ (results.json, PNG, SVG per experiment, index.html). Runs `make demo`
 # first if its data is missing, and builds the cluster-ladder instruct version it needs (sentiment and
 # nli held out, small caps) from samples/instruct with the demo tokenizer.
-EXPERIMENT_FLAGS ?= --steps 8 --limit 8
+EXPERIMENT_FLAGS ?= --steps 4 --limit 8
 experiments: setup-train
 	test -f $(DEMO)/instruct/$(V)/manifest.json || $(MAKE) demo
 	test -f $(DEMO)/instruct/ladder-$(V)/manifest.json || \

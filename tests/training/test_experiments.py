@@ -61,7 +61,7 @@ def base(tmp_path_factory, corpus_streams, tiny_config, sample_tokenizer):
 
 @pytest.fixture(scope="module")
 def ladder(tmp_path_factory, sample_tokenizer):
-    """A ladder-like version: clusters-1 trains on closed_book_qa, clusters-2 on closed_book_qa and nli,
+    """A ladder-like version: clusters-1 trains on closed_book_qa, clusters-2 on closed_book_qa and coreference,
     both holding out sentiment (poem_sentiment). Each split is a real pipelines.instruct run on a
     registry restricted to its training clusters (pipelines.instruct --cluster_ladder is not on this
     branch yet), copied under one root with an index manifest shaped as version_writer.write_index's."""
@@ -74,7 +74,7 @@ def ladder(tmp_path_factory, sample_tokenizer):
     for task in tasks:
         task["source"]["splits"] = {k: str(registry_path.parent / v) for k, v in task["source"]["splits"].items()}
     work = tmp_path_factory.mktemp("ladder")
-    rungs = {1: ("web_questions", "nq_open", "poem_sentiment"), 2: ("web_questions", "nq_open", "e_snli",
+    rungs = {1: ("web_questions", "nq_open", "poem_sentiment"), 2: ("web_questions", "nq_open", "gap",
                                                                      "poem_sentiment")}
     version = work / "instruct" / "v1"
     version.mkdir(parents=True)
@@ -88,9 +88,10 @@ def ladder(tmp_path_factory, sample_tokenizer):
                        "--max_examples_per_task", "40", "--no-decontaminate", "--seq_len", "128",
                        "--max_input_tokens", "96", "--max_target_tokens", "31"])
         shutil.copytree(built, version / f"clusters-{k}")
-        manifest = json.loads((version / f"clusters-{k}" / "manifest.json").read_text())
-        splits[f"clusters-{k}"] = {"path": f"clusters-{k}", "totals": manifest["totals"], "manifest_sha256":
-                                   hashlib.sha256((version / f"clusters-{k}" / "manifest.json").read_bytes()).hexdigest()}
+        raw = (version / f"clusters-{k}" / "manifest.json").read_bytes()
+        manifest = json.loads(raw)
+        splits[f"clusters-{k}"] = {"path": f"clusters-{k}", "totals": manifest["totals"],
+                                   "manifest_sha256": hashlib.sha256(raw).hexdigest()}
     top = {**manifest, "shards": [], "totals": manifest_schema.totals_of([]), "splits": splits,
            "version": {"name": "v1", "dataset_folder": str(version.parent)}}
     manifest_schema.validate(top)
@@ -146,7 +147,7 @@ def test_cluster_ladder_trains_each_split_from_the_base(reports, base, ladder):
     results = results_of(report)
     points = results["points"]
     assert [p["k"] for p in points] == [0, 1, 2]
-    assert [p["train_clusters"] for p in points] == [[], ["closed_book_qa"], ["closed_book_qa", "nli"]]
+    assert [p["train_clusters"] for p in points] == [[], ["closed_book_qa"], ["closed_book_qa", "coreference"]]
     # k = 0 is the untuned base, scored on the evaluation set every split shares
     assert points[0]["checkpoint"] == base and points[0]["split"] is None
     again = flan.evaluate(base, str(ladder / "clusters-2"), limit=LIMIT, device="cpu")

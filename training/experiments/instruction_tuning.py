@@ -39,11 +39,11 @@ def run(out_dir: str, *, parent: str, data: str, tuned=None, config=None, steps=
     if set(evaluated["parent"]["tasks"]) != set(evaluated["tuned"]["tasks"]):
         raise UsageError("the parent and the tuned checkpoint were scored on different tasks")
     rows = table_rows(evaluated)
+    means = {name: common.heldout_mean(r) for name, r in evaluated.items()}
     results = common.write_json(os.path.join(out_dir, common.RESULTS), {
         "data": data, "limit": limit, "parent": evaluated["parent"], "tuned": evaluated["tuned"],
-        "heldout_mean": {name: common.heldout_mean(r) for name, r in evaluated.items()}})
+        "heldout_mean": means})
     paths = plot(evaluated, os.path.join(out_dir, "scores"))
-    means = {name: common.heldout_mean(r) for name, r in evaluated.items()}
     version = evaluated["tuned"]["data"]["version"]
     summary = (f"Zero-shot scores on the held-out clusters of {version} ({', '.join(evaluated['tuned']['clusters'])};"
                f" {sum(t['examples'] for t in evaluated['tuned']['tasks'].values())} examples, each under every"

@@ -127,8 +127,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     configs = [c for c in args.configs.split(",") if c]
     out = run(args.output, configs=configs, data=args.data, version=args.version, instruct_split=args.instruct_split,
-              steps=args.steps, instruct_steps=args.instruct_steps, limit=args.limit, device=args.device, batch_size=args.batch_size,
-              tokenizer=args.tokenizer, compile_mode=args.compile)
+              steps=args.steps, instruct_steps=args.instruct_steps, limit=args.limit, device=args.device,
+              batch_size=args.batch_size, tokenizer=args.tokenizer, compile_mode=args.compile)
     print(json.dumps(out, sort_keys=True))
     return out
 
