@@ -6,7 +6,7 @@ DEMO ?= out/demo
 # Versions are immutable, so the demo starts from an empty root each time (ROOT/DATASET/VERSION).
 V ?= v1
 
-.PHONY: setup setup-test setup-train demo train-demo test test-airflow bench clean
+.PHONY: setup setup-test setup-train demo train-demo experiments test test-airflow bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,21 @@ demo: setup
 train-demo: setup-train
 	test -f $(DEMO)/instruct/$(V)/manifest.json || $(MAKE) demo
 	$(PY) -m training.demo --data $(DEMO) --version $(V) --output $(DEMO)/train/$(V)
+
+# The FLAN experiments (instruction tuning vs none, cluster ladder, model size) with the tiny configs on
+# CPU, into $(DEMO)/experiments/ (results.json, PNG, SVG per experiment, index.html). Runs `make demo`
+# first if its data is missing, and builds the cluster-ladder instruct version it needs (sentiment and
+# nli held out, small caps) from samples/instruct with the demo tokenizer.
+EXPERIMENT_FLAGS ?= --steps 4 --limit 8
+experiments: setup-train
+	test -f $(DEMO)/instruct/$(V)/manifest.json || $(MAKE) demo
+	test -f $(DEMO)/instruct/ladder-$(V)/manifest.json || \
+	$(PY) -m pipelines.instruct --tasks samples/instruct/tasks.yaml --output $(DEMO)/instruct/ladder-$(V) \
+	    --tokenizer $(DEMO)/tokenizer/$(V)/tokenizer.model --holdout_clusters sentiment,nli --cluster_ladder \
+	    --num_shards 1 --max_examples_per_task 60 --mixing_cap 60 --seq_len 1024 --max_input_tokens 768 \
+	    --max_target_tokens 128
+	$(PY) -m training.experiments --data $(DEMO) --version $(V) --ladder $(DEMO)/instruct/ladder-$(V) \
+	    --holdout_split holdout-sentiment --output $(DEMO)/experiments $(EXPERIMENT_FLAGS)
 
 test: setup-test
 	$(PY) -m pytest
