@@ -30,6 +30,7 @@ from training import demo
 from training import model as model_lib
 from training.cli import ArgumentParser, UsageError, run_main
 from training.eval import metrics as metrics_lib
+from training.eval import sandbox
 from training.experiments import common, page
 
 
@@ -69,6 +70,11 @@ EXPERIMENTS = (
      lambda c: dict(configs=list(c.configs), data=c.data, version=c.version, instruct_split=os.path.basename(c.split),
                     steps=c.steps, instruct_steps=c.instruct_steps, tokenizer=c.tokenizer,
                     trained={c.config: c.base}, **common_eval(c))),
+    # CodeGen's figures on the code model (Mono, the last stage of the base chain); a few problems and
+    # samples, as training.demo; without bwrap only this tiny model's own completions run unsandboxed.
+    ("codegen", "training.experiments.codegen",
+     lambda c: dict(checkpoint=c.base["mono"], problems=None if c.limit is None else min(c.limit, 2), samples=2,
+                    max_new_tokens=32, device=c.device, unsafe_no_sandbox=sandbox.problem() is not None)),
 )
 
 
