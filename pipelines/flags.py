@@ -92,11 +92,8 @@ def add_side_output_flags(parser) -> None:
 
 
 def check_stream_flags(args) -> None:
-    """The stream flags' own checks; --tokenizer becomes the model file it names (a version folder
-    or an alias resolved once, here, so the fingerprints, the job and the manifest all read it)."""
     if args.num_shards > MAX_SHARDS:
         raise UsageError(f"--num_shards: at most {MAX_SHARDS}")
-    args.tokenizer = tokenizer_model(args.tokenizer)
 
 
 def tokenizer_model(path: str) -> str:

@@ -314,7 +314,7 @@ def run_fingerprints(args, registry, splits: list, decontamination) -> fingerpri
               else run_config(args, registry, splits[0], decontamination))
     inputs = {**fingerprints.instruct_inputs(registry, args.tasks),
               "benchmarks": fingerprints.benchmark_inputs(decontamination)}
-    return fingerprints.fingerprints(DATASET, config, inputs, args.tokenizer,
+    return fingerprints.fingerprints(DATASET, config, inputs, config["tokenizer"],
                                      drop=("tasks", "tokenizer", "decontamination.extra_paths"))
 
 

@@ -193,7 +193,7 @@ def run_fingerprints(args, config: dict, decontamination) -> fingerprints.Finger
     extra benchmarks as inputs."""
     inputs = {**fingerprints.mono_manifest_inputs(args.input),
               "benchmarks": fingerprints.benchmark_inputs(decontamination)}
-    return fingerprints.fingerprints(DATASET, config, inputs, args.tokenizer,
+    return fingerprints.fingerprints(DATASET, config, inputs, config["tokenizer"],
                                      drop=("manifest", "tokenizer", "decontamination.extra_paths"))
 
 

@@ -284,7 +284,7 @@ def run_fingerprints(args, selection: Selection, config: dict, decontamination) 
     always counts as changed) and extra benchmarks as inputs."""
     inputs = {**fingerprints.multi_inputs(args, selection.mode),
               "benchmarks": fingerprints.benchmark_inputs(decontamination)}
-    return fingerprints.fingerprints(DATASET, config, inputs, args.tokenizer,
+    return fingerprints.fingerprints(DATASET, config, inputs, config["tokenizer"],
                                      drop=("tokenizer", "decontamination.extra_paths"))
 
 

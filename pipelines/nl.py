@@ -122,7 +122,7 @@ def inputs_section(patterns, files: list) -> dict:
 
 def run_fingerprints(args, config: dict) -> fingerprints.Fingerprints:
     """The config without paths; the files the patterns match as inputs."""
-    return fingerprints.fingerprints(DATASET, config, fingerprints.pile_inputs(args.input), args.tokenizer,
+    return fingerprints.fingerprints(DATASET, config, fingerprints.pile_inputs(args.input), config["tokenizer"],
                                      drop=("inputs", "tokenizer"))
 
 

@@ -273,16 +273,19 @@ def test_finalize_publishes_the_fingerprints_noted_with_the_job(tmp_path):
 
 
 def test_a_tokenizer_alias_is_fingerprinted_as_the_model_it_names(tmp_path, nl_tokenizer):
-    """--tokenizer ROOT/tokenizer/@ALIAS (or a version folder) is resolved before the fingerprints
-    are taken, so they hash the model file, the same as when the file itself is given."""
+    """--tokenizer ROOT/tokenizer/@ALIAS (or a version folder) is fingerprinted as the model file it
+    names (the config's tokenizer, resolved), the same as when the file itself is given."""
     from pipelines import aliases, flags
 
     version = tmp_path / "tokenizer" / nl_tokenizer.parent.name
     shutil.copytree(nl_tokenizer.parent, version)
     aliases.tag(str(version), "pinned")
     model = str(version / "tokenizer.model")
-    parsed = [flags.parse_built(mono.build_parser(), ["--input", "m", "--output", "o", "--tokenizer", t])[0]
-              for t in (model, str(version), str(tmp_path / "tokenizer" / "@pinned"))]
-    assert [a.tokenizer for a in parsed] == [model] * 3
-    first, *others = (fingerprints.fingerprints("mono", {}, {}, a.tokenizer) for a in parsed)
-    assert others == [first, first]
+    found = []
+    for given in (model, str(version), str(tmp_path / "tokenizer" / "@pinned")):
+        args, _ = flags.parse_built(mono.build_parser(), ["--input", "m", "--output", "o", "--tokenizer", given])
+        assert args.tokenizer == given  # parsing reads no file: the resolution happens in main
+        config = flags.stream_config(args)
+        assert config["tokenizer"] == model
+        found.append(fingerprints.fingerprints("mono", config, {}, config["tokenizer"]))
+    assert found == [found[0]] * 3
