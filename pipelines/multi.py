@@ -113,9 +113,10 @@ def query_params(args) -> tuple[github_sql.QueryParams, frozenset]:
     allowed = allowed_licenses(args.licenses)
     if args.min_file_bytes > args.max_file_bytes:
         raise UsageError("--min_file_bytes: larger than --max_file_bytes")
-    # licenses.license holds GitHub's keys: the lowercase SPDX ids ("mit", "apache-2.0").
+    # licenses.license holds GitHub's keys: mostly the lowercase SPDX ids ("mit", "apache-2.0"), but
+    # "gpl-3.0" for GPL-3.0-only (github_license_keys maps every allowed id to its keys).
     params = github_sql.QueryParams(
-        languages=languages, licenses=tuple(sorted(s.lower() for s in allowed)),
+        languages=languages, licenses=github_sql.github_license_keys(allowed),
         min_bytes=args.min_file_bytes, max_bytes=args.max_file_bytes, min_stars=args.min_stars)
     return params, allowed
 

@@ -469,3 +469,17 @@ def test_a_selection_that_keeps_nothing_fails_unless_allow_empty(
     manifest = multi.main([*argv, "--output", str(tmp_path / "multi" / "v2"), "--allow_empty"])
     assert manifest["config"]["allow_empty"] is True and manifest["totals"]["documents"] == 0
     assert manifest["inputs"]["query"]["rows"] == 0
+
+
+def test_gpl_licenses_select_github_keys(multi_snapshot, sample_tokenizer, tmp_path):
+    """--licenses gpl-3.0 is GPL-3.0-only, which GitHub's licenses table calls "gpl-3.0": the query
+    must ask for that key, or a GPL allow-list selects nothing on the snapshot and live paths."""
+    from transforms.sources import github_sql
+
+    args, _ = multi.parse_args(["--bigquery_snapshot", str(multi_snapshot), "--output", str(tmp_path / "multi" / "v1"),
+                                "--tokenizer", str(sample_tokenizer), "--licenses", "gpl-3.0"])
+    params, allowed = multi.query_params(args)
+    assert "gpl-3.0" in params.licenses and allowed == frozenset({"GPL-3.0-only"})
+    con = github_sql.snapshot_connection(str(multi_snapshot))
+    repos = {row["repo_name"] for batch in github_sql.run_snapshot_query(con, params) for row in batch.to_pylist()}
+    assert repos == {"Alir3z4/html2text"}
