@@ -23,12 +23,13 @@ whole.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 
 import apache_beam as beam
 
-from pipelines import fingerprints, flags, versions
+from pipelines import fingerprints, flags, mono, versions
 from pipelines.corpus import emptied_by
 from pipelines.driver import ArgumentParser, UsageError, comma_list, parse_pipeline_args, pipeline_options
 from pipelines.driver import positive_int
@@ -37,6 +38,7 @@ from pipelines.manifests import file_sha256, stream_sections
 from pipelines.run import RUN, Run
 from schemas import instruct as schema
 from schemas.files import join
+from transforms.curation.github import FIRST_UNREADABLE
 from transforms.decontamination import Decontaminate
 from transforms.instruct.examples import ReadAndRender
 from transforms.instruct.mixing import CapPerTask
@@ -82,6 +84,7 @@ def build_parser():
                         help="Write every rendered example as Parquet under examples/ (audit).")
     flags.add_stream_flags(parser)
     flags.add_decontamination_flags(parser)
+    mono.add_fetch_flags(parser)  # code tasks read the archives of a Mono manifest, with Mono's gate
     flags.add_allow_empty_flag(parser)
     flags.add_if_changed_flag(parser)
     return parser
@@ -134,6 +137,7 @@ def run_config(args, registry: schema.Registry, split: schema.Split | None, deco
         "mixture_size": args.mixture_size, "max_input_tokens": args.max_input_tokens,
         "max_target_tokens": args.max_target_tokens, "eval_shards": args.eval_shards,
         "decontamination": decontamination, **flags.stream_config(args), "allow_empty": args.allow_empty,
+        "code_fetch": dataclasses.asdict(mono.policy_of(args)),
     }
 
 
@@ -200,10 +204,10 @@ def with_eval_texts(run: Run, registry: schema.Registry, decontamination: dict |
     return dict(decontamination, extra_paths=[*decontamination["extra_paths"], texts_path])
 
 
-def build_graph(pipeline, run: Run, args, registry, splits: list, decontamination, tokenizer) -> bool:
+def build_graph(pipeline, run: Run, args, registry, splits: list, decontamination, tokenizer, fetch) -> bool:
     """Read, render, decontaminate, cap and tokenize once; then one ``WriteSplit`` per split.
-    Returns whether code tasks read archives (their fingerprint goes in the manifest)."""
-    examples, archives = pipeline | "ReadAndRender" >> ReadAndRender(registry, args.seed)
+    Returns whether code tasks read archives (their fingerprint and loss gate go in the manifest)."""
+    examples, code_sources = pipeline | "ReadAndRender" >> ReadAndRender(registry, args.seed, fetch)
     train = examples | "TrainSplit" >> beam.Filter(_is_split, "train")
     held = examples | "EvalSplit" >> beam.Filter(_is_split, "eval")
     if decontamination is not None:
@@ -219,10 +223,14 @@ def build_graph(pipeline, run: Run, args, registry, splits: list, decontaminatio
     for i, split in enumerate(splits):
         streams | f"S{i}" >> WriteSplit(split, split_output(run, args, split), split_stats_dir(run, args, split),
                                         smallest, settings)
-    if archives:
+    if code_sources:
+        archives = [source.archives for source in code_sources]
         ((archives | "AllArchives" >> beam.Flatten()) | "Fingerprint" >> beam.CombineGlobally(ArchiveFingerprintFn())
          | "WriteArchiveStats" >> WriteJson(run.stats_path("archives.json")))
-    return bool(archives)
+        ([source.unreadable for source in code_sources] | "AllUnreadable" >> beam.Flatten()
+         | "UnreadableNames" >> beam.FlatMap(iter) | "FirstUnreadable" >> beam.combiners.Top.Smallest(FIRST_UNREADABLE)
+         | "WriteUnreadable" >> WriteJson(run.stats_path(mono.UNREADABLE_STATS)))
+    return bool(code_sources)
 
 
 def by_shard(path: str) -> list:
@@ -292,16 +300,19 @@ def main(argv=None, mode=RUN):
     splits = plan_splits(registry, args)
     decontamination = flags.decontamination_config(args)
     tokenizer = flags.stream_tokenizer(args)  # checked before the output is touched
+    fetch = mono.fetch_policy(args)  # the token's source too
     found = run_fingerprints(args, registry, splits, decontamination)
     fingerprints.gate(args, args.output, found, mode)
     with Run(args.output, mode, found) as run:
         decontamination = with_eval_texts(run, registry, decontamination)
         pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-        has_archives = build_graph(pipeline, run, args, registry, splits, decontamination, tokenizer)
+        has_archives = build_graph(pipeline, run, args, registry, splits, decontamination, tokenizer, fetch)
         counts = run.counts(run.execute(pipeline))
         inputs = {"registry": file_sha256(args.tasks), "sources": source_sizes(registry)}
-        if has_archives:
-            inputs["code_archives"] = read_json(run.stats_path("archives.json"))
+        if has_archives:  # Mono's loss gate over the code tasks' archives, before anything is published
+            archives = read_json(run.stats_path("archives.json"))
+            loss = mono.check_unreadable(args, counts, archives, read_json(run.stats_path(mono.UNREADABLE_STATS)))
+            inputs["code_archives"] = {**archives, "loss_gate": loss}
         sections = stream_sections(args, tokenizer, {"examples": "examples/" if args.write_examples else None})
         sections["stream"]["segment_ids"] = True
         return publish(run, args, registry, splits, decontamination, dict(counts=counts, inputs=inputs, **sections))

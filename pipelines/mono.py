@@ -70,17 +70,22 @@ def add_fetch_flags(parser: argparse.ArgumentParser) -> None:
                         help="Fail, publishing nothing, past this many archives unreadable after retries.")
 
 
-def fetch_policy(args) -> FetchPolicy:
-    """The download policy of the flags; the token's source is checked here (one line naming the
-    variable or file), read again on the workers, and never kept."""
-    if args.archive_timeout_s <= 0:
-        raise UsageError("--archive_timeout_s: must be > 0")
-    policy = FetchPolicy(
+def policy_of(args) -> FetchPolicy:
+    """The download policy the fetch flags (``add_fetch_flags``) describe, as the config records it."""
+    return FetchPolicy(
         retries=args.archive_retries, backoff_s=args.archive_backoff_s,
         backoff_max_s=args.archive_backoff_max_s, connect_timeout_s=args.archive_timeout_s,
         read_timeout_s=args.archive_timeout_s, token_env=args.github_token_env,
         token_file=args.github_token_file,
         token_hosts=tuple(sorted({h.lower() for h in args.github_token_hosts})))
+
+
+def fetch_policy(args) -> FetchPolicy:
+    """The download policy of the flags; the token's source is checked here (one line naming the
+    variable or file), read again on the workers, and never kept."""
+    if args.archive_timeout_s <= 0:
+        raise UsageError("--archive_timeout_s: must be > 0")
+    policy = policy_of(args)
     try:
         read_token(policy)
     except ValueError as err:

@@ -105,3 +105,29 @@ def test_bad_fetch_flags_are_one_line(sample_manifest, tmp_path, flags, message,
     monkeypatch.delenv("SLUICE_NO_SUCH_VARIABLE", raising=False)
     with pytest.raises(UsageError, match=message):
         mono.main(["--input", str(sample_manifest), "--output", str(tmp_path / "v1"), "--tokenizer", "x", *flags])
+
+
+def test_instruct_code_tasks_have_the_same_gate(one_always_unreadable, sample_tokenizer, tmp_path):
+    """The instruct pipeline's code tasks read a Mono manifest's archives with the same retries and
+    loss gate: a lost archive fails the run unpublished, and within the limits the gate's numbers
+    go into the manifest beside the archives' fingerprint."""
+    import pathlib
+
+    import yaml
+
+    from pipelines import instruct
+
+    samples = pathlib.Path(__file__).resolve().parents[2] / "samples" / "instruct" / "tasks.yaml"
+    task = next(t for t in yaml.safe_load(samples.read_text())["tasks"] if t["name"] == "code_docstring_to_function")
+    task["source"]["splits"]["train"] = one_always_unreadable
+    registry = tmp_path / "tasks.yaml"
+    registry.write_text(yaml.safe_dump({"tasks": [task]}))
+    argv = ["--tasks", str(registry), "--tokenizer", str(sample_tokenizer), "--num_shards", "1", *FAST]
+    out = tmp_path / "instruct" / "v1"
+    with pytest.raises(UsageError, match="^--max_unreadable_share: 1 of 3 archives .* always/six; nothing was"):
+        instruct.main([*argv, "--output", str(out)])
+    assert not (out / "manifest.json").exists()
+    published = instruct.main([*argv, "--output", str(tmp_path / "instruct" / "v2"), "--max_unreadable_share", "0.5"])
+    manifest = published["all"]
+    assert manifest["inputs"]["code_archives"]["loss_gate"]["unreadable"] == 1
+    assert manifest["config"]["code_fetch"]["retries"] == 2

@@ -18,6 +18,7 @@ from schemas.instruct import FieldError, Registry, example_fields
 from schemas.instruct_example import RenderedExample
 from transforms.stats.counting import KEPT, count
 from transforms.curation.github import CurateGithubRepos, CurationConfig
+from transforms.sources.http_fetch import FetchPolicy
 from transforms.instruct.code_tasks import ExtractPythonFunctions
 from transforms.instruct.render import render, render_eval, stable_hash, template_index
 from transforms.instruct.task_sources import file_records, split_files
@@ -107,12 +108,15 @@ def _to_code_tasks(function, tasks):
 
 
 class ReadAndRender(beam.PTransform):
-    """Pipeline root -> RenderedExamples of every task, both splits; plus Mono archive stats."""
+    """Pipeline root -> (RenderedExamples of every task, both splits; the ``Curated`` of each Mono
+    manifest a code task reads: its archive fingerprints and first unreadable repositories, for
+    the manifest and the loss gate). ``fetch``: how those archives are downloaded."""
 
-    def __init__(self, registry: Registry, seed: int):
+    def __init__(self, registry: Registry, seed: int, fetch: FetchPolicy = FetchPolicy()):
         super().__init__()
         self._registry = registry
         self._seed = seed
+        self._fetch = fetch
 
     def expand(self, pbegin):
         registry = self._registry
@@ -137,19 +141,19 @@ class ReadAndRender(beam.PTransform):
                              | f"DocText_{name}" >> beam.Map(lambda item: item[3])
                              | f"Extract_{name}" >> ExtractPythonFunctions())
                 branches.append(functions | f"ToTask_{name}" >> beam.FlatMap(_to_code_tasks, [name]))
-        archives = []
+        code_sources = []
         mono_tasks = {}
         for task in registry.tasks:
             if task.source.format == "mono":
                 mono_tasks.setdefault(task.source.splits["train"], []).append(task.name)
         for i, (manifest, names) in enumerate(sorted(mono_tasks.items())):
-            curated = pbegin | f"Curate{i}" >> CurateGithubRepos(CurationConfig(manifest=manifest))
+            curated = pbegin | f"Curate{i}" >> CurateGithubRepos(CurationConfig(manifest=manifest, fetch=self._fetch))
             functions = (curated.documents
                          | f"DocText{i}" >> beam.Map(lambda doc: (doc.id, doc.path, doc.text))
                          | f"ExtractFunctions{i}" >> ExtractPythonFunctions())
             branches.append(functions | f"ToCodeTasks{i}" >> beam.FlatMap(_to_code_tasks, sorted(names)))
-            archives.append(curated.archives)
+            code_sources.append(curated)
         examples = (branches | "AllRecords" >> beam.Flatten()
                     | "SpreadRecords" >> beam.Reshuffle()
                     | "Render" >> beam.ParDo(_RenderFn(registry, self._seed)))
-        return examples, archives
+        return examples, code_sources
