@@ -28,8 +28,7 @@ import time
 from schemas import dataset_version as dv
 from training import demo
 from training import model as model_lib
-from training.cli import ArgumentParser, UsageError, run_main
-from training.eval import metrics as metrics_lib
+from training.cli import ArgumentParser, UsageError
 from training.eval import sandbox
 from training.experiments import common, page
 
@@ -90,14 +89,10 @@ def parse_args(argv):
                         help="Comma-separated configs of the model-size experiment.")
     parser.add_argument("--steps", type=int, help="Steps of every training stage (default: the configs' max_steps).")
     parser.add_argument("--instruct_steps", type=int, help="Steps of every instruct stage (default: --steps).")
-    parser.add_argument("--limit", type=int, help="Score the first N examples of each held-out task.")
     parser.add_argument("--holdout_split", help="Split of the instruct version to tune on and score"
                                                 " (default: the first its index lists).")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--tokenizer", help="tokenizer.model, if the manifests' path does not resolve here.")
-    parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
-                        help="training.train's --compile for every stage (auto: on CUDA).")
+    common.add_evaluation_flags(parser, compile_help="training.train's --compile for every stage (auto: on CUDA).")
     parser.add_argument("--only", help="Comma-separated experiments to run (default: all).")
     args = parser.parse_args(argv)
     known = [name for name, _, _ in EXPERIMENTS]
@@ -162,7 +157,7 @@ def logged(path: str):
 
 
 def run(argv=None) -> int:
-    return run_main(main, argv, errors=(metrics_lib.MetricError, dv.DatasetError))
+    return common.run_cli(main, argv)
 
 
 if __name__ == "__main__":

@@ -17,16 +17,14 @@ replaced. The last line printed is the report.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 
 from schemas import dataset_version as dv
 from training import model as model_lib
-from training.cli import ArgumentParser, UsageError, run_main
+from training.cli import ArgumentParser, UsageError
 from training.eval import flan
-from training.eval import metrics as metrics_lib
 from training.experiments import common, plotting
 
 NAME = "cluster_ladder"
@@ -137,19 +135,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--output", required=True, help="Folder to write (replaced).")
     parser.add_argument("--config", help="Config of the instruct stage (default training/configs/instruct.json).")
     parser.add_argument("--steps", type=int, help="Instruct steps per split (default: the config's max_steps).")
-    parser.add_argument("--limit", type=int, help="Score the first N examples of each held-out task.")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="training.train's --compile.")
+    common.add_evaluation_flags(parser)
     args = parser.parse_args(argv)
     out = run(args.output, ladder=args.ladder, base=args.base, config=args.config, steps=args.steps,
               limit=args.limit, device=args.device, batch_size=args.batch_size, compile_mode=args.compile)
-    print(json.dumps(out, sort_keys=True))
-    return out
+    return common.print_and_return(out)
 
 
 def run_cli(argv=None) -> int:
-    return run_main(main, argv, errors=(metrics_lib.MetricError, dv.DatasetError))
+    return common.run_cli(main, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import shutil
 
 from schemas import dataset_version as dv
 from training import train
-from training.cli import UsageError
+from training.cli import UsageError, run_main
+from training.eval import metrics as metrics_lib
 
 CORPUS_STAGES = ("nl", "multi", "mono")
 REPORT = "report.json"
@@ -107,3 +108,22 @@ def figure(caption: str, paths: dict) -> dict:
 def rounded(value, digits: int = 4):
     """A table cell: floats rounded for reading (results.json keeps them whole)."""
     return round(value, digits) if isinstance(value, float) else value
+
+
+def add_evaluation_flags(parser, compile_help: str = "training.train's --compile.") -> None:
+    """--limit, --device, --batch_size and --compile: how every FLAN experiment trains and scores."""
+    parser.add_argument("--limit", type=int, help="Score the first N examples of each held-out task.")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help=compile_help)
+
+
+def print_and_return(out: dict) -> dict:
+    """An experiment's CLI ends so: its report as JSON on the last line."""
+    print(json.dumps(out, sort_keys=True))
+    return out
+
+
+def run_cli(main, argv=None) -> int:
+    """``main(argv)`` through training.cli's one-line errors, a bad metric or dataset included."""
+    return run_main(main, argv, errors=(metrics_lib.MetricError, dv.DatasetError))

@@ -16,16 +16,14 @@ On CPU the configs are tiny (``tiny.json``, ``tiny_wide.json``); the code is the
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 from schemas import dataset_version as dv
 from training import demo
 from training import model as model_lib
-from training.cli import ArgumentParser, UsageError, run_main
+from training.cli import ArgumentParser, UsageError
 from training.eval import flan
-from training.eval import metrics as metrics_lib
 from training.experiments import common, plotting
 
 NAME = "model_size"
@@ -119,22 +117,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--output", required=True, help="Folder to write (replaced).")
     parser.add_argument("--steps", type=int, help="Steps per stage (default: each config's max_steps).")
     parser.add_argument("--instruct_steps", type=int, help="Steps of the instruct stage (default: --steps).")
-    parser.add_argument("--limit", type=int, help="Score the first N examples of each held-out task.")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--tokenizer", help="tokenizer.model, if the manifests' path does not resolve here.")
-    parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="training.train's --compile.")
+    common.add_evaluation_flags(parser)
     args = parser.parse_args(argv)
     configs = [c for c in args.configs.split(",") if c]
     out = run(args.output, configs=configs, data=args.data, version=args.version, instruct_split=args.instruct_split,
               steps=args.steps, instruct_steps=args.instruct_steps, limit=args.limit, device=args.device,
               batch_size=args.batch_size, tokenizer=args.tokenizer, compile_mode=args.compile)
-    print(json.dumps(out, sort_keys=True))
-    return out
+    return common.print_and_return(out)
 
 
 def run_cli(argv=None) -> int:
-    return run_main(main, argv, errors=(metrics_lib.MetricError, dv.DatasetError))
+    return common.run_cli(main, argv)
 
 
 if __name__ == "__main__":
