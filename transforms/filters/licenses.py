@@ -17,7 +17,7 @@ import apache_beam as beam
 
 from schemas.records import RepoSpec
 from transforms.sources.archive_stream import ArchiveError, iter_license_files
-from transforms.sources.http_fetch import Fetcher, FetchPolicy
+from transforms.sources.http_fetch import FetchingOnWorker, FetchPolicy
 from transforms.stats.counting import KEPT, REJECTS, count, reject
 
 STAGE = "license"
@@ -122,21 +122,13 @@ def archive_reject_reason(err: ArchiveError) -> str:
     return "license_archive_unreadable" if err.reason == "archive_unreadable" else f"license_{err.reason}"
 
 
-class _ResolveLicenseFn(beam.DoFn):
+class _ResolveLicenseFn(FetchingOnWorker, beam.DoFn):
     def __init__(self, allowed: frozenset, min_confidence: float, max_license_bytes: int,
                  fetch: FetchPolicy = FetchPolicy()):
+        super().__init__(fetch)
         self._allowed = allowed
         self._min_confidence = min_confidence
         self._max_license_bytes = max_license_bytes
-        self._fetch = fetch
-        self._fetcher = None
-
-    def setup(self):
-        self._fetcher = Fetcher.start(self._fetch)  # the token is read here, on the worker
-
-    def teardown(self):
-        if self._fetcher is not None:
-            self._fetcher.close()
 
     def process(self, repo: RepoSpec):
         if repo.license is not None:

@@ -29,7 +29,7 @@ import apache_beam as beam
 
 from schemas.records import Document, RepoSpec
 from transforms.sources.archive_stream import ArchiveError, ArchiveLimits, ArchiveReport, iter_members
-from transforms.sources.http_fetch import Fetcher, FetchPolicy
+from transforms.sources.http_fetch import FetchingOnWorker, Fetcher, FetchPolicy
 from transforms.stats.counting import KEPT, REJECTS, count, reject
 from transforms.stats import histograms
 
@@ -111,18 +111,10 @@ def _read_attempt(repo: RepoSpec, limits: ArchiveLimits, fetcher: Fetcher):
         return withheld, report, err
 
 
-class _ReadArchiveFn(beam.DoFn):
+class _ReadArchiveFn(FetchingOnWorker, beam.DoFn):
     def __init__(self, limits: ArchiveLimits, fetch: FetchPolicy = FetchPolicy()):
+        super().__init__(fetch)
         self._limits = limits
-        self._fetch = fetch
-        self._fetcher = None
-
-    def setup(self):
-        self._fetcher = Fetcher.start(self._fetch)  # the token is read here, on the worker
-
-    def teardown(self):
-        if self._fetcher is not None:
-            self._fetcher.close()
 
     def process(self, repo: RepoSpec):
         def retried(err):

@@ -313,3 +313,20 @@ class Fetcher:
             return spool
 
         return self.retrying(attempt)
+
+
+class FetchingOnWorker:
+    """A DoFn's fetcher, made in ``setup`` on the worker (the token is read there, never pickled
+    with the DoFn) and closed in ``teardown``; mixed in before ``beam.DoFn``. ``self._fetch`` is
+    the FetchPolicy, ``self._fetcher`` the Fetcher while the DoFn runs."""
+
+    def __init__(self, fetch: FetchPolicy = FetchPolicy()):
+        self._fetch = fetch
+        self._fetcher = None
+
+    def setup(self):
+        self._fetcher = Fetcher.start(self._fetch)
+
+    def teardown(self):
+        if self._fetcher is not None:
+            self._fetcher.close()
