@@ -22,6 +22,21 @@ def tiny_config() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def nl_checkpoint(tmp_path_factory, nl_input, sample_tokenizer, tiny_config) -> pathlib.Path:
+    """A real nl-stage checkpoint: 2 steps of the tiny config on the NL pipeline's output, with the
+    sample tokenizer (the parent of the FLAN tests' instruct stage, the CodeGen figures' model)."""
+    from pipelines import nl
+    from training import train
+
+    root = tmp_path_factory.mktemp("nl_checkpoint")
+    nl.main(["--input", nl_input, "--output", str(root / "nl" / "v1"), "--tokenizer", str(sample_tokenizer),
+             "--num_shards", "1", "--seq_len", "128"])
+    train.main(["--stage", "nl", "--data", str(root / "nl" / "v1"), "--output", str(root / "ckpt"),
+                "--config", str(tiny_config), "--max_steps", "2", "--tokenizer", str(sample_tokenizer)])
+    return root / "ckpt"
+
+
+@pytest.fixture(scope="session")
 def corpus_streams(tmp_path_factory, sample_tokenizer, nl_input, multi_snapshot, sample_manifest) -> dict:
     """NL, Multi and Mono dataset versions ROOT/DATASET/v1 made by the real pipelines from the bundled
     samples (seq_len 128, 2 shards), all with the one tokenizer, as CodeGen used one."""

@@ -18,7 +18,6 @@ import torch
 
 from schemas.benchmarks import humaneval_problems
 from schemas.tokenizer import Tokenizer
-from training import train
 from training.eval import passk, sandbox
 from training.experiments import codegen
 
@@ -26,16 +25,9 @@ PROBLEMS, SAMPLES = 2, 2
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, nl_input, sample_tokenizer, tiny_config):
-    """A real nl-stage checkpoint (2 steps of the tiny config on the NL pipeline's output)."""
-    from pipelines import nl
-
-    root = tmp_path_factory.mktemp("codegen_ckpt")
-    nl.main(["--input", nl_input, "--output", str(root / "nl" / "v1"), "--tokenizer", str(sample_tokenizer),
-             "--num_shards", "1", "--seq_len", "128"])
-    train.main(["--stage", "nl", "--data", str(root / "nl" / "v1"), "--output", str(root / "ckpt"),
-                "--config", str(tiny_config), "--max_steps", "2", "--tokenizer", str(sample_tokenizer)])
-    return root / "ckpt"
+def checkpoint(nl_checkpoint):
+    """A real nl-stage checkpoint (tests/training/conftest.py)."""
+    return nl_checkpoint
 
 
 @pytest.fixture(scope="module")

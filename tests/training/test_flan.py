@@ -89,16 +89,9 @@ def flan_split(tmp_path_factory, sample_tokenizer):
 
 
 @pytest.fixture(scope="module")
-def parent(tmp_path_factory, nl_input, sample_tokenizer, tiny_config):
-    """A real nl-stage checkpoint (2 steps) with the split's tokenizer: the instruct stage's parent."""
-    from pipelines import nl
-
-    root = tmp_path_factory.mktemp("flan_parent")
-    nl.main(["--input", nl_input, "--output", str(root / "nl" / "v1"), "--tokenizer", str(sample_tokenizer),
-             "--num_shards", "1", "--seq_len", "128"])
-    train.main(["--stage", "nl", "--data", str(root / "nl" / "v1"), "--output", str(root / "ckpt"),
-                "--config", str(tiny_config), "--max_steps", "2", "--tokenizer", str(sample_tokenizer)])
-    return root / "ckpt"
+def parent(nl_checkpoint):
+    """A real nl-stage checkpoint with the split's tokenizer: the instruct stage's parent."""
+    return nl_checkpoint
 
 
 @pytest.fixture(scope="module")
