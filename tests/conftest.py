@@ -60,6 +60,22 @@ def multi_snapshot() -> pathlib.Path:
     return MULTI_SNAPSHOT
 
 
+def snapshot_licenses_and_stars(snapshot, licenses, stars_table="sample_repos") -> tuple[dict, dict]:
+    """({repo: its allowed GitHub license, the smallest where it has several}, {repo: stars, the
+    largest watch_count of the stars table}), in plain Python from a snapshot's tables: the
+    repository rules the Multi query and the manifest builder share, read off the issue."""
+    import pyarrow.parquet as pq
+
+    license_of = {}
+    for row in pq.read_table(snapshot / "licenses.parquet").to_pylist():
+        if row["license"] in licenses:
+            license_of[row["repo_name"]] = min(row["license"], license_of.get(row["repo_name"], row["license"]))
+    stars = {}
+    for row in pq.read_table(snapshot / f"{stars_table}.parquet").to_pylist():
+        stars[row["repo_name"]] = max(row["watch_count"], stars.get(row["repo_name"], 0))
+    return license_of, stars
+
+
 def expected_multi_rows(snapshot, extensions: dict, licenses, min_bytes=1, max_bytes=1 << 20,
                         min_stars=0) -> dict:
     """``{content id: row}`` the Multi query must return, computed in plain Python from the tables.
@@ -76,13 +92,7 @@ def expected_multi_rows(snapshot, extensions: dict, licenses, min_bytes=1, max_b
     def rows(name):
         return pq.read_table(snapshot / f"{name}.parquet").to_pylist()
 
-    license_of = {}
-    for row in rows("licenses"):
-        if row["license"] in licenses:
-            license_of[row["repo_name"]] = min(row["license"], license_of.get(row["repo_name"], row["license"]))
-    stars = {}
-    for row in rows("sample_repos"):
-        stars[row["repo_name"]] = max(row["watch_count"], stars.get(row["repo_name"], 0))
+    license_of, stars = snapshot_licenses_and_stars(snapshot, licenses)
     contents = {row["id"]: row for row in rows("contents")}
     chosen = {}
     for f in rows("files"):

@@ -18,6 +18,7 @@ from pipelines import cli, github_manifest
 from transforms.sources import github_sql
 from transforms.filters.licenses import DEFAULT_ALLOWED, is_allowed, normalize_allow_list, normalize_license
 from transforms.sources.repo_list import parse_manifest_line
+from tests.conftest import snapshot_licenses_and_stars
 from tests.transforms.sources.bigquery_double import RecordingClient
 
 PYTHON = ("py",)
@@ -41,13 +42,7 @@ def expected_manifest(snapshot, extensions, licenses, min_stars=0, min_files=1, 
     def rows(name):
         return pq.read_table(snapshot / f"{name}.parquet").to_pylist()
 
-    license_of = {}
-    for row in rows("licenses"):
-        if row["license"] in licenses:
-            license_of[row["repo_name"]] = min(row["license"], license_of.get(row["repo_name"], row["license"]))
-    stars = {}
-    for row in rows(stars_table):
-        stars[row["repo_name"]] = max(row["watch_count"], stars.get(row["repo_name"], 0))
+    license_of, stars = snapshot_licenses_and_stars(snapshot, licenses, stars_table)
     per_ref = {}
     for row in rows("files"):
         if row["symlink_target"] is None and row["ref"] is not None and extension(row["path"]) in extensions:
