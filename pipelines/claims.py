@@ -26,6 +26,7 @@ import threading
 import uuid
 from typing import Optional
 
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 CLAIM_PATH = "_run/claim.json"
@@ -95,9 +96,13 @@ def _write(staging: str, claim: dict) -> None:
     temporary = f"{path}.{uuid.uuid4().hex}.tmp"
     with FileSystems.create(temporary) as handle:
         handle.write(json.dumps(claim, sort_keys=True).encode("utf-8"))
-    if FileSystems.exists(path):
+    try:  # replaces the claim in one step (os.rename locally, copy-over on GCS): never a moment without one
+        FileSystems.rename([temporary], [path])
+    except BeamIOError:  # a filesystem whose rename will not replace: delete, then rename
+        if not FileSystems.exists(path):
+            raise
         FileSystems.delete([path])
-    FileSystems.rename([temporary], [path])
+        FileSystems.rename([temporary], [path])
 
 
 def owner_alive(claim: dict, now: Optional[datetime.datetime] = None) -> Optional[str]:

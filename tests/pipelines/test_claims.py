@@ -76,3 +76,29 @@ def test_a_rerun_in_the_same_process_takes_over_from_its_failed_run(tmp_path):
         assert rerun.staging == failed.staging
         assert not (tmp_path / "ds" / "_staging" / "v1" / "train-00000-of-00001.arrow").exists()
         assert claims.read(rerun.staging)["run_id"] != first["run_id"]
+
+
+def test_a_renewal_replaces_the_claim_without_a_moment_without_one(tmp_path):
+    """A reader (another run deciding whether the staging folder is taken, or the renewer itself)
+    never finds the claim missing while it is rewritten: a missing claim reads as a dead run."""
+    import threading
+
+    staging = str(tmp_path / "staging")
+    claim = claims.Claim.take(staging)
+    claim.release()
+    missing, done = [], threading.Event()
+
+    def reader():
+        while not done.is_set():
+            if claims.read(staging) is None:
+                missing.append(1)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(300):
+            claims._write(staging, {**claim.record, "renewed": str(i)})
+    finally:
+        done.set()
+        thread.join()
+    assert not missing and claims.read(staging)["renewed"] == "299"
